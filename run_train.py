@@ -1,0 +1,64 @@
+"""Trains and evaluates the notebook's SqueezeNet on CIFAR-10 (or a synthetic stand-in).
+
+    python run_train.py --dataset=synthetic --model_dir=/tmp/sq --max_steps=600
+    python run_train.py --data_dir=data/ --download --model_dir=/tmp/sq_cifar
+
+Resumes from the newest checkpoint in --model_dir; Ctrl-C or SIGTERM saves one and exits.
+"""
+
+import math
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # keep TensorFlow's start-up chatter out
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
+                  'Train, evaluate the latest checkpoint, or train then evaluate.')
+flags.DEFINE_string('data_dir', 'data/', 'Folder holding CIFAR-10, extracted or as the archive.')
+flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'synthetic'],
+                  'cifar10, or synthetic: a small learnable set made on the spot, no download.')
+flags.DEFINE_bool('download', False, 'Download CIFAR-10 into --data_dir when it is absent.')
+flags.DEFINE_string('download_url', None, 'Mirror of cifar-10-binary.tar.gz to download from '
+                    '(default: the CIFAR-10 home page); its md5 must be the official one.')
+flags.DEFINE_string('model_dir', '/tmp/squeezenet_v1_model',
+                    'Folder for checkpoints, summaries, flags.json and eval_results.json.')
+flags.DEFINE_integer('batch_size', 32, 'Images per training and evaluation step.')
+flags.DEFINE_integer('max_steps', 10000, 'Train until global_step reaches this.')
+flags.DEFINE_float('learning_rate', 0.001, 'Adam learning rate.')
+flags.DEFINE_integer('save_checkpoints_steps', 1000, 'Save a checkpoint every this many steps.')
+flags.DEFINE_integer('keep_checkpoint_max', 5, 'Keep at most this many recent checkpoints.')
+flags.DEFINE_integer('log_every_n_steps', 100, 'Log loss and speed every this many steps.')
+flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries this often.')
+flags.DEFINE_integer('seed', None, 'Seed for a repeatable run (enables op determinism).')
+
+_MAX_BATCH = 65536
+for _name in ('save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
+              'save_summary_steps', 'max_steps'):
+    flags.register_validator(_name, lambda v: v is not None and v >= 1,
+                             message='--%s must be a positive integer.' % _name)
+flags.register_validator('batch_size', lambda v: v is not None and 1 <= v <= _MAX_BATCH,
+                         message='--batch_size must be between 1 and %d.' % _MAX_BATCH)
+flags.register_validator('learning_rate', lambda v: v is not None and v > 0 and math.isfinite(v),
+                         message='--learning_rate must be a positive finite number.')
+flags.register_validator('seed', lambda v: v is None or 0 <= v < 2**31,
+                         message='--seed must be between 0 and 2**31 - 1.')
+flags.register_validator('model_dir', bool, message='--model_dir must not be empty.')
+flags.register_validator('data_dir', bool, message='--data_dir must not be empty.')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
+    # TensorFlow is imported after flags are checked, so a bad flag answers at once.
+    from squeezenet_v1 import runner
+    sys.exit(runner.run(FLAGS))
+
+
+if __name__ == '__main__':
+    app.run(main)

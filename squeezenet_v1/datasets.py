@@ -1,0 +1,84 @@
+"""Resolves `--dataset` and `--data_dir` into binary record files the input pipeline reads.
+
+The binary release is read in place; the python release and the synthetic set are converted to
+the binary record format in a scratch folder the caller owns, so one pipeline serves all three.
+"""
+
+import collections
+import os
+
+from absl import logging
+
+from squeezenet_v1 import cifar10
+from squeezenet_v1 import download as download_lib
+from squeezenet_v1 import synthetic
+from squeezenet_v1.cifar10 import DataError
+
+DATASETS = ('cifar10', 'synthetic')
+
+SplitSource = collections.namedtuple(
+    'SplitSource', ['dataset', 'split', 'record_files', 'num_examples', 'label_names'])
+
+
+def prepare_split(dataset, split, data_dir, scratch_dir, download=False,
+                  download_url=None, download_md5=None):
+    """Checks the data for one split and returns a SplitSource of validated record files.
+
+    With `download`, an absent CIFAR-10 is fetched (from `download_url`, default the official
+    binary archive, checked against `download_md5`) and extracted into data_dir first.
+    """
+    cifar10.check_split(split)
+    if dataset == 'synthetic':
+        images, labels = synthetic.make_split(split)
+        path = cifar10.write_binary_batch(
+            os.path.join(scratch_dir, 'synthetic_%s.bin' % split), images, labels)
+        return SplitSource(dataset, split, [path], len(labels), list(synthetic.LABEL_NAMES))
+    if dataset != 'cifar10':
+        raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
+
+    release, folder = _find_or_fetch_release(data_dir, download, download_url, download_md5)
+    images, labels = cifar10.read_release_split(folder, release, split)
+    names = cifar10.read_label_names(folder)
+    if release is cifar10.BINARY:
+        files = [os.path.join(folder, n) for n in release.batch_files(split)]
+    else:
+        files = [cifar10.write_binary_batch(
+            os.path.join(scratch_dir, 'cifar10_%s.bin' % split), images, labels)]
+    logging.info('CIFAR-10 %s split: %d images from %s', split, len(labels), folder)
+    return SplitSource(dataset, split, files, len(labels), names)
+
+
+def _find_or_fetch_release(data_dir, download, download_url, download_md5):
+    """Returns (release, extracted folder), extracting or downloading an archive if needed."""
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataError('--data_dir %s is a file, not a folder. Point --data_dir at the folder '
+                        'that holds %s/ or %s.' % (data_dir, cifar10.BINARY_DIR,
+                                                   cifar10.BINARY.archive))
+    for release in cifar10.RELEASES:
+        folder = os.path.join(data_dir, release.folder)
+        if os.path.isdir(folder):
+            return release, folder
+    for release in cifar10.RELEASES:
+        archive = os.path.join(data_dir, release.archive)
+        if os.path.isfile(archive):
+            return release, _verify_and_extract(archive, data_dir, release, release.md5)
+    if not download:
+        raise DataError('no CIFAR-10 in %s: expected %s/ or %s/ or one of their archives. %s'
+                        % (os.path.abspath(data_dir), cifar10.BINARY_DIR, cifar10.PYTHON_DIR,
+                           cifar10.GET_THE_DATA))
+    release = cifar10.BINARY
+    os.makedirs(data_dir, exist_ok=True)
+    archive = os.path.join(data_dir, release.archive)
+    md5 = download_md5 or release.md5
+    download_lib.download(download_url or release.url, archive, md5)
+    return release, _verify_and_extract(archive, data_dir, release, md5)
+
+
+def _verify_and_extract(archive, data_dir, release, md5):
+    download_lib.verify_md5(archive, md5)
+    logging.info('Extracting %s into %s', archive, data_dir)
+    try:
+        return download_lib.extract_archive(archive, data_dir, release.folder)
+    except PermissionError as e:
+        raise DataError('cannot extract %s into %s (%s): make the folder writable or extract '
+                        'the archive there yourself (tar xzf).' % (archive, data_dir, e))

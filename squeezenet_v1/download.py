@@ -1,0 +1,107 @@
+"""Fetching and unpacking the official CIFAR-10 archives, never leaving half a file in place.
+
+Downloads go to `<archive>.part` and are renamed only once complete and verified; archives are
+extracted into a temporary folder beside the target and renamed into place only once whole.
+"""
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from absl import logging
+
+from squeezenet_v1.cifar10 import DataError
+
+_CHUNK_BYTES = 1 << 20
+
+
+def file_md5(path):
+    digest = hashlib.md5()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK_BYTES), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_md5(path, expected_md5):
+    """Raises DataError when the file's md5 is not the expected one."""
+    actual = file_md5(path)
+    if actual != expected_md5:
+        raise DataError('%s: md5 %s does not match the official %s; the archive is damaged or '
+                        'not the official one. Delete it and download it again (--download).'
+                        % (path, actual, expected_md5))
+
+
+def extract_archive(archive_path, dest_dir, folder):
+    """Extracts `folder` from a .tar.gz into dest_dir/folder, atomically. Returns its path."""
+    target = os.path.join(dest_dir, folder)
+    staging = tempfile.mkdtemp(prefix='.%s.extract-' % folder, dir=dest_dir)
+    try:
+        try:
+            with tarfile.open(archive_path, 'r:gz') as tar:
+                members = [m for m in tar.getmembers()
+                           if m.name == folder or m.name.startswith(folder + '/')]
+                if not members:
+                    raise DataError('%s: holds no %s/ folder; it is not a CIFAR-10 archive.'
+                                    % (archive_path, folder))
+                tar.extractall(staging, members=members, filter='data')
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            raise DataError('%s: cannot be extracted (%s); the archive is corrupt. Delete it and '
+                            'download it again (--download).' % (archive_path, e))
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(staging, folder), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def download(url, dest_path, expected_md5=None, timeout=60):
+    """Streams url to dest_path via dest_path.part, logging progress; verifies the md5."""
+    partial = dest_path + '.part'
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, \
+                open(partial, 'wb') as out:
+            total = int(response.headers.get('Content-Length') or 0)
+            done, last_report, start = 0, 0.0, time.time()
+            for chunk in iter(lambda: response.read(_CHUNK_BYTES), b''):
+                out.write(chunk)
+                done += len(chunk)
+                now = time.time()
+                if now - last_report >= 1.0:
+                    last_report = now
+                    _log_progress(url, done, total, now - start)
+            _log_progress(url, done, total, time.time() - start)
+    except (urllib.error.URLError, OSError) as e:
+        _remove(partial)
+        raise DataError('downloading %s failed (%s). Check the network, or download the file by '
+                        'hand into %s.' % (url, getattr(e, 'reason', e), os.path.dirname(dest_path)))
+    if expected_md5:
+        try:
+            verify_md5(partial, expected_md5)
+        except DataError:
+            _remove(partial)
+            raise
+    os.replace(partial, dest_path)
+    return dest_path
+
+
+def _log_progress(url, done, total, seconds):
+    rate = done / max(seconds, 1e-6) / 1e6
+    if total:
+        logging.info('Downloading %s: %5.1f%% (%.1f of %.1f MB, %.1f MB/s)',
+                     url, 100.0 * done / total, done / 1e6, total / 1e6, rate)
+    else:
+        logging.info('Downloading %s: %.1f MB (%.1f MB/s)', url, done / 1e6, rate)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

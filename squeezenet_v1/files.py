@@ -1,0 +1,21 @@
+"""Small file helpers: every file the project writes appears whole or not at all."""
+
+import json
+import os
+import tempfile
+
+
+def write_json_atomic(path, obj):
+    """Writes obj as indented JSON to a temporary file beside path, then renames it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

@@ -1,0 +1,82 @@
+"""What `run_train.py` does once its flags are parsed: prepare data, train, evaluate.
+
+`run(flags_obj)` takes the parsed flags as an argument (it never reads absl's global FLAGS)
+and returns the process exit status, turning the errors a user can fix into one clear message.
+"""
+
+import os
+import signal
+import tempfile
+
+from absl import logging
+
+from squeezenet_v1 import checkpoints
+from squeezenet_v1 import datasets
+from squeezenet_v1 import evaluate
+from squeezenet_v1 import files
+from squeezenet_v1 import train
+from squeezenet_v1.cifar10 import DataError
+
+FLAGS_FILE = 'flags.json'
+_RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
+              'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
+              'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed')
+
+EXIT_ERROR = 1
+
+
+class ModelDirError(Exception):
+    """--model_dir cannot be used."""
+
+
+def run(flags_obj):
+    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption."""
+    try:
+        _run(flags_obj)
+    except train.TrainingInterrupted as e:
+        logging.warning('%s', e)
+        return 128 + e.signum
+    except (DataError, checkpoints.CheckpointMismatchError, train.NonFiniteLossError,
+            evaluate.NoCheckpointError, ModelDirError) as e:
+        logging.error('%s', e)
+        return EXIT_ERROR
+    return 0
+
+
+def _run(flags_obj):
+    model_dir = flags_obj.model_dir
+    _prepare_model_dir(model_dir, create=flags_obj.mode != 'eval')
+    train.set_determinism(flags_obj.seed)
+    with tempfile.TemporaryDirectory(prefix='squeezenet_v1_records_') as scratch_dir:
+        def source(split):
+            return datasets.prepare_split(
+                flags_obj.dataset, split, flags_obj.data_dir, scratch_dir,
+                download=flags_obj.download, download_url=flags_obj.download_url)
+
+        if flags_obj.mode in ('train', 'train_and_eval'):
+            train_source = source('train')
+            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE),
+                                    {name: getattr(flags_obj, name) for name in _RUN_FLAGS})
+            train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
+                        max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
+                        save_checkpoints_steps=flags_obj.save_checkpoints_steps,
+                        keep_checkpoint_max=flags_obj.keep_checkpoint_max,
+                        log_every_n_steps=flags_obj.log_every_n_steps,
+                        save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed)
+        if flags_obj.mode in ('eval', 'train_and_eval'):
+            evaluate.evaluate(model_dir, source('test'), batch_size=flags_obj.batch_size)
+
+
+def _prepare_model_dir(model_dir, create):
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.' % model_dir)
+    if not create:
+        return
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelDirError('--model_dir %s cannot be created (%s). Choose a folder you can '
+                            'write to.' % (model_dir, e.strerror or e))
+    if not os.access(model_dir, os.W_OK | os.X_OK):
+        raise ModelDirError('--model_dir %s is not writable. Choose a folder you can write to, '
+                            'or fix its permissions.' % model_dir)

@@ -1,0 +1,176 @@
+"""The TF1 training loop: a Session over the one-shot iterator, Saver checkpoints, resume.
+
+Shaped like the TF1 CIFAR-10 tutorial's `cifar10_train.py`: one `sess.run` per step, a fixed log
+line every N steps, summaries every M steps, `model.ckpt-<step>` every K steps and at the end.
+Unlike the tutorial it resumes from the newest checkpoint in model_dir instead of deleting it,
+saves before exiting on SIGINT/SIGTERM, and never saves weights that are not finite.
+"""
+
+import contextlib
+import os
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1 import checkpoints
+from squeezenet_v1 import input_pipeline
+from squeezenet_v1 import params
+from squeezenet_v1.cifar10 import IMAGE_SIZE
+from squeezenet_v1.model import DEFAULT_LEARNING_RATE, SqueezeNetModel
+
+tf1 = tf.compat.v1
+
+RESIZE_DIM = 24  # The notebook's random crop size; evaluation centre-crops to the same.
+
+
+class NonFiniteLossError(Exception):
+    """Training produced a NaN or Inf; the last finite checkpoint is left as the latest."""
+
+
+class TrainingInterrupted(Exception):
+    """A SIGINT or SIGTERM stopped training after a checkpoint was saved."""
+
+    def __init__(self, signum, step):
+        super().__init__('stopped by %s at step %d; checkpoint saved'
+                         % (signal.Signals(signum).name, step))
+        self.signum = signum
+        self.step = step
+
+
+def new_model(num_classes):
+    """The notebook's model for 32x32 CIFAR-style images cropped to 24x24."""
+    return SqueezeNetModel(IMAGE_SIZE, RESIZE_DIM, num_classes)
+
+
+def session_config():
+    """Session options shared by training and evaluation."""
+    return tf1.ConfigProto(allow_soft_placement=True)
+
+
+def set_determinism(seed):
+    """Makes a run repeatable: op determinism on, graph seed set by the caller's graph."""
+    if seed is not None:
+        tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, then restores handlers."""
+    received = []
+
+    def handler(signum, frame):
+        if received:  # a second signal while saving: give up at once
+            raise KeyboardInterrupt
+        logging.warning('Received %s: saving a checkpoint and stopping.',
+                        signal.Signals(signum).name)
+        received.append(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread: leave signals to the caller
+            pass
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def train(model_dir, source, batch_size=32, max_steps=1000,
+          learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
+          keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None):
+    """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
+
+    `source` is a datasets.SplitSource of training records. Raises NonFiniteLossError on a
+    NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM, and
+    checkpoints.CheckpointMismatchError when model_dir holds another model's checkpoint.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        if seed is not None:
+            tf1.set_random_seed(seed)
+        model = new_model(len(source.label_names))
+        images, labels = input_pipeline.input_fn(
+            source.record_files, model, is_training=True, batch_size=batch_size, seed=seed)
+        model.run_model_setup(images, labels, is_training=True, learning_rate=learning_rate)
+        summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
+                                        tf1.summary.scalar('accuracy', model.accuracy)])
+        variables = tf1.global_variables()
+        weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                                        for v in tf1.trainable_variables()])
+        saver = tf1.train.Saver(variables, max_to_keep=keep_checkpoint_max)
+        init_op = tf1.global_variables_initializer()
+        report = params.parameter_report(tf1.trainable_variables())
+    graph.finalize()  # nothing may add ops per step
+
+    with graph.as_default(), tf1.Session(graph=graph, config=session_config()) as sess:
+        latest = checkpoints.latest_checkpoint(model_dir)
+        if latest:
+            checkpoints.restore(sess, saver, latest, variables)
+            logging.info('Resuming from %s', latest)
+        else:
+            sess.run(init_op)
+            logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
+                         report['total_parameters'], report['float32_bytes'])
+        step = int(sess.run(model.global_step))
+        if step >= max_steps:
+            logging.info('global_step %d already reaches --max_steps=%d; nothing to train.',
+                         step, max_steps)
+            return step
+
+        writer = tf1.summary.FileWriter(model_dir, graph=None if latest else graph)
+        saved_step = step
+        try:
+            with _stop_requests() as stop:
+                interval_start, interval_steps = time.time(), 0
+                while step < max_steps and not stop:
+                    fetches = [model.train_op, model.loss, model.accuracy]
+                    write_summary = (step + 1) % save_summary_steps == 0
+                    if write_summary:
+                        fetches.append(summary_op)
+                    results = sess.run(fetches)
+                    step += 1
+                    interval_steps += 1
+                    loss_value, accuracy_value = results[1], results[2]
+                    if not np.isfinite(loss_value):
+                        raise NonFiniteLossError(
+                            'loss is %s at step %d (learning rate %g); stopping. The latest '
+                            'checkpoint in %s is the last one with finite weights.'
+                            % (loss_value, step, learning_rate, model_dir))
+                    if write_summary:
+                        writer.add_summary(results[3], step)
+                    if step % log_every_n_steps == 0 or step == max_steps:
+                        elapsed = time.time() - interval_start
+                        logging.info('step %d, loss = %.4f, accuracy = %.3f '
+                                     '(%.1f examples/sec; %.3f sec/batch)',
+                                     step, loss_value, accuracy_value,
+                                     interval_steps * batch_size / elapsed,
+                                     elapsed / interval_steps)
+                        interval_start, interval_steps = time.time(), 0
+                    if step % save_checkpoints_steps == 0 or step == max_steps:
+                        _save(sess, saver, weights_finite, model_dir, step)
+                        saved_step = step
+                if stop:
+                    if saved_step != step:
+                        _save(sess, saver, weights_finite, model_dir, step)
+                    raise TrainingInterrupted(stop[0], step)
+        finally:
+            writer.close()
+    return step
+
+
+def _save(sess, saver, weights_finite, model_dir, step):
+    if not sess.run(weights_finite):
+        raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
+                                 'latest checkpoint in %s is the last finite one.'
+                                 % (step, model_dir))
+    path = saver.save(sess, os.path.join(model_dir, checkpoints.CHECKPOINT_PREFIX),
+                      global_step=step)
+    logging.info('Saved checkpoint %s', path)
+    return path
