@@ -97,6 +97,8 @@ class _ArrayUnpickler(pickle.Unpickler):
         ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
         ('numpy', 'ndarray'), ('numpy', 'dtype'), ('copy_reg', '_reconstructor'),
         ('copyreg', '_reconstructor'), ('__builtin__', 'object'), ('builtins', 'object'),
+        ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+        ('_codecs', 'encode'),  # how Python 3 writes bytes into a protocol-2 pickle
     }
 
     def find_class(self, module, name):

@@ -1,0 +1,83 @@
+"""Shared helpers: quiet TensorFlow, run run_train.py as a user would, build tiny CIFAR-10 files."""
+
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_TRAIN = os.path.join(REPO, 'run_train.py')
+
+
+def run_train(*args, timeout=240, env=None):
+    """Runs run_train.py in a subprocess; returns the CompletedProcess (stdout+stderr merged)."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, RUN_TRAIN] + list(args), cwd=REPO, env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+
+
+def tiny_split(num, seed):
+    """Random uint8 images (num, 3072) and labels 0-9 (num,)."""
+    rng = np.random.RandomState(seed)
+    images = rng.randint(0, 256, size=(num, 3072)).astype(np.uint8)
+    labels = (np.arange(num) % 10).astype(np.uint8)
+    return images, labels
+
+
+def write_binary_release(data_dir, per_batch=4, test_size=5):
+    """A tiny cifar-10-batches-bin/ with the official names; returns {file: (images, labels)}."""
+    folder = os.path.join(data_dir, 'cifar-10-batches-bin')
+    os.makedirs(folder, exist_ok=True)
+    contents = {}
+    names = ['data_batch_%d.bin' % i for i in range(1, 6)] + ['test_batch.bin']
+    for i, name in enumerate(names):
+        images, labels = tiny_split(test_size if name == 'test_batch.bin' else per_batch, i)
+        records = np.concatenate([labels[:, None], images], axis=1)
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(records.tobytes())
+        contents[name] = (images, labels)
+    with open(os.path.join(folder, 'batches.meta.txt'), 'w') as f:
+        f.write('\n'.join(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
+                           'horse', 'ship', 'truck']) + '\n\n')
+    return contents
+
+
+def write_python_release(data_dir, per_batch=4, test_size=5):
+    """A tiny cifar-10-batches-py/ pickled like the original (protocol 2, bytes keys)."""
+    folder = os.path.join(data_dir, 'cifar-10-batches-py')
+    os.makedirs(folder, exist_ok=True)
+    contents = {}
+    names = ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']
+    for i, name in enumerate(names):
+        images, labels = tiny_split(test_size if name == 'test_batch' else per_batch, 10 + i)
+        batch = {b'batch_label': b'batch', b'labels': [int(x) for x in labels],
+                 b'data': images, b'filenames': [b'x.png'] * len(labels)}
+        with open(os.path.join(folder, name), 'wb') as f:
+            pickle.dump(batch, f, protocol=2)
+        contents[name] = (images, labels)
+    meta = {b'label_names': [n.encode() for n in ('plane', 'car', 'bird', 'cat', 'deer', 'dog',
+                                                   'frog', 'horse', 'ship', 'truck')],
+            b'num_cases_per_batch': per_batch, b'num_vis': 3072}
+    with open(os.path.join(folder, 'batches.meta'), 'wb') as f:
+        pickle.dump(meta, f, protocol=2)
+    return contents
+
+
+def make_archive(source_dir, folder, archive_path):
+    """Packs source_dir/folder as archive_path (.tar.gz), the way the official archives are."""
+    with tarfile.open(archive_path, 'w:gz') as tar:
+        tar.add(os.path.join(source_dir, folder), arcname=folder)
+    return archive_path
+
+
+@pytest.fixture
+def binary_release(tmp_path):
+    data_dir = tmp_path / 'data'
+    return str(data_dir), write_binary_release(str(data_dir))

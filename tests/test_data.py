@@ -1,0 +1,210 @@
+"""CIFAR-10's official formats: hand-built records read back exactly, and every bad input."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_archive, write_binary_release, write_python_release
+from squeezenet_v1 import cifar10, datasets, input_pipeline, synthetic
+from squeezenet_v1.cifar10 import DataError
+from squeezenet_v1.train import new_model
+
+tf1 = tf.compat.v1
+
+
+def _read_all(record_files, batch_size=3, is_training=False):
+    """Every (image, label) the evaluation pipeline yields, as numpy arrays."""
+    with tf.Graph().as_default():
+        images, labels = input_pipeline.input_fn(record_files, new_model(10), is_training,
+                                                 batch_size)
+        out_images, out_labels = [], []
+        with tf1.Session() as sess:
+            while True:
+                try:
+                    i, l = sess.run([images, labels])
+                except tf.errors.OutOfRangeError:
+                    break
+                out_images.append(i)
+                out_labels.append(l)
+    return np.concatenate(out_images), np.concatenate(out_labels)
+
+
+def _standardized_centre(image_bytes):
+    hwc = image_bytes.reshape(3, 32, 32).transpose(1, 2, 0).astype(np.float64)[4:28, 4:28]
+    return (hwc - hwc.mean()) / max(hwc.std(), 1 / np.sqrt(hwc.size))
+
+
+def test_binary_records_read_back_with_exact_labels_and_pixels(binary_release, tmp_path):
+    data_dir, contents = binary_release
+    source = datasets.prepare_split('cifar10', 'test', data_dir, str(tmp_path))
+    images, labels = contents['test_batch.bin']
+    assert source.num_examples == 5 and source.label_names[0] == 'airplane'
+    got_images, got_labels = _read_all(source.record_files)   # 5 records, batches of 3 + 2
+    assert got_labels.dtype == np.int32 and got_labels.shape == (5,)
+    np.testing.assert_array_equal(got_labels, labels)
+    for k in range(5):
+        np.testing.assert_allclose(got_images[k], _standardized_centre(images[k]), atol=1e-4)
+
+
+def test_reader_keeps_plane_order_red_green_blue(tmp_path):
+    image = np.zeros((3, 32, 32), np.uint8)
+    image[0, 0, 0], image[1, 0, 1], image[2, 31, 31] = 10, 20, 30
+    path = cifar10.write_binary_batch(str(tmp_path / 'one.bin'), image.reshape(1, -1), [7])
+    images, labels = cifar10.read_binary_batch(path)
+    assert labels.tolist() == [7]
+    hwc = images[0].reshape(3, 32, 32).transpose(1, 2, 0)
+    assert (hwc[0, 0, 0], hwc[0, 1, 1], hwc[31, 31, 2]) == (10, 20, 30)
+    assert os.path.getsize(path) == 3073
+
+
+def test_training_pipeline_shapes_and_sparse_int32_labels(binary_release, tmp_path):
+    data_dir, _ = binary_release
+    source = datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
+    assert source.num_examples == 20
+    with tf.Graph().as_default():
+        images, labels = input_pipeline.input_fn(source.record_files, new_model(10), True, 8)
+        assert images.shape.as_list() == [None, 24, 24, 3]
+        with tf1.Session() as sess:
+            for _ in range(4):  # repeats past one epoch
+                i, l = sess.run([images, labels])
+                assert i.shape == (8, 24, 24, 3) and l.shape == (8,) and l.dtype == np.int32
+
+
+def test_python_release_matches_its_arrays_and_label_names(tmp_path):
+    data_dir = str(tmp_path / 'data')
+    contents = write_python_release(data_dir)
+    source = datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
+    assert source.label_names[:2] == ['plane', 'car'] and source.num_examples == 20
+    images, labels = cifar10.read_binary_batch(source.record_files[0])
+    np.testing.assert_array_equal(labels, np.concatenate(
+        [contents['data_batch_%d' % i][1] for i in range(1, 6)]))
+    np.testing.assert_array_equal(images[:4], contents['data_batch_1'][0])
+
+
+@pytest.mark.parametrize('release', [cifar10.BINARY, cifar10.PYTHON])
+def test_archive_is_verified_then_extracted(tmp_path, monkeypatch, release):
+    build = str(tmp_path / 'build')
+    (write_binary_release if release is cifar10.BINARY else write_python_release)(build)
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    archive = make_archive(build, release.folder, str(data_dir / release.archive))
+    from squeezenet_v1 import download
+    monkeypatch.setattr(release, 'md5', download.file_md5(archive))
+    source = datasets.prepare_split('cifar10', 'test', str(data_dir), str(tmp_path))
+    assert source.num_examples == 5
+    assert sorted(os.listdir(data_dir)) == sorted([release.archive, release.folder])
+
+
+def test_archive_with_wrong_md5_is_refused_before_extraction(tmp_path):
+    build = str(tmp_path / 'build')
+    write_binary_release(build)
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    make_archive(build, cifar10.BINARY_DIR, str(data_dir / cifar10.BINARY.archive))
+    with pytest.raises(DataError, match='cifar-10-binary.tar.gz: md5 .* does not match the '
+                                        'official c32a1d4ab5d03f1284b67883e8d87530'):
+        datasets.prepare_split('cifar10', 'test', str(data_dir), str(tmp_path))
+    assert os.listdir(data_dir) == [cifar10.BINARY.archive]
+
+
+def test_corrupt_archive_names_the_file(tmp_path, monkeypatch):
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    archive = data_dir / cifar10.BINARY.archive
+    archive.write_bytes(b'\x1f\x8b\x08\x00' + b'not really gzip' * 10)
+    from squeezenet_v1 import download
+    monkeypatch.setattr(cifar10.BINARY, 'md5', download.file_md5(str(archive)))
+    with pytest.raises(DataError, match='cifar-10-binary.tar.gz: cannot be extracted'):
+        datasets.prepare_split('cifar10', 'test', str(data_dir), str(tmp_path))
+    assert sorted(os.listdir(data_dir)) == [cifar10.BINARY.archive]  # no half-extracted folder
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match='no CIFAR-10 in .*--download'):
+        datasets.prepare_split('cifar10', 'train', str(tmp_path), str(tmp_path))
+
+
+def test_data_dir_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / 'data'
+    path.write_text('x')
+    with pytest.raises(DataError, match='is a file, not a folder'):
+        datasets.prepare_split('cifar10', 'train', str(path), str(tmp_path))
+
+
+def test_missing_batch_file_is_named(binary_release, tmp_path):
+    data_dir, _ = binary_release
+    os.remove(os.path.join(data_dir, 'cifar-10-batches-bin', 'data_batch_3.bin'))
+    with pytest.raises(DataError, match='missing data_batch_3.bin'):
+        datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda b: b[:-1], 'not a whole number of 3073-byte'),
+    (lambda b: b + b'\0', 'not a whole number of 3073-byte'),
+    (lambda b: b'', '0 bytes is not a whole number'),
+    (lambda b: bytes([10]) + b[1:], 'record 0 has label 10, outside 0-9'),
+])
+def test_bad_binary_batch_is_named_with_the_problem(binary_release, tmp_path, change, message):
+    data_dir, _ = binary_release
+    path = os.path.join(data_dir, 'cifar-10-batches-bin', 'test_batch.bin')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(change(data))
+    with pytest.raises(DataError, match='test_batch.bin: .*' + message):
+        datasets.prepare_split('cifar10', 'test', data_dir, str(tmp_path))
+
+
+@pytest.mark.parametrize('batch, message', [
+    ({b'data': np.zeros((2, 100), np.uint8), b'labels': [0, 1]}, r"expected uint8 \(N, 3072\)"),
+    ({b'data': np.zeros((2, 3072), np.uint8), b'labels': [0]}, r"2 images but b'labels'"),
+    ({b'data': np.zeros((2, 3072), np.uint8), b'labels': [0, 12]}, 'label 12, outside 0-9'),
+    ({b'data': np.zeros((1, 3072), np.uint8), b'labels': [-1]}, 'negative label'),
+    ([1, 2, 3], "expected a dict with b'data'"),
+])
+def test_bad_python_batch_is_named_with_the_problem(tmp_path, batch, message):
+    data_dir = str(tmp_path / 'data')
+    write_python_release(data_dir)
+    path = os.path.join(data_dir, 'cifar-10-batches-py', 'test_batch')
+    with open(path, 'wb') as f:
+        pickle.dump(batch, f, protocol=2)
+    with pytest.raises(DataError, match='test_batch: .*' + message):
+        datasets.prepare_split('cifar10', 'test', data_dir, str(tmp_path))
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    data_dir = str(tmp_path / 'data')
+    write_python_release(data_dir)
+    path = os.path.join(data_dir, 'cifar-10-batches-py', 'test_batch')
+    with open(path, 'wb') as f:
+        pickle.dump(os.system, f, protocol=2)
+    with pytest.raises(DataError, match='refusing to load'):
+        datasets.prepare_split('cifar10', 'test', data_dir, str(tmp_path))
+
+
+def test_truncated_pickle_is_named(tmp_path):
+    data_dir = str(tmp_path / 'data')
+    write_python_release(data_dir)
+    path = os.path.join(data_dir, 'cifar-10-batches-py', 'data_batch_2')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(DataError, match='data_batch_2: not a readable CIFAR-10 python batch'):
+        datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
+
+
+def test_synthetic_set_is_fixed_balanced_and_carries_its_class():
+    images, labels = synthetic.make_split('train')
+    again, _ = synthetic.make_split('train')
+    np.testing.assert_array_equal(images, again)
+    assert images.shape == (synthetic.NUM_TRAIN_EXAMPLES, 3072)
+    assert np.bincount(labels).tolist() == [synthetic.NUM_TRAIN_EXAMPLES // 10] * 10
+    # The colour cue: class 0 (red) has the most red contrast, class 1 (green) the most green.
+    red, green = labels == 0, labels == 1
+    spread = images.reshape(-1, 3, 1024).astype(np.float64).std(axis=2)
+    assert spread[red, 0].mean() > spread[red, 1].mean() + 5
+    assert spread[green, 1].mean() > spread[green, 0].mean() + 5

@@ -1,0 +1,80 @@
+"""squeezenet_v1 against the notebook's own class on the real tf.compat.v1.layers (tf-keras)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+import notebook_original
+from squeezenet_v1 import SqueezeNetModel, checkpoints
+
+tf1 = tf.compat.v1
+
+
+@pytest.fixture(scope='module')
+def original_run(tmp_path_factory):
+    """Runs the notebook's class in a subprocess with TF_USE_LEGACY_KERAS=1 (test-only tf-keras)."""
+    out_dir = str(tmp_path_factory.mktemp('original'))
+    env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'notebook_original.py'),
+                           out_dir], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with open(os.path.join(out_dir, 'original.json')) as f:
+        info = json.load(f)
+    info['eval_logits'] = np.load(os.path.join(out_dir, 'eval_logits.npy'))
+    return info
+
+
+def _our_training_checkpoint(path):
+    images, labels = notebook_original.fixed_inputs()
+    with tf.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, 24, 24, 3])
+        label_input = tf1.placeholder(tf.int32, [None])
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(inputs, label_input, is_training=True)
+        saver = tf1.train.Saver()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(model.train_op, {inputs: images, label_input: labels})
+            return saver.save(sess, path, global_step=model.global_step)
+
+
+def test_same_variable_names_and_shapes_including_adam_and_global_step(original_run, tmp_path):
+    ours = dict(tf1.train.list_variables(_our_training_checkpoint(str(tmp_path / 'ours.ckpt'))))
+    theirs = dict(tf1.train.list_variables(original_run['checkpoint']))
+    assert ours == theirs
+    assert 'global_step' in ours and 'conv1/kernel/Adam_1' in ours and 'beta2_power' in ours
+    assert ours['fire4/expand3x3/kernel'] == [3, 3, 32, 128]
+
+
+def test_original_checkpoint_restores_with_same_eval_logits(original_run):
+    images, _ = notebook_original.fixed_inputs()
+    with tf.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, 24, 24, 3])
+        model = SqueezeNetModel(32, 24, 10)
+        logits = model.model_layers(inputs, is_training=False)
+        global_step = tf1.train.get_or_create_global_step()
+        variables = tf1.global_variables()
+        saver = tf1.train.Saver(variables)
+        with tf1.Session() as sess:
+            checkpoints.restore(sess, saver, original_run['checkpoint'], variables)
+            ours = sess.run(logits, {inputs: images})
+            assert sess.run(global_step) == 1
+    assert ours.shape == (8, 10)
+    np.testing.assert_allclose(ours, original_run['eval_logits'], rtol=0, atol=1e-5)
+    # A real step was taken: the logits are not those of an untouched, zero-bias model.
+    assert np.abs(original_run['eval_logits']).max() > 0
+
+
+def test_forward_graph_has_the_originals_ops(original_run):
+    with tf.Graph().as_default() as graph:
+        inputs = tf1.placeholder(tf.float32, [None, 24, 24, 3])
+        logits = SqueezeNetModel(32, 24, 10).model_layers(inputs, is_training=False)
+        tf.nn.softmax(logits, name='probs')
+    assert notebook_original.forward_op_names(graph) == original_run['forward_ops']
