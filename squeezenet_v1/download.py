@@ -5,6 +5,7 @@ extracted into a temporary folder beside the target and renamed into place only 
 """
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -77,10 +78,14 @@ def download(url, dest_path, expected_md5=None, timeout=60):
                     last_report = now
                     _log_progress(url, done, total, now - start)
             _log_progress(url, done, total, time.time() - start)
-    except (urllib.error.URLError, OSError) as e:
+            if total and done != total:
+                raise http.client.IncompleteRead(b'', total - done)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         _remove(partial)
+        reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, 'reason', e)
         raise DataError('downloading %s failed (%s). Check the network, or download the file by '
-                        'hand into %s.' % (url, getattr(e, 'reason', e), os.path.dirname(dest_path)))
+                        'hand into %s.' % (url, reason or type(e).__name__,
+                                           os.path.dirname(dest_path)))
     if expected_md5:
         try:
             verify_md5(partial, expected_md5)
