@@ -22,6 +22,12 @@ def latest_checkpoint(model_dir):
     return tf1.train.latest_checkpoint(model_dir)
 
 
+def all_checkpoints(model_dir):
+    """Every checkpoint prefix the model_dir/checkpoint file lists, oldest first."""
+    state = tf1.train.get_checkpoint_state(model_dir)
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
 def check_compatible(checkpoint_path, variables):
     """Raises CheckpointMismatchError listing variables missing, extra or of another shape."""
     stored = dict(tf1.train.list_variables(checkpoint_path))

@@ -104,7 +104,9 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
         variables = tf1.global_variables()
         weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
                                         for v in tf1.trainable_variables()])
-        saver = tf1.train.Saver(variables, max_to_keep=keep_checkpoint_max)
+        # Relative paths in the `checkpoint` file keep a model_dir valid after it is moved.
+        saver = tf1.train.Saver(variables, max_to_keep=keep_checkpoint_max,
+                                save_relative_paths=True)
         init_op = tf1.global_variables_initializer()
         report = params.parameter_report(tf1.trainable_variables())
     graph.finalize()  # nothing may add ops per step
@@ -113,6 +115,8 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
         latest = checkpoints.latest_checkpoint(model_dir)
         if latest:
             checkpoints.restore(sess, saver, latest, variables)
+            # Let max_to_keep count, and delete, the checkpoints earlier runs left.
+            saver.recover_last_checkpoints(checkpoints.all_checkpoints(model_dir))
             logging.info('Resuming from %s', latest)
         else:
             sess.run(init_op)

@@ -1,0 +1,206 @@
+"""run_train.py end to end on the synthetic set, as a user runs it: a subprocess per run."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, RUN_TRAIN, run_train
+from squeezenet_v1 import SqueezeNetModel
+
+tf1 = tf.compat.v1
+LOG_LINE = re.compile(r'step (\d+), loss = ([\d.]+), accuracy = ([\d.]+) '
+                      r'\(([\d.]+) examples/sec; ([\d.]+) sec/batch\)')
+
+
+def _checkpoint_values(checkpoint):
+    reader = tf1.train.load_checkpoint(checkpoint)
+    return {name: reader.get_tensor(name) for name, _ in tf1.train.list_variables(checkpoint)}
+
+
+def test_train_and_eval_learns_and_leaves_its_files(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=300',
+                     '--log_every_n_steps=100', '--save_checkpoints_steps=150',
+                     '--save_summary_steps=50')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    steps = [int(m.group(1)) for m in LOG_LINE.finditer(proc.stdout)]
+    assert steps == [100, 200, 300]
+    with open(os.path.join(model_dir, 'eval_results.json')) as f:
+        results = json.load(f)
+    assert results['global_step'] == 300 and results['num_examples'] == 1000
+    assert results['dataset'] == 'synthetic' and results['checkpoint'] == 'model.ckpt-300'
+    assert results['accuracy'] > 0.4, results  # chance is 0.1
+    assert len(results['per_class_accuracy']) == 10
+    assert 0 < results['loss'] < 2.3
+    names = os.listdir(model_dir)
+    assert {'checkpoint', 'flags.json', 'model.ckpt-150.index', 'model.ckpt-300.index',
+            'model.ckpt-300.meta', 'eval'} <= set(names)
+    assert any(n.startswith('events.out.tfevents') for n in names)
+    with open(os.path.join(model_dir, 'flags.json')) as f:
+        assert json.load(f)['max_steps'] == 300
+    summaries = {v.tag for path in [os.path.join(model_dir, n) for n in names
+                                    if n.startswith('events.out')]
+                 for event in tf1.train.summary_iterator(path) for v in event.summary.value}
+    assert {'loss', 'accuracy'} <= summaries
+
+
+def _start(model_dir, *extra):
+    return subprocess.Popen(
+        [sys.executable, RUN_TRAIN, '--dataset=synthetic', '--model_dir=' + model_dir,
+         '--mode=train', '--log_every_n_steps=10', '--save_checkpoints_steps=100000'] +
+        list(extra), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_and_the_next_start_continues_from_that_step(tmp_path, signum):
+    model_dir = str(tmp_path / 'run')
+    proc = _start(model_dir, '--max_steps=100000')
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if LOG_LINE.search(line):
+            proc.send_signal(signum)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = ''.join(output) + rest
+    assert proc.returncode == 128 + signum, output[-3000:]
+    stopped = int(re.search(r'stopped by SIG\w+ at step (\d+); checkpoint saved', output).group(1))
+    assert stopped >= 10
+    assert tf1.train.latest_checkpoint(model_dir).endswith('model.ckpt-%d' % stopped)
+
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=%d' % (stopped + 20), '--log_every_n_steps=1')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-%d' % stopped) in proc.stdout
+    steps = [int(m.group(1)) for m in LOG_LINE.finditer(proc.stdout)]
+    assert steps == list(range(stopped + 1, stopped + 21))  # none trained twice, none skipped
+    assert tf1.train.latest_checkpoint(model_dir).endswith('model.ckpt-%d' % (stopped + 20))
+
+
+def test_resume_keeps_adam_state(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=5').returncode == 0
+    before = _checkpoint_values(os.path.join(model_dir, 'model.ckpt-5'))
+    assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=6').returncode == 0
+    after = _checkpoint_values(os.path.join(model_dir, 'model.ckpt-6'))
+    assert after['global_step'] == 6
+    # beta1_power is 0.9 ** steps: it continued from the restored value instead of restarting.
+    np.testing.assert_allclose(after['beta1_power'], 0.9 ** 7, rtol=1e-6)
+    np.testing.assert_allclose(before['beta1_power'], 0.9 ** 6, rtol=1e-6)
+
+
+def test_same_seed_same_losses_and_weights(tmp_path):
+    runs = []
+    for name in ('a', 'b'):
+        model_dir = str(tmp_path / name)
+        proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                         '--max_steps=30', '--log_every_n_steps=5', '--seed=11')
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        losses = [m.group(2, 3) for m in LOG_LINE.finditer(proc.stdout)]
+        runs.append((losses, _checkpoint_values(os.path.join(model_dir, 'model.ckpt-30'))))
+    (losses_a, weights_a), (losses_b, weights_b) = runs
+    assert len(losses_a) == 6 and losses_a == losses_b
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--batch_size=0', '--batch_size must be between 1 and'),
+    ('--batch_size=10000000', '--batch_size must be between 1 and'),
+    ('--max_steps=-5', '--max_steps must be a positive integer'),
+    ('--save_checkpoints_steps=0', '--save_checkpoints_steps must be a positive integer'),
+    ('--log_every_n_steps=0', '--log_every_n_steps must be a positive integer'),
+    ('--keep_checkpoint_max=0', '--keep_checkpoint_max must be a positive integer'),
+    ('--learning_rate=0', '--learning_rate must be a positive finite number'),
+    ('--learning_rate=nan', '--learning_rate must be a positive finite number'),
+    ('--learning_rate=-1', '--learning_rate must be a positive finite number'),
+    ('--seed=-1', '--seed must be between 0'),
+    ('--mode=fit', "value should be one of <train|eval|train_and_eval>"),
+    ('--dataset=mnist', "value should be one of <cifar10|synthetic>"),
+    ('stray', 'Unexpected arguments: stray'),
+])
+def test_bad_flags_are_refused_before_any_work(tmp_path, flag, message):
+    model_dir = tmp_path / 'run'
+    proc = run_train('--dataset=synthetic', '--model_dir=%s' % model_dir, flag, timeout=60)
+    assert proc.returncode != 0
+    assert message in proc.stdout, proc.stdout[-2000:]
+    assert not model_dir.exists()
+
+
+def test_model_dir_that_is_a_file_or_under_a_file(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    proc = run_train('--dataset=synthetic', '--model_dir=%s' % blocker)
+    assert proc.returncode == 1 and 'is a file, not a folder' in proc.stdout
+    proc = run_train('--dataset=synthetic', '--model_dir=%s' % (blocker / 'sub'))
+    assert proc.returncode == 1 and 'cannot be created' in proc.stdout
+
+
+def test_missing_cifar10_says_how_to_get_it(tmp_path):
+    proc = run_train('--data_dir=%s' % tmp_path, '--model_dir=%s' % (tmp_path / 'run'))
+    assert proc.returncode == 1
+    assert 'no CIFAR-10 in' in proc.stdout and '--download' in proc.stdout
+    assert 'Traceback' not in proc.stdout
+
+
+def test_eval_without_a_checkpoint_is_a_clear_error(tmp_path):
+    proc = run_train('--dataset=synthetic', '--mode=eval', '--model_dir=%s' % tmp_path)
+    assert proc.returncode == 1 and 'no checkpoint in' in proc.stdout
+
+
+def test_checkpoint_of_another_output_size_names_the_variables(tmp_path):
+    model_dir = tmp_path / 'run'
+    model_dir.mkdir()
+    with tf.Graph().as_default():
+        model = SqueezeNetModel(32, 24, 5)
+        model.run_model_setup(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                              tf1.placeholder(tf.int32, [None]), is_training=True)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=3)
+    for mode in ('train', 'eval'):
+        proc = run_train('--dataset=synthetic', '--mode=' + mode, '--model_dir=%s' % model_dir)
+        assert proc.returncode == 1, proc.stdout[-2000:]
+        assert 'was written by a different model' in proc.stdout
+        assert 'final_conv/kernel is [1, 1, 256, 5] in the checkpoint but [1, 1, 256, 10]' \
+            in proc.stdout
+        assert 'Traceback' not in proc.stdout
+
+
+def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=10').returncode == 0
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=200', '--learning_rate=1e30', '--save_checkpoints_steps=1')
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    match = re.search(r'(loss is (nan|inf) at step (\d+))|(weights are not finite at step (\d+))',
+                      proc.stdout)
+    assert match, proc.stdout[-3000:]
+    latest = tf1.train.latest_checkpoint(model_dir)
+    values = _checkpoint_values(latest)
+    assert all(np.all(np.isfinite(v)) for v in values.values())
+    failed_step = int(match.group(3) or match.group(5))
+    assert values['global_step'] < failed_step
+
+
+def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    for max_steps in (4, 6):
+        assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                         '--max_steps=%d' % max_steps, '--save_checkpoints_steps=1',
+                         '--keep_checkpoint_max=3').returncode == 0
+    kept = sorted(n for n in os.listdir(model_dir) if n.endswith('.index'))
+    assert kept == ['model.ckpt-4.index', 'model.ckpt-5.index', 'model.ckpt-6.index']
+    with open(os.path.join(model_dir, 'checkpoint')) as f:
+        assert 'model_checkpoint_path: "model.ckpt-6"' in f.read()  # relative: model_dir can move
