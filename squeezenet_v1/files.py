@@ -11,7 +11,7 @@ def write_json_atomic(path, obj):
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
     try:
         with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            json.dump(obj, f, indent=2)
             f.write('\n')
         os.replace(tmp, path)
     except BaseException:

@@ -1,0 +1,30 @@
+"""squeezenet_v1: the TF1 SqueezeNet CIFAR-10 notebook on current TensorFlow, in graph mode."""
+
+import re
+
+from setuptools import find_packages, setup
+
+with open('squeezenet_v1/__init__.py') as f:
+    VERSION = re.search(r"__version__ = '([^']+)'", f.read()).group(1)
+
+setup(
+    name='squeezenet_v1',
+    version=VERSION,
+    description='The SqueezeNet CIFAR-10 notebook of TF1, reproduced under tf.compat.v1.',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['squeezenet_v1', 'squeezenet_v1.*']),
+    py_modules=['run_train'],
+    python_requires='>=3.9',
+    install_requires=[
+        'tensorflow>=2.16',
+        'numpy',
+        'absl-py',
+    ],
+    extras_require={
+        # tf-keras is only for the fidelity test, which runs the notebook on the real
+        # tf.compat.v1.layers. Each tf-keras release pins its TensorFlow minor version, so pip
+        # picks the tf-keras that matches the installed TensorFlow.
+        'test': ['pytest', 'tf-keras>=2.16'],
+    },
+)
