@@ -25,6 +25,6 @@ setup(
         # tf-keras is only for the fidelity test, which runs the notebook on the real
         # tf.compat.v1.layers. Each tf-keras release pins its TensorFlow minor version, so pip
         # picks the tf-keras that matches the installed TensorFlow.
-        'test': ['pytest', 'tf-keras>=2.16'],
+        'test': ['pytest', 'hypothesis', 'tf-keras>=2.16'],
     },
 )

@@ -10,6 +10,7 @@ def write_json_atomic(path, obj):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other readers
         with os.fdopen(fd, 'w') as f:
             json.dump(obj, f, indent=2)
             f.write('\n')

@@ -5,7 +5,6 @@ and returns the process exit status, turning the errors a user can fix into one 
 """
 
 import os
-import signal
 import tempfile
 
 from absl import logging
@@ -13,11 +12,10 @@ from absl import logging
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import datasets
 from squeezenet_v1 import evaluate
-from squeezenet_v1 import files
 from squeezenet_v1 import train
 from squeezenet_v1.cifar10 import DataError
+from squeezenet_v1.model_dir_lock import ModelDirLockedError
 
-FLAGS_FILE = 'flags.json'
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
               'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed')
@@ -36,8 +34,9 @@ def run(flags_obj):
     except train.TrainingInterrupted as e:
         logging.warning('%s', e)
         return 128 + e.signum
-    except (DataError, checkpoints.CheckpointMismatchError, train.NonFiniteLossError,
-            evaluate.NoCheckpointError, ModelDirError) as e:
+    except (DataError, checkpoints.CheckpointMismatchError, checkpoints.CheckpointSaveError,
+            train.NonFiniteLossError, evaluate.NoCheckpointError, ModelDirError,
+            ModelDirLockedError) as e:
         logging.error('%s', e)
         return EXIT_ERROR
     return 0
@@ -55,14 +54,13 @@ def _run(flags_obj):
 
         if flags_obj.mode in ('train', 'train_and_eval'):
             train_source = source('train')
-            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE),
-                                    {name: getattr(flags_obj, name) for name in _RUN_FLAGS})
             train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
                         max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
                         save_checkpoints_steps=flags_obj.save_checkpoints_steps,
                         keep_checkpoint_max=flags_obj.keep_checkpoint_max,
                         log_every_n_steps=flags_obj.log_every_n_steps,
-                        save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed)
+                        save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
+                        run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS})
         if flags_obj.mode in ('eval', 'train_and_eval'):
             evaluate.evaluate(model_dir, source('test'), batch_size=flags_obj.batch_size)
 

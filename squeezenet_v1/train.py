@@ -16,13 +16,16 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import params
 from squeezenet_v1.cifar10 import IMAGE_SIZE
 from squeezenet_v1.model import DEFAULT_LEARNING_RATE, SqueezeNetModel
+from squeezenet_v1.model_dir_lock import model_dir_lock
 
 tf1 = tf.compat.v1
 
+FLAGS_FILE = 'flags.json'
 RESIZE_DIM = 24  # The notebook's random crop size; evaluation centre-crops to the same.
 
 
@@ -83,14 +86,31 @@ def _stop_requests():
 
 def train(model_dir, source, batch_size=32, max_steps=1000,
           learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
-          keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None):
+          keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None,
+          run_record=None):
     """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
 
+    `run_record`, a JSON-able dict such as the run's flags, is written to model_dir/flags.json
+    once the model_dir lock is held.
+
     `source` is a datasets.SplitSource of training records. Raises NonFiniteLossError on a
-    NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM, and
-    checkpoints.CheckpointMismatchError when model_dir holds another model's checkpoint.
+    NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM, ModelDirLockedError when another
+    process trains into model_dir, checkpoints.CheckpointMismatchError when model_dir holds
+    another model's checkpoint and checkpoints.CheckpointSaveError when a save fails.
     """
     os.makedirs(model_dir, exist_ok=True)
+    with model_dir_lock(model_dir):
+        checkpoints.remove_unfinished_saves(model_dir)
+        if run_record is not None:
+            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
+        return _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
+                             save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
+                             save_summary_steps, seed)
+
+
+def _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
+                  save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
+                  save_summary_steps, seed):
     graph = tf.Graph()
     with graph.as_default():
         if seed is not None:
@@ -104,19 +124,24 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
         variables = tf1.global_variables()
         weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
                                         for v in tf1.trainable_variables()])
-        # Relative paths in the `checkpoint` file keep a model_dir valid after it is moved.
-        saver = tf1.train.Saver(variables, max_to_keep=keep_checkpoint_max,
-                                save_relative_paths=True)
+        # checkpoints.save keeps the newest keep_checkpoint_max itself, in crash-safe order.
+        saver = tf1.train.Saver(variables, max_to_keep=None)
         init_op = tf1.global_variables_initializer()
         report = params.parameter_report(tf1.trainable_variables())
     graph.finalize()  # nothing may add ops per step
+
+    def save(step):
+        if not sess.run(weights_finite):
+            raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
+                                     'latest checkpoint in %s is the last finite one.'
+                                     % (step, model_dir))
+        path = checkpoints.save(sess, saver, model_dir, step, keep_checkpoint_max)
+        logging.info('Saved checkpoint %s', path)
 
     with graph.as_default(), tf1.Session(graph=graph, config=session_config()) as sess:
         latest = checkpoints.latest_checkpoint(model_dir)
         if latest:
             checkpoints.restore(sess, saver, latest, variables)
-            # Let max_to_keep count, and delete, the checkpoints earlier runs left.
-            saver.recover_last_checkpoints(checkpoints.all_checkpoints(model_dir))
             logging.info('Resuming from %s', latest)
         else:
             sess.run(init_op)
@@ -158,23 +183,12 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                                      elapsed / interval_steps)
                         interval_start, interval_steps = time.time(), 0
                     if step % save_checkpoints_steps == 0 or step == max_steps:
-                        _save(sess, saver, weights_finite, model_dir, step)
+                        save(step)
                         saved_step = step
                 if stop:
                     if saved_step != step:
-                        _save(sess, saver, weights_finite, model_dir, step)
+                        save(step)
                     raise TrainingInterrupted(stop[0], step)
         finally:
             writer.close()
     return step
-
-
-def _save(sess, saver, weights_finite, model_dir, step):
-    if not sess.run(weights_finite):
-        raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
-                                 'latest checkpoint in %s is the last finite one.'
-                                 % (step, model_dir))
-    path = saver.save(sess, os.path.join(model_dir, checkpoints.CHECKPOINT_PREFIX),
-                      global_step=step)
-    logging.info('Saved checkpoint %s', path)
-    return path

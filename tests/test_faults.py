@@ -1,0 +1,192 @@
+"""Crash safety, proved by doing it: kill -9 at random moments, a full disk, two trainers.
+
+Marked `fault` (about three minutes); the quick suite deselects them with -m "not fault".
+"""
+
+import contextlib
+import glob
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from conftest import REPO, RUN_TRAIN, run_train
+
+tf1 = tf.compat.v1
+pytestmark = pytest.mark.fault
+
+
+def _trainer(model_dir, log_path, *extra, preexec_fn=None):
+    log = open(log_path, 'w')
+    proc = subprocess.Popen(
+        [sys.executable, RUN_TRAIN, '--dataset=synthetic', '--model_dir=' + model_dir,
+         '--mode=train', '--log_every_n_steps=5'] + list(extra),
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    log.close()
+    return proc
+
+
+def _complete_checkpoint_step(prefix):
+    """Reads every tensor and the .meta of a checkpoint (fails if any is missing or truncated)."""
+    reader = tf1.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    meta = meta_graph_pb2.MetaGraphDef()
+    with open(prefix + '.meta', 'rb') as f:
+        meta.ParseFromString(f.read())
+    assert meta.graph_def.node, prefix
+    return int(reader.get_tensor('global_step'))
+
+
+def _latest_step_checking_state(model_dir):
+    """The latest checkpoint's step, after checking every checkpoint the state file names."""
+    state = tf1.train.get_checkpoint_state(model_dir)
+    if state is None:
+        return 0
+    steps = [_complete_checkpoint_step(p) for p in state.all_model_checkpoint_paths]
+    latest = _complete_checkpoint_step(state.model_checkpoint_path)
+    assert latest == max(steps)
+    return latest
+
+
+def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
+    rng = random.Random(20261124)
+    model_dir = str(tmp_path / 'run')
+    last_step, kills_mid_save, deadline = 0, 0, time.time() + 420
+    for attempt in range(20):
+        assert time.time() < deadline, 'kill loop ran out of time at attempt %d' % attempt
+        log_path = str(tmp_path / ('log%d.txt' % attempt))
+        proc = _trainer(model_dir, log_path, '--max_steps=100000', '--save_checkpoints_steps=5')
+        if attempt % 3 == 2:
+            # Aim for the middle of a save: kill as soon as TensorFlow's temp files appear.
+            give_up = time.time() + 30
+            while proc.poll() is None and time.time() < give_up:
+                if glob.glob(os.path.join(model_dir, 'model.ckpt-*tempstate*')):
+                    proc.kill()
+                    kills_mid_save += 1
+                    break
+                time.sleep(0.0005)
+        else:
+            time.sleep(rng.uniform(0.3, 5.5))
+        proc.kill()
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, open(log_path).read()[-3000:]
+
+        step = _latest_step_checking_state(model_dir)
+        assert step >= last_step, 'global_step went backwards: %d -> %d' % (last_step, step)
+        log = open(log_path).read()
+        if last_step and ('Resuming from' in log or 'Starting from scratch' in log):
+            assert 'Resuming from %s' % os.path.join(
+                model_dir, 'model.ckpt-%d' % last_step) in log, log[-3000:]
+        last_step = step
+    assert kills_mid_save >= 4
+    assert last_step > 0
+
+    final = last_step + 300
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir,
+                     '--max_steps=%d' % final, '--save_checkpoints_steps=100')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-%d' % last_step) in proc.stdout
+    with open(os.path.join(model_dir, 'eval_results.json')) as f:
+        results = json.load(f)
+    assert results['global_step'] == final
+    assert results['accuracy'] > 0.4, results
+    leftovers = glob.glob(os.path.join(model_dir, '*_temp')) + \
+        glob.glob(os.path.join(model_dir, '*tempstate*'))
+    assert leftovers == []
+
+
+@contextlib.contextmanager
+def _small_disk(tmp_path, size_kb):
+    """A model_dir on a size_kb tmpfs (as root), else one whose files may not exceed size_kb."""
+    mount_point = tmp_path / 'small_disk'
+    mount_point.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dk' % size_kb, 'tmpfs',
+                              str(mount_point)], capture_output=True).returncode == 0
+    try:
+        if mounted:
+            yield str(mount_point / 'run'), None
+        else:  # not root: a per-file size limit makes the same write fail (EFBIG)
+            def limit():
+                resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+            yield str(mount_point / 'run'), limit
+    finally:
+        if mounted:
+            subprocess.run(['umount', str(mount_point)])
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
+    # One checkpoint (2.1 MB with Adam's slots) and the graph summary fit; a second does not.
+    with _small_disk(tmp_path, 3500) as (model_dir, limit):
+        log_path = str(tmp_path / 'first.txt')
+        assert _trainer(model_dir, log_path, '--max_steps=5').wait(timeout=120) == 0, \
+            open(log_path).read()[-3000:]
+        log_path = str(tmp_path / 'second.txt')
+        proc = _trainer(model_dir, log_path, '--max_steps=10', preexec_fn=limit)
+        assert proc.wait(timeout=120) == 1
+        log = open(log_path).read()
+        assert 'could not write checkpoint %s' % os.path.join(model_dir, 'model.ckpt-10') in log
+        assert 'The latest checkpoint is still %s' % os.path.join(model_dir, 'model.ckpt-5') \
+            in log
+        assert 'Traceback' not in log
+        assert _latest_step_checking_state(model_dir) == 5
+        assert not glob.glob(os.path.join(model_dir, 'model.ckpt-10*'))
+
+
+def test_second_trainer_on_the_same_model_dir_is_refused(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    first = _trainer(model_dir, str(tmp_path / 'first.txt'), '--max_steps=100000')
+    try:
+        give_up = time.time() + 120
+        while 'step 5,' not in open(str(tmp_path / 'first.txt')).read():
+            assert first.poll() is None and time.time() < give_up
+            time.sleep(0.2)
+        proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=10')
+        assert proc.returncode == 1
+        assert '--model_dir %s is in use: process %d is training into it' % (
+            model_dir, first.pid) in proc.stdout
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 128 + signal.SIGTERM
+    # The lock died with its holder: a new start proceeds.
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=%d' % (_latest_step_checking_state(model_dir) + 1))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@contextlib.contextmanager
+def _read_only_folder(path):
+    """path made unwritable: a read-only bind mount as root (who ignores modes), else chmod."""
+    path.mkdir()
+    (path / 'existing').mkdir()
+    if os.geteuid() != 0:
+        os.chmod(path / 'existing', 0o555)
+        os.chmod(path, 0o555)
+        yield
+        return
+    subprocess.run(['mount', '--bind', str(path), str(path)], check=True)
+    try:
+        subprocess.run(['mount', '-o', 'remount,bind,ro', str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(['umount', str(path)], check=True)
+
+
+def test_unwritable_model_dir_is_a_clear_error(tmp_path):
+    folder = tmp_path / 'read_only'
+    with _read_only_folder(folder):
+        proc = run_train('--dataset=synthetic', '--model_dir=%s' % (folder / 'new'))
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        assert 'cannot be created' in proc.stdout
+        assert 'Choose a folder you can write to' in proc.stdout
+        proc = run_train('--dataset=synthetic', '--model_dir=%s' % (folder / 'existing'))
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        assert 'is not writable' in proc.stdout and 'Traceback' not in proc.stdout
