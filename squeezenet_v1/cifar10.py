@@ -132,6 +132,9 @@ def read_python_batch(path):
         labels = np.asarray(batch[b'labels'], dtype=np.int64)
     except (TypeError, ValueError) as e:
         raise DataError("%s: b'labels' is not a list of integers (%s)." % (path, e))
+    if data.shape[0] == 0:
+        raise DataError('%s: holds no images; the file is truncated. Replace it with a fresh copy.'
+                        % path)
     if labels.shape != (data.shape[0],):
         raise DataError("%s: %d images but b'labels' has shape %s. Replace it with a fresh copy."
                         % (path, data.shape[0], labels.shape))

@@ -208,3 +208,21 @@ def test_synthetic_set_is_fixed_balanced_and_carries_its_class():
     spread = images.reshape(-1, 3, 1024).astype(np.float64).std(axis=2)
     assert spread[red, 0].mean() > spread[red, 1].mean() + 5
     assert spread[green, 1].mean() > spread[green, 0].mean() + 5
+
+
+def test_one_flipped_byte_in_an_archive_fails_its_md5(tmp_path, monkeypatch):
+    build = str(tmp_path / 'build')
+    write_binary_release(build)
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    archive = make_archive(build, cifar10.BINARY_DIR, str(data_dir / cifar10.BINARY.archive))
+    from squeezenet_v1 import download
+    monkeypatch.setattr(cifar10.BINARY, 'md5', download.file_md5(archive))
+    with open(archive, 'r+b') as f:
+        f.seek(os.path.getsize(archive) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(DataError, match='cifar-10-binary.tar.gz: md5 .* does not match'):
+        datasets.prepare_split('cifar10', 'train', str(data_dir), str(tmp_path))
+    assert os.listdir(data_dir) == [cifar10.BINARY.archive]

@@ -116,6 +116,15 @@ def test_same_seed_same_losses_and_weights(tmp_path):
 
 @pytest.mark.parametrize('flag, message', [
     ('--batch_size=0', '--batch_size must be between 1 and'),
+    ('--batch_size=-3', '--batch_size must be between 1 and'),
+    ('--max_steps=0', '--max_steps must be a positive integer'),
+    ('--max_steps=notanumber', 'flag --max_steps=notanumber: invalid literal'),
+    ('--save_summary_steps=0', '--save_summary_steps must be a positive integer'),
+    ('--log_every_n_steps=-1', '--log_every_n_steps must be a positive integer'),
+    ('--keep_checkpoint_max=-2', '--keep_checkpoint_max must be a positive integer'),
+    ('--learning_rate=1e400', '--learning_rate must be a positive finite number'),
+    ('--seed=99999999999', '--seed must be between 0'),
+    ('--data_dir=', '--data_dir must not be empty'),
     ('--batch_size=10000000', '--batch_size must be between 1 and'),
     ('--max_steps=-5', '--max_steps must be a positive integer'),
     ('--save_checkpoints_steps=0', '--save_checkpoints_steps must be a positive integer'),

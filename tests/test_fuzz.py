@@ -1,0 +1,73 @@
+"""Random corruptions of small CIFAR-10 batches: a clear DataError or valid data, nothing else."""
+
+import os
+import pickle
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import tiny_split
+from squeezenet_v1 import cifar10
+from squeezenet_v1.cifar10 import DataError
+
+_IMAGES, _LABELS = tiny_split(3, seed=5)
+BINARY_BATCH = np.concatenate([_LABELS[:, None], _IMAGES], axis=1).tobytes()
+PYTHON_BATCH = pickle.dumps({b'data': _IMAGES, b'labels': [int(x) for x in _LABELS]}, protocol=2)
+
+corruptions = st.one_of(
+    st.tuples(st.just('truncate'), st.integers(0, 10000)),
+    st.tuples(st.just('flip'), st.lists(st.tuples(st.integers(0, 10000), st.integers(1, 255)),
+                                        min_size=1, max_size=8)),
+    st.tuples(st.just('append'), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just('replace'), st.binary(max_size=256)),
+)
+
+
+def _corrupt(data, corruption):
+    kind, arg = corruption
+    if kind == 'truncate':
+        return data[:arg % (len(data) + 1)]
+    if kind == 'flip':
+        buf = bytearray(data)
+        for position, mask in arg:
+            buf[position % len(buf)] ^= mask
+        return bytes(buf)
+    if kind == 'append':
+        return data + arg
+    return arg
+
+
+def _write(tmp_path_factory, data):
+    path = os.path.join(str(tmp_path_factory.mktemp('fuzz')), 'data_batch_1')
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(corruption=corruptions)
+def test_corrupt_binary_batch_is_data_error_or_valid(tmp_path_factory, corruption):
+    path = _write(tmp_path_factory, _corrupt(BINARY_BATCH, corruption))
+    try:
+        images, labels = cifar10.read_binary_batch(path)
+    except DataError as e:
+        assert path in str(e)
+        return
+    assert images.shape == (len(labels), 3072) and len(labels) >= 1
+    assert labels.max() <= 9
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(corruption=corruptions)
+def test_corrupt_python_batch_is_data_error_or_valid(tmp_path_factory, corruption):
+    path = _write(tmp_path_factory, _corrupt(PYTHON_BATCH, corruption))
+    try:
+        images, labels = cifar10.read_python_batch(path)
+    except DataError as e:
+        assert path in str(e)
+        return
+    assert images.dtype == np.uint8 and images.shape == (len(labels), 3072)
+    assert len(labels) >= 1 and labels.max() <= 9
