@@ -18,8 +18,10 @@ from absl import logging
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
-                  'Train, evaluate the latest checkpoint, or train then evaluate.')
+flags.DEFINE_enum('mode', 'train_and_eval',
+                  ['train', 'eval', 'train_and_eval', 'predict', 'export'],
+                  'Train, evaluate, train then evaluate, classify --images, or export the latest '
+                  'checkpoint.')
 flags.DEFINE_string('data_dir', 'data/', 'Folder holding CIFAR-10, extracted or as the archive.')
 flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'synthetic'],
                   'cifar10, or synthetic: a small learnable set made on the spot, no download.')
@@ -36,6 +38,11 @@ flags.DEFINE_integer('keep_checkpoint_max', 5, 'Keep at most this many recent ch
 flags.DEFINE_integer('log_every_n_steps', 100, 'Log loss and speed every this many steps.')
 flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries this often.')
 flags.DEFINE_integer('seed', None, 'Seed for a repeatable run (enables op determinism).')
+flags.DEFINE_list('images', [], 'With --mode=predict: image files and folders to classify.')
+flags.DEFINE_integer('top_k', 3, 'With --mode=predict: how many classes to show per image.')
+flags.DEFINE_string('predictions_json', None, 'With --mode=predict: also write results here.')
+flags.DEFINE_string('export_dir', None, 'With --mode=export: output folder (default: '
+                    '<model_dir>/export).')
 
 _MAX_BATCH = 65536
 for _name in ('save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
@@ -48,7 +55,12 @@ flags.register_validator('learning_rate', lambda v: v is not None and v > 0 and 
                          message='--learning_rate must be a positive finite number.')
 flags.register_validator('seed', lambda v: v is None or 0 <= v < 2**31,
                          message='--seed must be between 0 and 2**31 - 1.')
+flags.register_validator('top_k', lambda v: v is not None and 1 <= v <= 1000,
+                         message='--top_k must be between 1 and 1000.')
 flags.register_validator('model_dir', bool, message='--model_dir must not be empty.')
+flags.register_multi_flags_validator(
+    ['mode', 'images'], lambda f: f['mode'] != 'predict' or bool(f['images']),
+    message='--mode=predict needs --images: image files or folders, comma-separated.')
 flags.register_validator('data_dir', bool, message='--data_dir must not be empty.')
 
 

@@ -24,6 +24,10 @@ class CheckpointMismatchError(Exception):
     """The checkpoint in model_dir was written by a model of another shape."""
 
 
+class NoCheckpointError(Exception):
+    """model_dir has no checkpoint to evaluate, predict with or export."""
+
+
 class CheckpointSaveError(Exception):
     """A checkpoint could not be written (a full disk, say); the previous one is still latest."""
 
@@ -33,6 +37,25 @@ def latest_checkpoint(model_dir):
     if not os.path.isdir(model_dir):
         return None
     return tf1.train.latest_checkpoint(model_dir)
+
+
+def require_latest_checkpoint(model_dir):
+    """The newest checkpoint prefix in model_dir; NoCheckpointError if there is none."""
+    latest = latest_checkpoint(model_dir)
+    if not latest:
+        raise NoCheckpointError('no checkpoint in %s: train first (--mode=train or '
+                                'train_and_eval), or point --model_dir at a training run.'
+                                % model_dir)
+    return latest
+
+
+def num_classes(checkpoint_path):
+    """The model's output size, read from final_conv/bias in the checkpoint."""
+    shapes = dict(tf1.train.list_variables(checkpoint_path))
+    if 'final_conv/bias' not in shapes:
+        raise CheckpointMismatchError('%s has no final_conv/bias: it is not a SqueezeNetModel '
+                                      'checkpoint.' % checkpoint_path)
+    return int(shapes['final_conv/bias'][0])
 
 
 def all_checkpoints(model_dir):

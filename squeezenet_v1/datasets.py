@@ -15,6 +15,7 @@ from squeezenet_v1 import synthetic
 from squeezenet_v1.cifar10 import DataError
 
 DATASETS = ('cifar10', 'synthetic')
+LABELS_FILE = 'labels.txt'  # written beside checkpoints: class names in output order
 
 SplitSource = collections.namedtuple(
     'SplitSource', ['dataset', 'split', 'record_files', 'num_examples', 'label_names'])
@@ -82,3 +83,23 @@ def _verify_and_extract(archive, data_dir, release, md5):
     except PermissionError as e:
         raise DataError('cannot extract %s into %s (%s): make the folder writable or extract '
                         'the archive there yourself (tar xzf).' % (archive, data_dir, e))
+
+
+def label_names(dataset, data_dir):
+    """Class names without reading any images: CIFAR-10's from batches.meta when present."""
+    if dataset == 'synthetic':
+        return list(synthetic.LABEL_NAMES)
+    for release in cifar10.RELEASES:
+        folder = os.path.join(data_dir, release.folder)
+        if os.path.isdir(folder):
+            return cifar10.read_label_names(folder)
+    return list(cifar10.LABEL_NAMES)
+
+
+def model_label_names(model_dir, dataset, data_dir):
+    """The names a model_dir was trained with (its labels.txt), else the data set's."""
+    path = os.path.join(model_dir, LABELS_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    return label_names(dataset, data_dir)

@@ -20,10 +20,6 @@ tf1 = tf.compat.v1
 EVAL_RESULTS_FILE = 'eval_results.json'
 
 
-class NoCheckpointError(Exception):
-    """model_dir has no checkpoint to evaluate."""
-
-
 def evaluate(model_dir, source, batch_size=32):
     """Evaluates model_dir's latest checkpoint on `source`; writes and returns the results.
 
@@ -31,11 +27,7 @@ def evaluate(model_dir, source, batch_size=32):
     per_class_accuracy (by class name), dataset, split and checkpoint; it is also written to
     model_dir/eval_results.json and as summaries under model_dir/eval.
     """
-    latest = checkpoints.latest_checkpoint(model_dir)
-    if not latest:
-        raise NoCheckpointError('no checkpoint in %s to evaluate: train first (--mode=train or '
-                                'train_and_eval), or point --model_dir at a training run.'
-                                % model_dir)
+    latest = checkpoints.require_latest_checkpoint(model_dir)
     graph = tf.Graph()
     with graph.as_default():
         model = new_model(len(source.label_names))

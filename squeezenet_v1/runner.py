@@ -12,6 +12,9 @@ from absl import logging
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import datasets
 from squeezenet_v1 import evaluate
+from squeezenet_v1 import export
+from squeezenet_v1 import files
+from squeezenet_v1 import predict
 from squeezenet_v1 import train
 from squeezenet_v1.cifar10 import DataError
 from squeezenet_v1.model_dir_lock import ModelDirLockedError
@@ -27,6 +30,10 @@ class ModelDirError(Exception):
     """--model_dir cannot be used."""
 
 
+class _SomeFilesFailed(Exception):
+    """Prediction named the files it could not classify; the rest were reported."""
+
+
 def run(flags_obj):
     """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption."""
     try:
@@ -34,9 +41,11 @@ def run(flags_obj):
     except train.TrainingInterrupted as e:
         logging.warning('%s', e)
         return 128 + e.signum
+    except _SomeFilesFailed:
+        return EXIT_ERROR
     except (DataError, checkpoints.CheckpointMismatchError, checkpoints.CheckpointSaveError,
-            train.NonFiniteLossError, evaluate.NoCheckpointError, ModelDirError,
-            ModelDirLockedError) as e:
+            train.NonFiniteLossError, checkpoints.NoCheckpointError, ModelDirError,
+            ModelDirLockedError, predict.NoImagesError) as e:
         logging.error('%s', e)
         return EXIT_ERROR
     return 0
@@ -44,6 +53,10 @@ def run(flags_obj):
 
 def _run(flags_obj):
     model_dir = flags_obj.model_dir
+    if flags_obj.mode == 'predict':
+        return _predict(flags_obj)
+    if flags_obj.mode == 'export':
+        return _export(flags_obj)
     _prepare_model_dir(model_dir, create=flags_obj.mode != 'eval')
     train.set_determinism(flags_obj.seed)
     with tempfile.TemporaryDirectory(prefix='squeezenet_v1_records_') as scratch_dir:
@@ -78,3 +91,28 @@ def _prepare_model_dir(model_dir, create):
     if not os.access(model_dir, os.W_OK | os.X_OK):
         raise ModelDirError('--model_dir %s is not writable. Choose a folder you can write to, '
                             'or fix its permissions.' % model_dir)
+
+
+def _label_names(flags_obj):
+    return datasets.model_label_names(flags_obj.model_dir, flags_obj.dataset, flags_obj.data_dir)
+
+
+def _predict(flags_obj):
+    results = predict.predict(flags_obj.model_dir, flags_obj.images, _label_names(flags_obj),
+                              top_k=flags_obj.top_k)
+    print(predict.format_results(results))
+    if flags_obj.predictions_json:
+        files.write_json_atomic(flags_obj.predictions_json, results)
+    failed = [r['file'] for r in results if 'error' in r]
+    if failed:
+        logging.error('%d of %d files could not be classified: %s', len(failed), len(results),
+                      ', '.join(failed))
+        raise _SomeFilesFailed()
+
+
+def _export(flags_obj):
+    export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
+    report = export.export(flags_obj.model_dir, export_dir, _label_names(flags_obj))
+    print(export.format_size_report(report))
+    for name, reason in report['tflite_skipped'].items():
+        logging.warning('%s was not written: %s', name, reason)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import params
@@ -103,6 +104,8 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
         checkpoints.remove_unfinished_saves(model_dir)
         if run_record is not None:
             files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
+        files.write_text_atomic(os.path.join(model_dir, datasets.LABELS_FILE),
+                                '\n'.join(source.label_names) + '\n')
         return _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
                              save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
                              save_summary_steps, seed)

@@ -1,0 +1,227 @@
+"""Predict and export: every format gives the checkpoint's Session outputs, and is small."""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_train
+from squeezenet_v1 import SqueezeNetModel, cifar10, export, input_pipeline, synthetic
+from squeezenet_v1.train import new_model
+
+tf1 = tf.compat.v1
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A model_dir trained on the synthetic set, exported once through run_train.py."""
+    model_dir = str(tmp_path_factory.mktemp('trained') / 'run')
+    proc = run_train('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
+                     '--max_steps=400')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    proc = run_train('--mode=export', '--model_dir=' + model_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return model_dir, proc.stdout
+
+
+def _test_images(count=None):
+    images, labels = synthetic.make_split('test')
+    hwc = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return (hwc, labels) if count is None else (hwc[:count], labels[:count])
+
+
+def _session_probabilities(model_dir, images_hwc):
+    """The reference: the checkpoint restored into the eval graph over the record pipeline."""
+    with tempfile.TemporaryDirectory() as scratch:
+        records = cifar10.write_binary_batch(
+            os.path.join(scratch, 'images.bin'),
+            images_hwc.transpose(0, 3, 1, 2).reshape(len(images_hwc), -1),
+            np.zeros(len(images_hwc)))
+        with tf.Graph().as_default():
+            model = new_model(10)
+            images, labels = input_pipeline.input_fn([records], model, False, len(images_hwc))
+            model.run_model_setup(images, labels, is_training=False)
+            saver = tf1.train.Saver()
+            with tf1.Session() as sess:
+                saver.restore(sess, tf1.train.latest_checkpoint(model_dir))
+                return sess.run(model.probs)
+
+
+def test_size_report_proves_the_under_1mb_claim(trained):
+    model_dir, stdout = trained
+    with open(os.path.join(model_dir, 'export', 'size_report.json')) as f:
+        report = json.load(f)
+    assert report['parameters'] == 146570 and report['global_step'] == 400
+    assert report['float32_weight_bytes'] == 586280 < 1000000
+    assert report['frozen_graph_bytes'] < 1000000
+    assert report['checkpoint_bytes_without_adam'] < report['checkpoint_bytes']
+    assert report['checkpoint_bytes'] > 3 * report['float32_weight_bytes']  # weights + 2 slots
+    assert report['tflite_int8_bytes'] < report['tflite_float32_bytes'] / 2
+    assert report['tflite_skipped'] == {}
+    for row in ('float32 weights', 'frozen graph', 'SavedModel', 'TFLite int8'):
+        assert row in stdout
+    assert sorted(os.listdir(os.path.join(model_dir, 'export'))) == sorted([
+        'saved_model', 'frozen_graph.pb', 'model_float32.tflite', 'model_int8.tflite',
+        'labels.txt', 'size_report.json'])
+
+
+def test_saved_model_in_tf2_eager_equals_session(trained):
+    model_dir, _ = trained
+    images, _ = _test_images(50)
+    loaded = tf.saved_model.load(os.path.join(model_dir, 'export', 'saved_model'))
+    outputs = loaded.signatures['serving_default'](images=tf.constant(images))
+    expected = _session_probabilities(model_dir, images)
+    np.testing.assert_allclose(outputs['probabilities'].numpy(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(outputs['classes'].numpy(), expected.argmax(axis=1))
+
+
+def test_frozen_graph_equals_session_and_has_no_variables(trained):
+    model_dir, _ = trained
+    images, _ = _test_images(50)
+    graph_def = tf1.GraphDef()
+    with open(os.path.join(model_dir, 'export', 'frozen_graph.pb'), 'rb') as f:
+        graph_def.ParseFromString(f.read())
+    op_types = {node.op for node in graph_def.node}
+    assert not op_types & {'VarHandleOp', 'VariableV2', 'ReadVariableOp', 'AssignVariableOp',
+                           'SaveV2', 'RestoreV2', 'RandomUniform'}
+    with tf.Graph().as_default():
+        probabilities, = tf1.import_graph_def(graph_def, return_elements=['probabilities:0'])
+        with tf1.Session() as sess:
+            got = sess.run(probabilities, {'import/images:0': images})
+    np.testing.assert_allclose(got, _session_probabilities(model_dir, images), rtol=0, atol=1e-5)
+
+
+def _tflite_probabilities(path, images):
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner('serving_default')
+    return np.concatenate([runner(images=images[i:i + 100])['probabilities']
+                           for i in range(0, len(images), 100)])
+
+
+def test_tflite_float_equals_session_and_int8_keeps_accuracy(trained):
+    model_dir, _ = trained
+    images, labels = _test_images()
+    float_path = os.path.join(model_dir, 'export', 'model_float32.tflite')
+    float_probabilities = _tflite_probabilities(float_path, images)
+    np.testing.assert_allclose(float_probabilities[:100],
+                               _session_probabilities(model_dir, images[:100]), rtol=0, atol=1e-4)
+    int8_probabilities = _tflite_probabilities(
+        os.path.join(model_dir, 'export', 'model_int8.tflite'), images)
+    float_accuracy = np.mean(float_probabilities.argmax(axis=1) == labels)
+    int8_accuracy = np.mean(int8_probabilities.argmax(axis=1) == labels)
+    print('synthetic test accuracy: TFLite float32 %.4f, int8 %.4f'
+          % (float_accuracy, int8_accuracy))
+    assert float_accuracy > 0.4
+    assert abs(float_accuracy - int8_accuracy) <= 0.01
+
+
+def _write_images(folder, images):
+    """PNG and JPEG files of the given images; returns the paths and the pixels each decodes to."""
+    os.makedirs(folder, exist_ok=True)
+    paths, decoded = [], []
+    for i, image in enumerate(images):
+        if i % 2:
+            data, path = tf.io.encode_jpeg(image, quality=90).numpy(), 'img%02d.jpg' % i
+        else:
+            data, path = tf.io.encode_png(image).numpy(), 'img%02d.png' % i
+        with open(os.path.join(folder, path), 'wb') as f:
+            f.write(data)
+        paths.append(os.path.join(folder, path))
+        decoded.append(tf.io.decode_image(data, channels=3).numpy())
+    return paths, np.stack(decoded)
+
+
+def test_predict_on_png_and_jpeg_matches_session(trained, tmp_path):
+    model_dir, _ = trained
+    images, _ = _test_images(12)
+    paths, decoded = _write_images(str(tmp_path / 'images'), images)
+    out = str(tmp_path / 'predictions.json')
+    proc = run_train('--mode=predict', '--model_dir=' + model_dir, '--top_k=2',
+                     '--images=' + str(tmp_path / 'images'), '--predictions_json=' + out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    with open(out) as f:
+        results = json.load(f)
+    assert [r['file'] for r in results] == paths
+    expected = _session_probabilities(model_dir, decoded)
+    for result, row in zip(results, expected):
+        top = result['predictions']
+        assert len(top) == 2 and top[0]['class'] == int(row.argmax())
+        assert top[0]['label'] == synthetic.LABEL_NAMES[row.argmax()]
+        assert abs(top[0]['probability'] - row.max()) < 1e-5
+        assert '%s: %s (' % (result['file'], top[0]['label']) in proc.stdout
+
+
+def test_bad_files_are_named_and_the_rest_still_classified(trained, tmp_path):
+    model_dir, _ = trained
+    images, _ = _test_images(1)
+    folder = tmp_path / 'mixed'
+    good, _ = _write_images(str(folder), images)
+    (folder / 'notes.png').write_bytes(b'this is text, not a picture')
+    (folder / 'empty.jpg').write_bytes(b'')
+    gray = np.asarray(images[0][:, :, :1])
+    rgba = np.concatenate([images[0], np.full((32, 32, 1), 7, np.uint8)], axis=-1)
+    (folder / 'gray.png').write_bytes(tf.io.encode_png(gray).numpy())
+    (folder / 'rgba.png').write_bytes(tf.io.encode_png(rgba).numpy())
+    out = str(tmp_path / 'predictions.json')
+    proc = run_train('--mode=predict', '--model_dir=' + model_dir, '--images=%s,%s' % (
+        folder, tmp_path / 'missing.png'), '--predictions_json=' + out)
+    assert proc.returncode == 1
+    with open(out) as f:
+        results = {os.path.basename(r['file']): r for r in json.load(f)}
+    assert 'is not an image TensorFlow can decode' in results['notes.png']['error']
+    assert 'is empty' in results['empty.jpg']['error']
+    assert 'cannot be read (No such file or directory)' in results['missing.png']['error']
+    assert '3 of 6 files could not be classified' in proc.stdout
+    # Documented conversions: gray is replicated to RGB, alpha is dropped.
+    expected = _session_probabilities(model_dir, np.stack([np.repeat(gray, 3, axis=-1),
+                                                           images[0]]))
+    gray_top = results['gray.png']['predictions'][0]
+    rgba_top = results['rgba.png']['predictions'][0]
+    assert abs(gray_top['probability'] - expected[0].max()) < 1e-5
+    assert abs(rgba_top['probability'] - expected[1].max()) < 1e-5
+    assert rgba_top == results[os.path.basename(good[0])]['predictions'][0]
+
+
+def test_folder_without_images_and_missing_images_flag(trained, tmp_path):
+    model_dir, _ = trained
+    (tmp_path / 'empty').mkdir()
+    proc = run_train('--mode=predict', '--model_dir=' + model_dir,
+                     '--images=%s' % (tmp_path / 'empty'))
+    assert proc.returncode == 1 and 'holds no image files' in proc.stdout
+    proc = run_train('--mode=predict', '--model_dir=' + model_dir)
+    assert proc.returncode != 0 and '--mode=predict needs --images' in proc.stdout
+
+
+def test_checkpoint_of_another_output_size_is_refused(tmp_path):
+    model_dir = tmp_path / 'five'
+    model_dir.mkdir()
+    with tf.Graph().as_default():
+        SqueezeNetModel(32, 24, 5).model_layers(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                                                is_training=False)
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=1)
+    image_paths, _ = _write_images(str(tmp_path / 'images'), _test_images(1)[0])
+    for mode in ('export', 'predict'):
+        proc = run_train('--mode=' + mode, '--model_dir=%s' % model_dir,
+                         '--images=%s' % image_paths[0])
+        assert proc.returncode == 1, proc.stdout[-2000:]
+        assert 'has 5 output classes but there are 10 class names' in proc.stdout
+    assert not os.path.exists(model_dir / 'export')
+
+
+def test_export_replaces_an_earlier_export_whole(trained, tmp_path):
+    model_dir, _ = trained
+    export_dir = str(tmp_path / 'exported')
+    os.makedirs(export_dir)
+    with open(os.path.join(export_dir, 'stale.txt'), 'w') as f:
+        f.write('from an older export')
+    report = export.export(model_dir, export_dir, list(synthetic.LABEL_NAMES))
+    assert report['global_step'] == 400
+    assert 'stale.txt' not in os.listdir(export_dir)
+    assert [n for n in os.listdir(str(tmp_path)) if n.startswith('.')] == []
+    shutil.rmtree(export_dir)
