@@ -5,6 +5,7 @@ the binary record format in a scratch folder the caller owns, so one pipeline se
 """
 
 import collections
+import json
 import os
 
 from absl import logging
@@ -97,9 +98,15 @@ def label_names(dataset, data_dir):
 
 
 def model_label_names(model_dir, dataset, data_dir):
-    """The names a model_dir was trained with (its labels.txt), else the data set's."""
+    """The names a model_dir was trained with: its labels.txt, else those of the data set its
+    flags.json names, else those of `dataset`."""
     path = os.path.join(model_dir, LABELS_FILE)
     if os.path.isfile(path):
         with open(path, encoding='utf-8') as f:
             return [line.strip() for line in f if line.strip()]
+    try:
+        with open(os.path.join(model_dir, 'flags.json'), encoding='utf-8') as f:
+            dataset = json.load(f).get('dataset', dataset)
+    except (OSError, ValueError):
+        pass
     return label_names(dataset, data_dir)

@@ -6,6 +6,9 @@ crop, horizontal flip and per-image standardization, so the model can learn them
 hundred steps; chance is 10%.
 """
 
+import os
+import sys
+
 import numpy as np
 
 from squeezenet_v1.cifar10 import IMAGE_SIZE, NUM_CLASSES
@@ -38,3 +41,24 @@ def make_split(split):
     planes += rng.normal(0, 50, size=planes.shape)
     images = np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(num, -1)
     return images, labels.astype(np.uint8)
+
+
+def write_png_files(folder, count):
+    """Writes the first `count` test images as PNG files named <index>_<label>.png."""
+    import tensorflow as tf  # only this helper needs it
+    os.makedirs(folder, exist_ok=True)
+    images, labels = make_split('test')
+    paths = []
+    for i in range(min(count, len(labels))):
+        image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
+        path = os.path.join(folder, '%04d_%s.png' % (i, LABEL_NAMES[labels[i]]))
+        with open(path, 'wb') as f:
+            f.write(tf.io.encode_png(image).numpy())
+        paths.append(path)
+    return paths
+
+
+if __name__ == '__main__':
+    # python -m squeezenet_v1.synthetic FOLDER [COUNT]: sample images to try --mode=predict on.
+    for written in write_png_files(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 8):
+        print(written)
