@@ -37,6 +37,9 @@ flags.DEFINE_integer('save_checkpoints_steps', 1000, 'Save a checkpoint every th
 flags.DEFINE_integer('keep_checkpoint_max', 5, 'Keep at most this many recent checkpoints.')
 flags.DEFINE_integer('log_every_n_steps', 100, 'Log loss and speed every this many steps.')
 flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries this often.')
+flags.DEFINE_enum('precision', 'fp32', ['fp32', 'bf16', 'fp16'],
+                  'fp32 (the notebook); bf16: oneDNN mixed precision on CPUs with AVX512-BF16 or '
+                  'AMX; fp16: CUDA mixed precision with loss scaling on a GPU.')
 flags.DEFINE_integer('seed', None, 'Seed for a repeatable run (enables op determinism).')
 flags.DEFINE_list('images', [], 'With --mode=predict: image files and folders to classify.')
 flags.DEFINE_integer('top_k', 3, 'With --mode=predict: how many classes to show per image.')

@@ -16,8 +16,9 @@ import tensorflow as tf
 tf1 = tf.compat.v1
 
 CHECKPOINT_PREFIX = 'model.ckpt'
-# Variables a training checkpoint holds that an evaluation graph does not build.
-_OPTIMIZER_MARKERS = ('/Adam', 'beta1_power', 'beta2_power')
+# Variables a training checkpoint holds that an evaluation graph does not build (Adam's, and
+# the float16 loss scale's).
+_OPTIMIZER_MARKERS = ('/Adam', 'beta1_power', 'beta2_power', 'current_loss_scale', 'good_steps')
 
 
 class CheckpointMismatchError(Exception):

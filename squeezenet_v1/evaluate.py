@@ -13,7 +13,8 @@ from absl import logging
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
-from squeezenet_v1.train import new_model, session_config
+from squeezenet_v1.session_options import session_config
+from squeezenet_v1.train import new_model
 
 tf1 = tf.compat.v1
 
@@ -30,6 +31,9 @@ def evaluate(model_dir, source, batch_size=32):
     latest = checkpoints.require_latest_checkpoint(model_dir)
     graph = tf.Graph()
     with graph.as_default():
+        # Evaluation draws no random numbers, but under op determinism (--seed) every graph that
+        # builds an iterator needs a seed.
+        tf1.set_random_seed(0)
         model = new_model(len(source.label_names))
         images, labels = input_pipeline.input_fn(
             source.record_files, model, is_training=False, batch_size=batch_size)

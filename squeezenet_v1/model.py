@@ -145,12 +145,14 @@ class SqueezeNetModel(object):
         return self.get_logits(final_conv_layer)
 
     # Set up and run model training
-    def run_model_setup(self, inputs, labels, is_training, learning_rate=DEFAULT_LEARNING_RATE):
+    def run_model_setup(self, inputs, labels, is_training, learning_rate=DEFAULT_LEARNING_RATE,
+                        loss_scale=None):
         """Builds the forward pass, metrics and loss; the Adam train op only when training.
 
         `labels` are sparse int32 class indices of shape (batch,). Sets `logits`, `probs`,
         `predictions`, `accuracy`, `loss`, `global_step` and `train_op` (None when not training,
-        so that evaluation and export graphs carry no optimizer).
+        so that evaluation and export graphs carry no optimizer). `loss_scale` ('dynamic' or a
+        number) wraps Adam for float16 mixed precision.
         """
         self.global_step = tf1.train.get_or_create_global_step()
         logits = self.model_layers(inputs, is_training)
@@ -175,5 +177,7 @@ class SqueezeNetModel(object):
         self.train_op = None
         if is_training:
             adam = tf1.train.AdamOptimizer(learning_rate)
+            if loss_scale is not None:
+                adam = tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
             self.train_op = adam.minimize(
                 self.loss, global_step=self.global_step)

@@ -15,13 +15,15 @@ from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
 from squeezenet_v1 import files
 from squeezenet_v1 import predict
+from squeezenet_v1 import session_options
 from squeezenet_v1 import train
 from squeezenet_v1.cifar10 import DataError
 from squeezenet_v1.model_dir_lock import ModelDirLockedError
 
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
-              'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed')
+              'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed',
+              'precision')
 
 EXIT_ERROR = 1
 
@@ -45,7 +47,8 @@ def run(flags_obj):
         return EXIT_ERROR
     except (DataError, checkpoints.CheckpointMismatchError, checkpoints.CheckpointSaveError,
             train.NonFiniteLossError, checkpoints.NoCheckpointError, ModelDirError,
-            ModelDirLockedError, predict.NoImagesError) as e:
+            ModelDirLockedError, predict.NoImagesError,
+            session_options.UnsupportedPrecisionError) as e:
         logging.error('%s', e)
         return EXIT_ERROR
     return 0
@@ -57,6 +60,7 @@ def _run(flags_obj):
         return _predict(flags_obj)
     if flags_obj.mode == 'export':
         return _export(flags_obj)
+    session_options.check_precision_supported(flags_obj.precision)
     _prepare_model_dir(model_dir, create=flags_obj.mode != 'eval')
     train.set_determinism(flags_obj.seed)
     with tempfile.TemporaryDirectory(prefix='squeezenet_v1_records_') as scratch_dir:
@@ -73,6 +77,7 @@ def _run(flags_obj):
                         keep_checkpoint_max=flags_obj.keep_checkpoint_max,
                         log_every_n_steps=flags_obj.log_every_n_steps,
                         save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
+                        precision=flags_obj.precision,
                         run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS})
         if flags_obj.mode in ('eval', 'train_and_eval'):
             evaluate.evaluate(model_dir, source('test'), batch_size=flags_obj.batch_size)

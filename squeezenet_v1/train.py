@@ -6,6 +6,7 @@ Unlike the tutorial it resumes from the newest checkpoint in model_dir instead o
 saves before exiting on SIGINT/SIGTERM, and never saves weights that are not finite.
 """
 
+import collections
 import contextlib
 import os
 import signal
@@ -20,6 +21,7 @@ from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import params
+from squeezenet_v1 import session_options
 from squeezenet_v1.cifar10 import IMAGE_SIZE
 from squeezenet_v1.model import DEFAULT_LEARNING_RATE, SqueezeNetModel
 from squeezenet_v1.model_dir_lock import model_dir_lock
@@ -47,11 +49,6 @@ class TrainingInterrupted(Exception):
 def new_model(num_classes):
     """The notebook's model for 32x32 CIFAR-style images cropped to 24x24."""
     return SqueezeNetModel(IMAGE_SIZE, RESIZE_DIM, num_classes)
-
-
-def session_config():
-    """Session options shared by training and evaluation."""
-    return tf1.ConfigProto(allow_soft_placement=True)
 
 
 def set_determinism(seed):
@@ -85,35 +82,17 @@ def _stop_requests():
             signal.signal(signum, old)
 
 
-def train(model_dir, source, batch_size=32, max_steps=1000,
-          learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
-          keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None,
-          run_record=None):
-    """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
+TrainingGraph = collections.namedtuple(
+    'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
+                      'variables', 'init_op', 'report'])
 
-    `run_record`, a JSON-able dict such as the run's flags, is written to model_dir/flags.json
-    once the model_dir lock is held.
 
-    `source` is a datasets.SplitSource of training records. Raises NonFiniteLossError on a
-    NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM, ModelDirLockedError when another
-    process trains into model_dir, checkpoints.CheckpointMismatchError when model_dir holds
-    another model's checkpoint and checkpoints.CheckpointSaveError when a save fails.
+def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE, seed=None,
+                         precision='fp32'):
+    """The finalized training graph over `source`: model, input pipeline, summaries, saver.
+
+    `fetches` is what every step runs: [train_op, loss, accuracy].
     """
-    os.makedirs(model_dir, exist_ok=True)
-    with model_dir_lock(model_dir):
-        checkpoints.remove_unfinished_saves(model_dir)
-        if run_record is not None:
-            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
-        files.write_text_atomic(os.path.join(model_dir, datasets.LABELS_FILE),
-                                '\n'.join(source.label_names) + '\n')
-        return _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
-                             save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
-                             save_summary_steps, seed)
-
-
-def _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
-                  save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
-                  save_summary_steps, seed):
     graph = tf.Graph()
     with graph.as_default():
         if seed is not None:
@@ -121,7 +100,8 @@ def _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
         model = new_model(len(source.label_names))
         images, labels = input_pipeline.input_fn(
             source.record_files, model, is_training=True, batch_size=batch_size, seed=seed)
-        model.run_model_setup(images, labels, is_training=True, learning_rate=learning_rate)
+        model.run_model_setup(images, labels, is_training=True, learning_rate=learning_rate,
+                              loss_scale=session_options.loss_scale_for(precision))
         summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
                                         tf1.summary.scalar('accuracy', model.accuracy)])
         variables = tf1.global_variables()
@@ -132,66 +112,109 @@ def _train_locked(model_dir, source, batch_size, max_steps, learning_rate,
         init_op = tf1.global_variables_initializer()
         report = params.parameter_report(tf1.trainable_variables())
     graph.finalize()  # nothing may add ops per step
+    return TrainingGraph(graph, model, [model.train_op, model.loss, model.accuracy], summary_op,
+                         weights_finite, saver, variables, init_op, report)
+
+
+def train(model_dir, source, batch_size=32, max_steps=1000,
+          learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
+          keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None,
+          precision='fp32', run_record=None):
+    """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
+
+    `source` is a datasets.SplitSource of training records; `run_record`, a JSON-able dict
+    such as the run's flags, is written to model_dir/flags.json once the model_dir lock is held.
+    Raises NonFiniteLossError on a NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM,
+    ModelDirLockedError when another process trains into model_dir,
+    checkpoints.CheckpointMismatchError when model_dir holds another model's checkpoint and
+    checkpoints.CheckpointSaveError when a save fails.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    with model_dir_lock(model_dir):
+        checkpoints.remove_unfinished_saves(model_dir)
+        if run_record is not None:
+            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
+        files.write_text_atomic(os.path.join(model_dir, datasets.LABELS_FILE),
+                                '\n'.join(source.label_names) + '\n')
+        training = build_training_graph(source, batch_size, learning_rate, seed, precision)
+        config = session_options.session_config(precision)
+        with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
+            return _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
+                               save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
+                               save_summary_steps)
+
+
+def _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
+                save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
+                save_summary_steps):
+    model = training.model
 
     def save(step):
-        if not sess.run(weights_finite):
+        if not sess.run(training.weights_finite):
             raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
                                      'latest checkpoint in %s is the last finite one.'
                                      % (step, model_dir))
-        path = checkpoints.save(sess, saver, model_dir, step, keep_checkpoint_max)
+        path = checkpoints.save(sess, training.saver, model_dir, step, keep_checkpoint_max)
         logging.info('Saved checkpoint %s', path)
 
-    with graph.as_default(), tf1.Session(graph=graph, config=session_config()) as sess:
-        latest = checkpoints.latest_checkpoint(model_dir)
-        if latest:
-            checkpoints.restore(sess, saver, latest, variables)
-            logging.info('Resuming from %s', latest)
-        else:
-            sess.run(init_op)
-            logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
-                         report['total_parameters'], report['float32_bytes'])
-        step = int(sess.run(model.global_step))
-        if step >= max_steps:
-            logging.info('global_step %d already reaches --max_steps=%d; nothing to train.',
-                         step, max_steps)
-            return step
+    latest = checkpoints.latest_checkpoint(model_dir)
+    if latest:
+        checkpoints.restore(sess, training.saver, latest, training.variables)
+        logging.info('Resuming from %s', latest)
+    else:
+        sess.run(training.init_op)
+        logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
+                     training.report['total_parameters'], training.report['float32_bytes'])
+    step = int(sess.run(model.global_step))
+    if step >= max_steps:
+        logging.info('global_step %d already reaches --max_steps=%d; nothing to train.',
+                     step, max_steps)
+        return step
 
-        writer = tf1.summary.FileWriter(model_dir, graph=None if latest else graph)
-        saved_step = step
-        try:
-            with _stop_requests() as stop:
-                interval_start, interval_steps = time.time(), 0
-                while step < max_steps and not stop:
-                    fetches = [model.train_op, model.loss, model.accuracy]
-                    write_summary = (step + 1) % save_summary_steps == 0
-                    if write_summary:
-                        fetches.append(summary_op)
-                    results = sess.run(fetches)
-                    step += 1
-                    interval_steps += 1
-                    loss_value, accuracy_value = results[1], results[2]
-                    if not np.isfinite(loss_value):
-                        raise NonFiniteLossError(
-                            'loss is %s at step %d (learning rate %g); stopping. The latest '
-                            'checkpoint in %s is the last one with finite weights.'
-                            % (loss_value, step, learning_rate, model_dir))
-                    if write_summary:
-                        writer.add_summary(results[3], step)
-                    if step % log_every_n_steps == 0 or step == max_steps:
-                        elapsed = time.time() - interval_start
-                        logging.info('step %d, loss = %.4f, accuracy = %.3f '
-                                     '(%.1f examples/sec; %.3f sec/batch)',
-                                     step, loss_value, accuracy_value,
-                                     interval_steps * batch_size / elapsed,
-                                     elapsed / interval_steps)
-                        interval_start, interval_steps = time.time(), 0
-                    if step % save_checkpoints_steps == 0 or step == max_steps:
-                        save(step)
-                        saved_step = step
-                if stop:
-                    if saved_step != step:
-                        save(step)
-                    raise TrainingInterrupted(stop[0], step)
-        finally:
-            writer.close()
+    writer = tf1.summary.FileWriter(model_dir, graph=None if latest else training.graph)
+    # Callables skip sess.run's per-call fetch parsing: less Python on every step.
+    run_step = sess.make_callable(training.fetches)
+    run_step_with_summary = sess.make_callable(training.fetches + [training.summary_op])
+    saved_step = step
+    # All-zero logits give the uniform distribution's cross-entropy.
+    dead_relu_loss = np.log(training.model.output_size)
+    try:
+        with _stop_requests() as stop:
+            interval_start, interval_steps = time.time(), 0
+            while step < max_steps and not stop:
+                write_summary = (step + 1) % save_summary_steps == 0
+                results = run_step_with_summary() if write_summary else run_step()
+                step += 1
+                interval_steps += 1
+                loss_value, accuracy_value = results[1], results[2]
+                if not np.isfinite(loss_value):
+                    raise NonFiniteLossError(
+                        'loss is %s at step %d (learning rate %g); stopping. The latest '
+                        'checkpoint in %s is the last one with finite weights.'
+                        % (loss_value, step, learning_rate, model_dir))
+                if write_summary:
+                    writer.add_summary(results[3], step)
+                if step % log_every_n_steps == 0 or step == max_steps:
+                    if abs(loss_value - dead_relu_loss) < 1e-4:
+                        logging.warning(
+                            'loss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no '
+                            'gradient flows (the notebook applies ReLU to its logits). The run '
+                            'will not learn; start a new --model_dir with another --seed.',
+                            training.model.output_size, dead_relu_loss)
+                    elapsed = time.time() - interval_start
+                    logging.info('step %d, loss = %.4f, accuracy = %.3f '
+                                 '(%.1f examples/sec; %.3f sec/batch)',
+                                 step, loss_value, accuracy_value,
+                                 interval_steps * batch_size / elapsed,
+                                 elapsed / interval_steps)
+                    interval_start, interval_steps = time.time(), 0
+                if step % save_checkpoints_steps == 0 or step == max_steps:
+                    save(step)
+                    saved_step = step
+            if stop:
+                if saved_step != step:
+                    save(step)
+                raise TrainingInterrupted(stop[0], step)
+    finally:
+        writer.close()
     return step

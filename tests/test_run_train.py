@@ -102,13 +102,17 @@ def test_same_seed_same_losses_and_weights(tmp_path):
     runs = []
     for name in ('a', 'b'):
         model_dir = str(tmp_path / name)
-        proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+        proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir,
                          '--max_steps=30', '--log_every_n_steps=5', '--seed=11')
         assert proc.returncode == 0, proc.stdout[-3000:]
         losses = [m.group(2, 3) for m in LOG_LINE.finditer(proc.stdout)]
         runs.append((losses, _checkpoint_values(os.path.join(model_dir, 'model.ckpt-30'))))
     (losses_a, weights_a), (losses_b, weights_b) = runs
     assert len(losses_a) == 6 and losses_a == losses_b
+    with open(os.path.join(str(tmp_path / 'a'), 'eval_results.json')) as f:
+        accuracy_a = json.load(f)['accuracy']
+    with open(os.path.join(str(tmp_path / 'b'), 'eval_results.json')) as f:
+        assert json.load(f)['accuracy'] == accuracy_a
     assert weights_a.keys() == weights_b.keys()
     for name in weights_a:
         np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
