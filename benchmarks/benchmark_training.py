@@ -10,7 +10,9 @@ preprocessing, shuffle, batch, prefetch):
   session_bf16  the Session loop with oneDNN's bfloat16 rewrite (only on AVX512-BF16/AMX CPUs)
   session_xla   the Session loop with XLA auto-clustering
   torch_eager   the same model in PyTorch, channels_last, when torch is installed
-Each figure is the median over rounds of the steady-state images/s (warm-up steps excluded).
+Each figure is the median over rounds of the steady-state images/s (warm-up steps excluded);
+each ratio is given both as a ratio of medians and as the median of same-round ratios (paired),
+which cancels most of a shared machine's drift.
 Evaluation throughput and the input pipeline alone are measured the same way. Forward FLOPs
 per image come from the TF profiler; achieved GFLOP/s in training = 3 x forward FLOPs x images/s.
 """
@@ -112,7 +114,7 @@ class TorchTrainer(object):
     def _step(self):
         images, labels = next(self.batches)
         # NHWC numpy -> NCHW tensor in channels_last memory: no copy of the pixels.
-        x = self.torch.from_numpy(images).permute(0, 3, 1, 2)
+        x = self.torch.from_numpy(np.require(images, requirements="W")).permute(0, 3, 1, 2)
         y = self.torch.from_numpy(labels.astype(np.int64))
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(self.model(x), y)
@@ -286,12 +288,25 @@ def _measure_batch_size(batch_size, contenders, train_source, test_source, flops
     pipeline = statistics.median(pipeline_rate(train_source, batch_size, 4 * FLAGS.steps)
                                  for _ in range(3))
     base = train_rates.get('session_fp32')
+
+    def paired(a, b):
+        # Same-round ratios cancel the drift of a shared machine better than ratios of medians.
+        if a not in rates or b not in rates:
+            return None
+        return round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)
+
     return {
         'train_images_per_sec': {n: round(v, 1) for n, v in train_rates.items()},
         'train_images_per_sec_all_rounds': {n: [round(v, 1) for v in r]
                                             for n, r in rates.items()},
         'train_gflops_per_sec': {n: round(3 * flops * v / 1e9, 1)
                                  for n, v in train_rates.items()},
+        'paired_ratios': {
+            'session_fp32_vs_keras_fit': paired('session_fp32', 'keras_fit'),
+            'session_bf16_vs_session_fp32': paired('session_bf16', 'session_fp32'),
+            'session_xla_vs_session_fp32': paired('session_xla', 'session_fp32'),
+            'session_fp32_vs_torch_eager': paired('session_fp32', 'torch_eager'),
+        },
         'ratios': {
             'session_fp32_vs_keras_fit': _ratio(base, train_rates.get('keras_fit')),
             'session_bf16_vs_session_fp32': _ratio(train_rates.get('session_bf16'), base),
@@ -323,9 +338,11 @@ def _print_report(results):
         for name, rate in r['eval_images_per_sec'].items():
             print('  eval %-11s %12.1f' % (name, rate))
         print('  %-16s %12.1f' % ('input pipeline', r['input_pipeline_images_per_sec']))
+        print('  %-42s %10s %10s' % ('ratio', 'of medians', 'paired'))
         for name, ratio in r['ratios'].items():
             if ratio is not None:
-                print('  ratio %-36s %6.3fx' % (name, ratio))
+                pair = r['paired_ratios'].get(name)
+                print('  %-42s %9.3fx %10s' % (name, ratio, '%.3fx' % pair if pair else ''))
 
 
 if __name__ == '__main__':

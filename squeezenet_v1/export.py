@@ -157,23 +157,26 @@ def _replace_dir(staging, target):
         shutil.rmtree(old, ignore_errors=True)
 
 
+_SIZE_ROWS = (
+    ('float32 weights', 'float32_weight_bytes'),
+    ('checkpoint (with Adam slots)', 'checkpoint_bytes'),
+    ('checkpoint (weights only)', 'checkpoint_bytes_without_adam'),
+    ('SavedModel', 'saved_model_bytes'),
+    ('frozen graph', 'frozen_graph_bytes'),
+    ('TFLite float32', 'tflite_float32_bytes'),
+    ('TFLite int8 (dynamic range)', 'tflite_int8_bytes'),
+)
+
+
 def format_size_report(report):
-    """The size table, with each size in MB and against the notebook's 1 MB claim."""
-    rows = [
-        ('parameters', '{:,}'.format(report['parameters']), ''),
-        ('float32 weights', _mb(report['float32_weight_bytes']), _vs_1mb(report['float32_weight_bytes'])),
-        ('checkpoint (with Adam slots)', _mb(report['checkpoint_bytes']), _vs_1mb(report['checkpoint_bytes'])),
-        ('checkpoint (weights only)', _mb(report['checkpoint_bytes_without_adam']), _vs_1mb(report['checkpoint_bytes_without_adam'])),
-        ('SavedModel', _mb(report['saved_model_bytes']), _vs_1mb(report['saved_model_bytes'])),
-        ('frozen graph', _mb(report['frozen_graph_bytes']), _vs_1mb(report['frozen_graph_bytes'])),
-    ]
-    for label, key in (('TFLite float32', 'tflite_float32_bytes'),
-                       ('TFLite int8 (dynamic range)', 'tflite_int8_bytes')):
+    """The size table, with each size in bytes and against the notebook's 1 MB claim."""
+    rows = [('parameters', '{:,}'.format(report['parameters']), '')]
+    for label, key in _SIZE_ROWS:
         size = report[key]
-        rows.append((label, _mb(size) if size else 'skipped', _vs_1mb(size) if size else ''))
-    width = max(len(r[0]) for r in rows)
+        rows.append((label, _mb(size), _vs_1mb(size)) if size else (label, 'skipped', ''))
+    width = max(len(row[0]) for row in rows)
     lines = ['%-*s  %16s  %s' % (width, 'artifact', 'size', 'vs 1 MB')]
-    lines += ['%-*s  %16s  %s' % (width, a, b, c) for a, b, c in rows]
+    lines += [('%-*s  %16s  %s' % (width, a, b, c)).rstrip() for a, b, c in rows]
     return '\n'.join(lines)
 
 

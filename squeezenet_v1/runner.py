@@ -1,4 +1,4 @@
-"""What `run_train.py` does once its flags are parsed: prepare data, train, evaluate.
+"""What `run_train.py` does once its flags are parsed: train, evaluate, predict or export.
 
 `run(flags_obj)` takes the parsed flags as an argument (it never reads absl's global FLAGS)
 and returns the process exit status, turning the errors a user can fix into one clear message.
@@ -55,11 +55,17 @@ def run(flags_obj):
 
 
 def _run(flags_obj):
-    model_dir = flags_obj.model_dir
     if flags_obj.mode == 'predict':
-        return _predict(flags_obj)
-    if flags_obj.mode == 'export':
-        return _export(flags_obj)
+        _predict(flags_obj)
+    elif flags_obj.mode == 'export':
+        _export(flags_obj)
+    else:
+        _train_and_evaluate(flags_obj)
+
+
+def _train_and_evaluate(flags_obj):
+    """--mode train, eval or train_and_eval."""
+    model_dir = flags_obj.model_dir
     session_options.check_precision_supported(flags_obj.precision)
     _prepare_model_dir(model_dir, create=flags_obj.mode != 'eval')
     train.set_determinism(flags_obj.seed)

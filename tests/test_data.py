@@ -66,7 +66,7 @@ def test_training_pipeline_shapes_and_sparse_int32_labels(binary_release, tmp_pa
     assert source.num_examples == 20
     with tf.Graph().as_default():
         images, labels = input_pipeline.input_fn(source.record_files, new_model(10), True, 8)
-        assert images.shape.as_list() == [None, 24, 24, 3]
+        assert images.shape.as_list() == [8, 24, 24, 3]  # static: training batches are full
         with tf1.Session() as sess:
             for _ in range(4):  # repeats past one epoch
                 i, l = sess.run([images, labels])
