@@ -193,8 +193,15 @@ def machine():
         pass
     flags_present = sorted(session_options.cpu_flags() & {'avx512f', 'avx512_bf16', 'amx_bf16',
                                                           'amx_tile', 'avx2'})
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'cpu_flags': flags_present,
-            'tensorflow': tf.__version__, 'python': platform.python_version()}
+    import keras
+    versions = {'tensorflow': tf.__version__, 'keras': keras.__version__,
+                'python': platform.python_version()}
+    try:
+        import torch
+        versions['torch'] = torch.__version__
+    except ImportError:
+        pass
+    return dict(versions, cpu=cpu, cores=os.cpu_count(), cpu_flags=flags_present)
 
 
 def _available(contenders):
@@ -342,7 +349,7 @@ def _print_report(results):
         for name, ratio in r['ratios'].items():
             if ratio is not None:
                 pair = r['paired_ratios'].get(name)
-                print('  %-42s %9.3fx %10s' % (name, ratio, '%.3fx' % pair if pair else ''))
+                print(('  %-42s %9.3fx %10s' % (name, ratio, '%.3fx' % pair if pair else '')).rstrip())
 
 
 if __name__ == '__main__':
