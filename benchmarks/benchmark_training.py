@@ -61,12 +61,7 @@ class SessionTrainer(object):
         self.step = self.sess.make_callable(self.training.fetches)
 
     def images_per_second(self, batch_size, warmup, steps):
-        for _ in range(warmup):
-            self.step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.step()
-        return steps * batch_size / (time.perf_counter() - start)
+        return _timed(self.step, batch_size, warmup, steps)
 
 
 class KerasTrainer(object):
@@ -124,12 +119,7 @@ class TorchTrainer(object):
 
     def images_per_second(self, batch_size, warmup, steps):
         self.model.train()
-        for _ in range(warmup):
-            self._step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            self._step()
-        return steps * batch_size / (time.perf_counter() - start)
+        return _timed(self._step, batch_size, warmup, steps)
 
 
 def session_eval_rate(source, batch_size, steps):
@@ -143,7 +133,7 @@ def session_eval_rate(source, batch_size, steps):
     with tf1.Session(graph=graph, config=session_options.session_config()) as sess:
         sess.run(init)
         step = sess.make_callable([model.loss, model.predictions])
-        return _timed(step, batch_size, steps)
+        return _timed(step, batch_size, FLAGS.warmup_steps, steps)
 
 
 def keras_eval_rate(keras_trainer, source, batch_size, steps):
@@ -162,11 +152,13 @@ def pipeline_rate(source, batch_size, steps):
         images, labels = input_pipeline.input_fn(
             source.record_files, train.new_model(len(source.label_names)), True, batch_size)
     with tf1.Session(graph=graph) as sess:
-        return _timed(sess.make_callable([images.op, labels.op]), batch_size, steps)
+        return _timed(sess.make_callable([images.op, labels.op]), batch_size,
+                      FLAGS.warmup_steps, steps)
 
 
-def _timed(step, batch_size, steps):
-    for _ in range(FLAGS.warmup_steps):
+def _timed(step, batch_size, warmup, steps):
+    """Images/s of `steps` calls of step() after `warmup` untimed ones."""
+    for _ in range(warmup):
         step()
     start = time.perf_counter()
     for _ in range(steps):
