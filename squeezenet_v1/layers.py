@@ -5,7 +5,7 @@ module keeps tf.layers' behaviour without either: variables are made with
 `tf.compat.v1.get_variable` under a variable scope named for the layer (`conv1/kernel`,
 `conv1/bias`), kernels start Glorot-uniform and biases at zero, as TF1's tf.layers did, and
 ops live under the same name scopes (`conv1/Conv2D`, `pool1/MaxPool`, `logits/Reshape`).
-Checkpoints are therefore interchangeable with graphs built on the real tf.layers.
+Checkpoints are therefore interchangeable with graphs built on the real TF1 layers API.
 """
 
 import tensorflow as tf
@@ -33,7 +33,7 @@ def _as_int(value):
 
 def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding='valid', activation=None,
            use_bias=True, kernel_initializer=None, bias_initializer=None, name=None):
-    """2-D convolution as `tf.layers.conv2d` made it (NHWC, kernel [kh, kw, in, filters])."""
+    """2-D convolution as TF1's layers API made it (NHWC, kernel [kh, kw, in, filters])."""
     kernel_h, kernel_w = _pair(kernel_size)
     stride_h, stride_w = _pair(strides)
     in_channels = _as_int(inputs.shape[-1])
@@ -53,28 +53,28 @@ def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding='valid', activa
 
 
 def max_pooling2d(inputs, pool_size, strides, padding='valid', name=None):
-    """Max pooling as `tf.layers.max_pooling2d` made it."""
+    """Max pooling as TF1's layers API made it."""
     with tf1.name_scope(name, 'max_pooling2d'):
         return tf.nn.max_pool2d(inputs, _pair(pool_size), _pair(strides), padding.upper(),
                                 name='MaxPool')
 
 
 def average_pooling2d(inputs, pool_size, strides, padding='valid', name=None):
-    """Average pooling as `tf.layers.average_pooling2d` made it."""
+    """Average pooling as TF1's layers API made it."""
     with tf1.name_scope(name, 'average_pooling2d'):
         return tf.nn.avg_pool2d(inputs, _pair(pool_size), _pair(strides), padding.upper(),
                                 name='AvgPool')
 
 
 def flatten(inputs, name=None):
-    """Flattens all but the batch dimension, as `tf.layers.flatten` did."""
+    """Flattens all but the batch dimension, as TF1's layers API did."""
     with tf1.name_scope(name, 'flatten'):
         batch = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]
         return tf.reshape(inputs, [batch, -1], name='Reshape')
 
 
 def dropout(inputs, rate=0.5, training=False, seed=None, name=None):
-    """Dropout that is active only when `training` is True, as `tf.layers.dropout`."""
+    """Dropout that is active only when `training` is True, as TF1's layers API did it."""
     with tf1.name_scope(name, 'dropout'):
         if isinstance(training, tf.Tensor):
             return tf.cond(training, lambda: tf.nn.dropout(inputs, rate=rate, seed=seed),
