@@ -32,6 +32,7 @@ def test_train_and_eval_learns_and_leaves_its_files(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     steps = [int(m.group(1)) for m in LOG_LINE.finditer(proc.stdout)]
     assert steps == [100, 200, 300]
+    assert 'final_conv ReLU output is zero' not in proc.stdout
     with open(os.path.join(model_dir, 'eval_results.json')) as f:
         results = json.load(f)
     assert results['global_step'] == 300 and results['num_examples'] == 1000
@@ -218,3 +219,26 @@ def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path):
     assert kept == ['model.ckpt-4.index', 'model.ckpt-5.index', 'model.ckpt-6.index']
     with open(os.path.join(model_dir, 'checkpoint')) as f:
         assert 'model_checkpoint_path: "model.ckpt-6"' in f.read()  # relative: model_dir can move
+
+
+def test_dead_final_relu_is_warned_about(tmp_path):
+    # A checkpoint whose final_conv can only output zeros: the notebook's ReLU on its logits
+    # has died, the loss sits at ln(10) and no gradient can revive it.
+    model_dir = tmp_path / 'run'
+    model_dir.mkdir()
+    with tf.Graph().as_default():
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                              tf1.placeholder(tf.int32, [None]), is_training=True)
+        final = {v.op.name: v for v in tf1.global_variables()}
+        kill = [final['final_conv/kernel'].assign(tf.zeros([1, 1, 256, 10])),
+                final['final_conv/bias'].assign(tf.fill([10], -100.0))]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(kill)
+            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=0)
+    proc = run_train('--dataset=synthetic', '--mode=train', '--model_dir=%s' % model_dir,
+                     '--max_steps=3', '--log_every_n_steps=1')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert 'loss = 2.3026' in proc.stdout
+    assert 'loss is ln(10) = 2.3026: every final_conv ReLU output is zero' in proc.stdout
