@@ -57,6 +57,18 @@ def _latest_step_checking_state(model_dir):
     return latest
 
 
+def _wait_for_training(proc, log_path, timeout=60):
+    """Returns once the trainer has logged that it starts or resumes training."""
+    give_up = time.time() + timeout
+    while time.time() < give_up and proc.poll() is None:
+        with open(log_path) as f:
+            log = f.read()
+        if 'Starting from scratch' in log or 'Resuming from' in log:
+            return
+        time.sleep(0.05)
+    raise AssertionError('trainer did not start training:\n' + open(log_path).read()[-3000:])
+
+
 def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
     rng = random.Random(20261124)
     model_dir = str(tmp_path / 'run')
@@ -65,7 +77,14 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
         assert time.time() < deadline, 'kill loop ran out of time at attempt %d' % attempt
         log_path = str(tmp_path / ('log%d.txt' % attempt))
         proc = _trainer(model_dir, log_path, '--max_steps=100000', '--save_checkpoints_steps=5')
-        if attempt % 3 == 2:
+        if attempt % 3 == 0:
+            # Anywhere from interpreter start-up to training, whatever this machine's start-up.
+            time.sleep(rng.uniform(0.3, 5.5))
+        elif attempt % 3 == 1:
+            # Within training, timed from its start so a slow start-up cannot eat the window.
+            _wait_for_training(proc, log_path)
+            time.sleep(rng.uniform(0.2, 2.5))
+        else:
             # Aim for the middle of a save: kill as soon as TensorFlow's temp files appear.
             give_up = time.time() + 30
             while proc.poll() is None and time.time() < give_up:
@@ -74,8 +93,6 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
                     kills_mid_save += 1
                     break
                 time.sleep(0.0005)
-        else:
-            time.sleep(rng.uniform(0.3, 5.5))
         proc.kill()
         proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGKILL, open(log_path).read()[-3000:]
