@@ -6,6 +6,7 @@ Anything wrong with a file raises `DataError` naming the file, what is wrong and
 before TensorFlow ever sees it.
 """
 
+import codecs
 import os
 import pickle
 
@@ -90,21 +91,87 @@ def read_binary_batch(path):
     return records[:, LABEL_BYTES:].copy(), labels
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: a batch file cannot run code."""
+def _text(value):
+    return value.decode('latin1') if isinstance(value, bytes) else value
 
-    _ALLOWED = {
-        ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-        ('numpy', 'ndarray'), ('numpy', 'dtype'), ('copy_reg', '_reconstructor'),
-        ('copyreg', '_reconstructor'), ('__builtin__', 'object'), ('builtins', 'object'),
-        ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
-        ('_codecs', 'encode'),  # how Python 3 writes bytes into a protocol-2 pickle
+
+class _DtypeRecipe:
+    """Stands in for numpy.dtype while unpickling; numpy never sees an unchecked dtype state.
+
+    numpy.dtype.__setstate__ trusts its input: a flipped flags byte makes a uint8 dtype claim
+    to hold object references, and numpy then fails from inside its C code. So the pickled
+    arguments and state are kept here, checked against what a plain number dtype can be, and
+    only then turned into a real dtype.
+    """
+
+    def __init__(self, name, align=False, copy=True):
+        self.name, self.state = name, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def resolve(self):
+        try:
+            dtype = np.dtype(_text(self.name))
+        except (TypeError, ValueError) as e:
+            raise pickle.UnpicklingError('bad dtype %r (%s)' % (self.name, e))
+        if dtype.kind not in 'biuf':
+            raise pickle.UnpicklingError('dtype %s is not a number type' % dtype)
+        state = self.state if self.state is not None else dtype.__reduce__()[2]
+        # (version, byte order, subarray, names, fields, itemsize, alignment, flags[, metadata])
+        if (not isinstance(state, tuple) or len(state) not in (8, 9) or
+                state[2:8] != (None, None, None, -1, -1, 0) or
+                _text(state[1]) not in ('|', '<', '>', '=')):
+            raise pickle.UnpicklingError('dtype %s has a malformed state %r' % (dtype, state))
+        return dtype.newbyteorder(_text(state[1])) if dtype.itemsize > 1 else dtype
+
+
+class _CheckedArray(np.ndarray):
+    """numpy.ndarray as unpickled here: its dtype is resolved from a checked _DtypeRecipe."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError('malformed ndarray state')
+        *head, recipe, is_fortran, raw = state
+        if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
+            raise pickle.UnpicklingError('ndarray state has no plain dtype and data')
+        super().__setstate__(tuple(head) + (recipe.resolve(), is_fortran, raw))
+
+
+def _reconstruct(subtype, shape, typecode):
+    """numpy's _reconstruct, for _CheckedArray only: an empty array that BUILD then fills."""
+    if subtype is not _CheckedArray:
+        raise pickle.UnpicklingError('refusing to reconstruct %r' % (subtype,))
+    return _CheckedArray.__new__(_CheckedArray, (0,), dtype=np.uint8)
+
+
+def _scalar(recipe, raw):
+    """numpy's scalar(dtype, bytes), with the dtype checked."""
+    if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
+        raise pickle.UnpicklingError('malformed numpy scalar')
+    dtype = recipe.resolve()
+    if len(raw) != dtype.itemsize:
+        raise pickle.UnpicklingError('numpy scalar of %d bytes for %s' % (len(raw), dtype))
+    return np.frombuffer(raw, dtype)[0]
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and number arrays only: a batch file cannot run code."""
+
+    _GLOBALS = {
+        ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+        ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
+        ('numpy.core.multiarray', 'scalar'): _scalar,
+        ('numpy._core.multiarray', 'scalar'): _scalar,
+        ('numpy', 'ndarray'): _CheckedArray,
+        ('numpy', 'dtype'): _DtypeRecipe,
+        ('_codecs', 'encode'): codecs.encode,  # how Python 3 writes bytes into protocol 2
     }
 
     def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
+        if (module, name) not in self._GLOBALS:
             raise pickle.UnpicklingError('refusing to load %s.%s' % (module, name))
-        return super().find_class(module, name)
+        return self._GLOBALS[(module, name)]
 
 
 def _unpickle(path):

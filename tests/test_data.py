@@ -197,6 +197,52 @@ def test_truncated_pickle_is_named(tmp_path):
         datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
 
 
+def _python2_batch(images, labels, dtype_flags=0):
+    """A batch exactly as Python 2's cPickle (protocol 2) wrote the release: str, not unicode."""
+    def short_str(b):
+        return b'U' + bytes([len(b)]) + b
+    rows, columns = images.shape
+    return b''.join([
+        b'\x80\x02}(', short_str(b'data'),
+        b'cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85', short_str(b'b'),
+        b'\x87R(K\x01M', rows.to_bytes(2, 'little'), b'M', columns.to_bytes(2, 'little'),
+        b'\x86cnumpy\ndtype\n', short_str(b'u1'), b'K\x00K\x01\x87R(K\x03', short_str(b'|'),
+        b'NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK', bytes([dtype_flags]), b'tb\x89',
+        b'T', images.nbytes.to_bytes(4, 'little'), images.tobytes(), b'tb',
+        short_str(b'labels'), b'](', b''.join(b'K' + bytes([x]) for x in labels), b'eu.'])
+
+
+def test_python2_pickled_batch_reads_back(tmp_path):
+    images = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    path = str(tmp_path / 'data_batch_1')
+    with open(path, 'wb') as f:
+        f.write(_python2_batch(images, [3, 7]))
+    read_images, read_labels = cifar10.read_python_batch(path)
+    np.testing.assert_array_equal(read_images, images)
+    np.testing.assert_array_equal(read_labels, [3, 7])
+
+
+def test_numpy_scalars_and_big_endian_arrays_read_back(tmp_path):
+    images = np.full((2, 3072), 9, np.uint8)
+    path = str(tmp_path / 'data_batch_1')
+    for labels in ([np.int64(4), np.int32(1)], np.array([4, 1], '>i8')):
+        with open(path, 'wb') as f:
+            pickle.dump({b'data': images, b'labels': labels}, f, protocol=2)
+        np.testing.assert_array_equal(cifar10.read_python_batch(path)[1], [4, 1])
+
+
+@pytest.mark.filterwarnings('error::pytest.PytestUnraisableExceptionWarning')
+@pytest.mark.parametrize('flags', [1, 0x3f, 0xff])
+def test_corrupt_dtype_state_is_refused_before_numpy_sees_it(tmp_path, flags):
+    # numpy.dtype.__setstate__ trusts these flags: 0x3f makes uint8 claim to hold objects.
+    path = str(tmp_path / 'data_batch_1')
+    with open(path, 'wb') as f:
+        f.write(_python2_batch(np.zeros((1, 3072), np.uint8), [0], dtype_flags=flags))
+    with pytest.raises(DataError, match='data_batch_1: not a readable CIFAR-10 python batch '
+                                        r'\(UnpicklingError: dtype uint8 has a malformed state'):
+        cifar10.read_python_batch(path)
+
+
 def test_synthetic_set_is_fixed_balanced_and_carries_its_class():
     images, labels = synthetic.make_split('train')
     again, _ = synthetic.make_split('train')

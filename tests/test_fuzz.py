@@ -46,6 +46,8 @@ def _write(tmp_path_factory, data):
     return path
 
 
+# numpy failing inside a destructor is reported only as a warning: make it fail the test.
+@pytest.mark.filterwarnings('error::pytest.PytestUnraisableExceptionWarning')
 @pytest.mark.parametrize('reader, pristine', [
     (cifar10.read_binary_batch, BINARY_BATCH),
     (cifar10.read_python_batch, PYTHON_BATCH),
