@@ -117,13 +117,22 @@ class _DtypeRecipe:
             raise pickle.UnpicklingError('bad dtype %r (%s)' % (self.name, e))
         if dtype.kind not in 'biuf':
             raise pickle.UnpicklingError('dtype %s is not a number type' % dtype)
-        state = self.state if self.state is not None else dtype.__reduce__()[2]
+        state = self.state
+        if state is None:
+            return dtype
         # (version, byte order, subarray, names, fields, itemsize, alignment, flags[, metadata])
         if (not isinstance(state, tuple) or len(state) not in (8, 9) or
                 state[2:8] != (None, None, None, -1, -1, 0) or
                 _text(state[1]) not in ('|', '<', '>', '=')):
             raise pickle.UnpicklingError('dtype %s has a malformed state %r' % (dtype, state))
         return dtype.newbyteorder(_text(state[1])) if dtype.itemsize > 1 else dtype
+
+
+def _checked_dtype(recipe, raw, what):
+    """The dtype of pickled raw bytes, from its _DtypeRecipe once that has been checked."""
+    if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
+        raise pickle.UnpicklingError('%s has no plain dtype and data' % what)
+    return recipe.resolve()
 
 
 class _CheckedArray(np.ndarray):
@@ -133,9 +142,8 @@ class _CheckedArray(np.ndarray):
         if not isinstance(state, tuple) or len(state) not in (4, 5):
             raise pickle.UnpicklingError('malformed ndarray state')
         *head, recipe, is_fortran, raw = state
-        if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
-            raise pickle.UnpicklingError('ndarray state has no plain dtype and data')
-        super().__setstate__(tuple(head) + (recipe.resolve(), is_fortran, raw))
+        dtype = _checked_dtype(recipe, raw, 'ndarray state')
+        super().__setstate__(tuple(head) + (dtype, is_fortran, raw))
 
 
 def _reconstruct(subtype, shape, typecode):
@@ -147,9 +155,7 @@ def _reconstruct(subtype, shape, typecode):
 
 def _scalar(recipe, raw):
     """numpy's scalar(dtype, bytes), with the dtype checked."""
-    if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
-        raise pickle.UnpicklingError('malformed numpy scalar')
-    dtype = recipe.resolve()
+    dtype = _checked_dtype(recipe, raw, 'numpy scalar')
     if len(raw) != dtype.itemsize:
         raise pickle.UnpicklingError('numpy scalar of %d bytes for %s' % (len(raw), dtype))
     return np.frombuffer(raw, dtype)[0]
