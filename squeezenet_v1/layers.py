@@ -1,7 +1,7 @@
 """The five `tf.layers` functions the notebook calls, rebuilt on `tf.compat.v1` core ops.
 
-On TensorFlow >= 2.16 `tf.compat.v1.layers` needs tf-keras and `TF_USE_LEGACY_KERAS=1`; this
-module keeps tf.layers' behaviour without either: variables are made with
+On TensorFlow >= 2.16 the TF1 layers API exists only through the legacy Keras package; this
+module keeps tf.layers' behaviour without it: variables are made with
 `tf.compat.v1.get_variable` under a variable scope named for the layer (`conv1/kernel`,
 `conv1/bias`), kernels start Glorot-uniform and biases at zero, as TF1's tf.layers did, and
 ops live under the same name scopes (`conv1/Conv2D`, `pool1/MaxPool`, `logits/Reshape`).
