@@ -1,24 +1,50 @@
-"""Finding, checking, restoring and saving `tf.compat.v1.train.Saver` checkpoints in a model_dir.
+"""`tf.compat.v1.train.Saver` checkpoints in a model_dir: finding, checking, saving, rotating.
 
-A save is ordered so that a crash at any moment leaves the `checkpoint` state file naming only
-complete checkpoints: the data and index files, then the .meta graph (each written by
-TensorFlow to a temporary name and renamed), then the state file (atomically), and only then
-are checkpoints beyond `keep` deleted.
+The folder is the truth, not the `checkpoint` state file. `model.ckpt-<step>` is complete when
+its .index and every .data shard are present and every tensor reads back (checksums included);
+readers take the newest complete one. A trainer, holding the model_dir lock, rebuilds the state
+file (which TF1 tools read) whenever it does not list exactly the complete checkpoints of this
+folder: absent, unreadable, or naming another folder's files (the absolute paths TF1's Saver
+wrote, in a copied run). Nothing outside the model_dir is ever read as ours or removed.
+
+A save is ordered for crashes and power loss:
+1. the Saver writes data, index and .meta into a temporary folder in model_dir; each is fsynced;
+2. a journal names the checkpoint; its files are renamed into place, .index last (a checkpoint
+   is complete the moment its .index appears), and the folder is fsynced;
+3. the state file is written (fsynced, renamed, folder fsynced), then the journal is removed;
+4. rotation: a second journal lists the checkpoints beyond --keep_checkpoint_max, they are
+   removed, then that journal is removed.
+The next trainer finishes or undoes what a killed one left by reading the journals; the only
+other files it removes are temporaries (TensorFlow's and ours), each named in the log. A
+restorable checkpoint is removed by rotation alone; an incomplete one is kept and named.
 """
 
-import glob
+import collections
 import os
 import re
-import shutil
 
 import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1 import files
 
 tf1 = tf.compat.v1
 
 CHECKPOINT_PREFIX = 'model.ckpt'
+STATE_FILE = 'checkpoint'
+_SAVE_JOURNAL = '.squeezenet_v1-saving'
+_ROTATION_JOURNAL = '.squeezenet_v1-rotating'
+_CHECKPOINT_NAME = re.compile(r'^model\.ckpt-(\d+)$')
+_CHECKPOINT_FILE = re.compile(r'^(model\.ckpt-\d+)\.(index|meta|data-(\d{5})-of-(\d{5}))$')
+# What TensorFlow's Saver leaves when killed mid-save: its shard folder and temp files.
+_TENSORFLOW_LEFTOVER = re.compile(
+    r'^(model\.ckpt-\d+(_temp(_[0-9a-f]{32})?|\.(index|meta|data-\d{5}-of-\d{5})\.tempstate\d+)'
+    r'|checkpoint\.tmp[0-9a-f]{32})$')
 # Variables a training checkpoint holds that an evaluation graph does not build (Adam's, and
 # the float16 loss scale's).
 _OPTIMIZER_MARKERS = ('/Adam', 'beta1_power', 'beta2_power', 'current_loss_scale', 'good_steps')
+# How often a reader takes the newest checkpoint again when a rotating trainer removes its own.
+_READ_ATTEMPTS = 10
 
 
 class CheckpointMismatchError(Exception):
@@ -26,28 +52,288 @@ class CheckpointMismatchError(Exception):
 
 
 class NoCheckpointError(Exception):
-    """model_dir has no checkpoint to evaluate, predict with or export."""
+    """model_dir has no complete checkpoint to evaluate, predict with or export."""
 
 
 class CheckpointSaveError(Exception):
     """A checkpoint could not be written (a full disk, say); the previous one is still latest."""
 
 
+class CheckpointVanishedError(Exception):
+    """Checkpoints kept disappearing while being read (a trainer rotating them away)."""
+
+
+Scan = collections.namedtuple('Scan', ['complete', 'incomplete'])
+Scan.__doc__ = """complete: checkpoint names, oldest first; incomplete: {name: what is wrong}."""
+
+
+def step_of(name):
+    """The step in a checkpoint name or prefix (`.../model.ckpt-<step>`)."""
+    return int(_CHECKPOINT_NAME.match(os.path.basename(name)).group(1))
+
+
+def checkpoint_prefix(model_dir, step):
+    return os.path.join(model_dir, '%s-%d' % (CHECKPOINT_PREFIX, step))
+
+
+def _checkpoint_files(model_dir):
+    """{checkpoint name: [its file names]} from a listing of model_dir (never a glob)."""
+    grouped = collections.defaultdict(list)
+    try:
+        names = os.listdir(model_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return grouped
+    for file_name in names:
+        match = _CHECKPOINT_FILE.match(file_name)
+        if match:
+            grouped[match.group(1)].append(file_name)
+    return grouped
+
+
+def _what_is_wrong(model_dir, name, file_names, read_tensors=True):
+    """Why the checkpoint cannot be restored, or None when it is complete."""
+    if name + '.index' not in file_names:
+        return 'no .index file'
+    shards = [_CHECKPOINT_FILE.match(f) for f in file_names]
+    shards = [(int(m.group(3)), int(m.group(4))) for m in shards if m.group(3)]
+    if not shards:
+        return 'no .data file'
+    totals = {total for _, total in shards}
+    present = {index for index, _ in shards}
+    if len(totals) != 1 or present != set(range(totals.pop())):
+        return 'its .data shards are incomplete'
+    if read_tensors:
+        try:
+            reader = tf1.train.load_checkpoint(os.path.join(model_dir, name))
+            for variable in reader.get_variable_to_shape_map():
+                reader.get_tensor(variable)
+        except Exception as e:  # TensorFlow raises OpError, IndexError, ValueError for damage
+            return 'unreadable: %s' % _first_line(e)
+    return None
+
+
+def scan(model_dir):
+    """Every checkpoint in model_dir, each read back in full: a Scan."""
+    complete, incomplete = [], {}
+    grouped = _checkpoint_files(model_dir)
+    for name in sorted(grouped, key=step_of):
+        problem = _what_is_wrong(model_dir, name, grouped[name])
+        if problem:
+            incomplete[name] = problem
+        else:
+            complete.append(name)
+    return Scan(complete, incomplete)
+
+
 def latest_checkpoint(model_dir):
-    """The newest checkpoint prefix named by model_dir/checkpoint, or None."""
-    if not os.path.isdir(model_dir):
-        return None
-    return tf1.train.latest_checkpoint(model_dir)
+    """The prefix of the newest complete checkpoint in model_dir, or None."""
+    grouped = _checkpoint_files(model_dir)
+    for name in sorted(grouped, key=step_of, reverse=True):
+        if _what_is_wrong(model_dir, name, grouped[name]) is None:
+            return os.path.join(model_dir, name)
+    return None
 
 
 def require_latest_checkpoint(model_dir):
-    """The newest checkpoint prefix in model_dir; NoCheckpointError if there is none."""
+    """The newest complete checkpoint prefix in model_dir; NoCheckpointError if there is none."""
     latest = latest_checkpoint(model_dir)
-    if not latest:
-        raise NoCheckpointError('no checkpoint in %s: train first (--mode=train or '
-                                'train_and_eval), or point --model_dir at a training run.'
-                                % model_dir)
-    return latest
+    if latest:
+        return latest
+    incomplete = scan(model_dir).incomplete
+    damaged = ''.join(' %s is incomplete (%s).' % (os.path.join(model_dir, name), problem)
+                      for name, problem in incomplete.items())
+    raise NoCheckpointError('no complete checkpoint in %s.%s Train first (--mode=train or '
+                            'train_and_eval), or point --model_dir at a training run.'
+                            % (model_dir, damaged))
+
+
+def with_latest_checkpoint(model_dir, use):
+    """Returns use(prefix) for the newest complete checkpoint.
+
+    A trainer rotating checkpoints may remove the one being read; then the newest is taken
+    again. CheckpointVanishedError names them if that keeps happening.
+    """
+    vanished = []
+    for _ in range(_READ_ATTEMPTS):
+        prefix = require_latest_checkpoint(model_dir)
+        try:
+            return use(prefix)
+        except (tf.errors.NotFoundError, tf.errors.DataLossError, FileNotFoundError):
+            if latest_checkpoint(model_dir) == prefix:
+                raise  # still there: a real error, not a rotation
+            logging.warning('%s was removed while being read (a trainer rotating its '
+                            'checkpoints?); taking the newest again.', prefix)
+            vanished.append(os.path.basename(prefix))
+    raise CheckpointVanishedError(
+        'checkpoints in %s were removed while being read, %d times (%s). Stop the trainer or '
+        'raise its --keep_checkpoint_max, then try again.'
+        % (model_dir, len(vanished), ', '.join(vanished)))
+
+
+def read_state(model_dir):
+    """(checkpoint names the state file lists, oldest first; why it cannot be used, or None)."""
+    if not os.path.lexists(os.path.join(model_dir, STATE_FILE)):
+        return [], 'there was none'
+    try:
+        state = tf1.train.get_checkpoint_state(model_dir)
+    except Exception as e:  # ValueError, UnicodeDecodeError, OpError: the file is not a state
+        return [], 'it was unreadable (%s)' % _first_line(e)
+    if state is None or not state.model_checkpoint_path:
+        return [], 'it was unreadable'
+    names = []
+    here = os.path.realpath(model_dir)
+    for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
+        name = os.path.basename(path)
+        # get_checkpoint_state has joined relative paths to model_dir already.
+        if (os.path.realpath(os.path.dirname(path)) != here
+                or not _CHECKPOINT_NAME.match(name)):
+            return [], 'it named %s, outside this folder' % path
+        if name not in names:
+            names.append(name)
+    return sorted(names, key=step_of), None
+
+
+def write_state(model_dir, names):
+    """Writes the state file listing `names` (oldest first) by relative name; fsynced."""
+    text = 'model_checkpoint_path: "%s"\n' % names[-1]
+    text += ''.join('all_model_checkpoint_paths: "%s"\n' % name for name in names)
+    files.write_text_atomic(os.path.join(model_dir, STATE_FILE), text)
+
+
+def prepare_for_training(model_dir):
+    """Finishes or undoes what a killed trainer left, adopts the checkpoints present. -> Scan.
+
+    Call only while holding the model_dir lock, after every check that could refuse the run.
+    """
+    _finish_journals(model_dir)
+    for name in sorted(os.listdir(model_dir)):
+        if _TENSORFLOW_LEFTOVER.match(name):
+            files.remove_path(os.path.join(model_dir, name))
+            logging.info('Removed %s, left by an interrupted TensorFlow save.',
+                         os.path.join(model_dir, name))
+    for path in files.remove_stale_temporaries(model_dir):
+        logging.info('Removed %s, a temporary of a process that no longer runs.', path)
+    found = scan(model_dir)
+    for name, problem in found.incomplete.items():
+        logging.warning('%s is incomplete (%s): it is kept as it is and not used.',
+                        os.path.join(model_dir, name), problem)
+    listed, problem = read_state(model_dir)
+    if found.complete and (problem or listed != found.complete):
+        if not problem:
+            missing = [n for n in listed if n not in found.complete]
+            problem = ('it listed %s, missing or incomplete here' % ', '.join(missing) if missing
+                       else 'it did not list %s' % ', '.join(
+                           n for n in found.complete if n not in listed))
+        write_state(model_dir, found.complete)
+        logging.warning('Rebuilt %s from the %d complete checkpoints in the folder, because %s.',
+                        os.path.join(model_dir, STATE_FILE), len(found.complete), problem)
+    return found
+
+
+def _finish_journals(model_dir):
+    """Undoes a save killed while renaming into place; finishes a killed rotation."""
+    for journal, finish in ((_SAVE_JOURNAL, _undo_partial_save),
+                            (_ROTATION_JOURNAL, _remove_checkpoint)):
+        path = os.path.join(model_dir, journal)
+        try:
+            with open(path, encoding='ascii') as f:
+                names = [line.strip() for line in f if _CHECKPOINT_NAME.match(line.strip())]
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            names = []  # a torn journal: it was being written, so none of its work began
+        for name in names:
+            finish(model_dir, name)
+        files.remove_path(path)
+        files.fsync_dir(model_dir)
+
+
+def _undo_partial_save(model_dir, name):
+    grouped = _checkpoint_files(model_dir)
+    if name in grouped and _what_is_wrong(model_dir, name, grouped[name]):
+        logging.info('Removing the files of %s: a killed save was moving them into place.',
+                     os.path.join(model_dir, name))
+        _remove_checkpoint(model_dir, name)
+
+
+def _remove_checkpoint(model_dir, name):
+    """Removes one checkpoint's files by exact name, .index first so readers skip it at once."""
+    file_names = _checkpoint_files(model_dir).get(name, [])
+    for file_name in sorted(file_names, key=lambda f: not f.endswith('.index')):
+        files.remove_path(os.path.join(model_dir, file_name))
+
+
+def _publish_order(file_name):
+    """.meta first, then the data shards, the .index last."""
+    if file_name.endswith('.meta'):
+        return 0
+    return 2 if file_name.endswith('.index') else 1
+
+
+def save(sess, saver, model_dir, step, complete, keep):
+    """Writes model.ckpt-<step> crash-safely and keeps the newest `keep`.
+
+    `complete` lists the complete checkpoints of model_dir, oldest first (the Scan's, then what
+    each save returned). Returns (prefix, the complete checkpoints now, oldest first).
+    """
+    name = '%s-%d' % (CHECKPOINT_PREFIX, step)
+    prefix = os.path.join(model_dir, name)
+    journal = os.path.join(model_dir, _SAVE_JOURNAL)
+    staging, published = None, []
+    try:
+        staging = files.make_temp_dir(model_dir, name)
+        saver.save(sess, os.path.join(staging, name), write_meta_graph=False, write_state=False)
+        saver.export_meta_graph(os.path.join(staging, name + '.meta'))
+        staged = sorted((f for f in os.listdir(staging) if _CHECKPOINT_FILE.match(f)),
+                        key=_publish_order)
+        for file_name in staged:
+            files.fsync_file(os.path.join(staging, file_name))
+        _set_aside(model_dir, name)
+        files.write_text_atomic(journal, name + '\n')
+        for file_name in staged:
+            os.replace(os.path.join(staging, file_name), os.path.join(model_dir, file_name))
+            published.append(file_name)
+        files.fsync_dir(model_dir)
+    except BaseException as e:
+        for file_name in published:
+            files.remove_path(os.path.join(model_dir, file_name))
+        files.remove_path(journal)
+        if isinstance(e, (tf.errors.OpError, OSError)):
+            raise CheckpointSaveError(
+                'could not write checkpoint %s (%s). The latest checkpoint is still %s. Free '
+                'some space in %s (or choose another --model_dir) and start again to resume.'
+                % (prefix, _short_reason(e, model_dir),
+                   os.path.join(model_dir, complete[-1]) if complete else 'none', model_dir))
+        raise
+    finally:
+        if staging:
+            files.remove_path(staging)
+    older = [n for n in complete if n != name]
+    kept = (older[-(keep - 1):] if keep > 1 else []) + [name]
+    write_state(model_dir, kept)
+    files.remove_path(journal)
+    _rotate(model_dir, [n for n in older if n not in kept])
+    return prefix, kept
+
+
+def _set_aside(model_dir, name):
+    """Renames files already under `name` (an incomplete checkpoint) to <file>.incomplete."""
+    for file_name in _checkpoint_files(model_dir).get(name, []):
+        path = os.path.join(model_dir, file_name)
+        os.replace(path, path + '.incomplete')
+        logging.warning('%s was an incomplete checkpoint under the name this save needs: kept '
+                        'as %s.incomplete.', path, path)
+
+
+def _rotate(model_dir, doomed):
+    if not doomed:
+        return
+    journal = os.path.join(model_dir, _ROTATION_JOURNAL)
+    files.write_text_atomic(journal, ''.join(name + '\n' for name in doomed))
+    for name in doomed:
+        _remove_checkpoint(model_dir, name)
+    files.remove_path(journal)
+    files.fsync_dir(model_dir)
 
 
 def num_classes(checkpoint_path):
@@ -57,12 +343,6 @@ def num_classes(checkpoint_path):
         raise CheckpointMismatchError('%s has no final_conv/bias: it is not a SqueezeNetModel '
                                       'checkpoint.' % checkpoint_path)
     return int(shapes['final_conv/bias'][0])
-
-
-def all_checkpoints(model_dir):
-    """Every checkpoint prefix the model_dir/checkpoint file lists, oldest first."""
-    state = tf1.train.get_checkpoint_state(model_dir)
-    return list(state.all_model_checkpoint_paths) if state else []
 
 
 def check_compatible(checkpoint_path, variables):
@@ -94,35 +374,9 @@ def restore(sess, saver, checkpoint_path, variables):
     saver.restore(sess, checkpoint_path)
 
 
-def checkpoint_prefix(model_dir, step):
-    return os.path.join(model_dir, '%s-%d' % (CHECKPOINT_PREFIX, step))
-
-
-def save(sess, saver, model_dir, step, keep):
-    """Writes model.ckpt-<step> crash-safely and keeps the newest `keep`. Returns its prefix."""
-    prefix = checkpoint_prefix(model_dir, step)
-    previous = all_checkpoints(model_dir)
-    try:
-        saver.save(sess, os.path.join(model_dir, CHECKPOINT_PREFIX), global_step=step,
-                   write_meta_graph=False, write_state=False)
-        saver.export_meta_graph(prefix + '.meta')
-        name = os.path.basename(prefix)
-        older = [os.path.basename(p) for p in previous if os.path.basename(p) != name]
-        kept = (older[-(keep - 1):] if keep > 1 else []) + [name]
-        # Relative names keep a model_dir valid after it is moved.
-        tf1.train.update_checkpoint_state(model_dir, name, kept)
-    except (tf.errors.OpError, OSError) as e:
-        _remove_checkpoint_files(prefix)
-        shutil.rmtree(prefix + '_temp', ignore_errors=True)
-        raise CheckpointSaveError(
-            'could not write checkpoint %s (%s). The latest checkpoint is still %s. Free some '
-            'space in %s (or choose another --model_dir) and start again to resume.'
-            % (prefix, _short_reason(e, model_dir),
-               previous[-1] if previous else 'none', model_dir))
-    for old in previous:
-        if os.path.basename(old) not in kept:
-            _remove_checkpoint_files(old)
-    return prefix
+def _first_line(error):
+    message = str(getattr(error, 'message', None) or error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
 
 
 def _short_reason(error, model_dir):
@@ -133,34 +387,3 @@ def _short_reason(error, model_dir):
         if model_dir in line and 'File "' not in line:
             return line
     return lines[0] if lines else type(error).__name__
-
-
-def remove_unfinished_saves(model_dir):
-    """Deletes what a killed save left: temp folders and checkpoints the state file never named.
-
-    Call only while holding the model_dir lock, so no other process is saving.
-    """
-    listed = {os.path.basename(p) for p in all_checkpoints(model_dir)}
-    for path in glob.glob(os.path.join(model_dir, CHECKPOINT_PREFIX + '-*')):
-        name = os.path.basename(path)
-        if name.endswith('_temp') and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        match = re.match(r'(%s-\d+)(\.|$)' % re.escape(CHECKPOINT_PREFIX), name)
-        if match and match.group(1) not in listed:
-            _remove(path)
-    for path in glob.glob(os.path.join(model_dir, '*.tempstate*')):
-        _remove(path)
-
-
-def _remove_checkpoint_files(prefix):
-    for path in glob.glob(prefix + '.*'):
-        if re.match(re.escape(prefix) + r'\.(index|meta|data-\d+-of-\d+)', path):
-            _remove(path)
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -12,6 +12,8 @@ import pickle
 
 import numpy as np
 
+from squeezenet_v1 import files
+
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32 ...
 NUM_CHANNELS = 3  # ... RGB, stored as three planes.
 IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * NUM_CHANNELS  # 3,072 pixel bytes per image.
@@ -248,12 +250,13 @@ def read_release_split(folder, release, split):
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def write_binary_batch(path, images, labels):
-    """Writes records in the binary release's format, to a temporary name then renamed."""
+def binary_records(images, labels):
+    """The bytes of the binary release's format: a label byte, then 3,072 pixels, per image."""
     images = np.asarray(images, dtype=np.uint8).reshape(-1, IMAGE_BYTES)
     labels = np.asarray(labels, dtype=np.uint8).reshape(-1, 1)
-    tmp = path + '.tmp-%d' % os.getpid()
-    with open(tmp, 'wb') as f:
-        f.write(np.concatenate([labels, images], axis=1).tobytes())
-    os.replace(tmp, path)
-    return path
+    return np.concatenate([labels, images], axis=1).tobytes()
+
+
+def write_binary_batch(path, images, labels):
+    """Writes records in the binary release's format, whole or not at all."""
+    return files.write_bytes_atomic(path, binary_records(images, labels))

@@ -1,10 +1,12 @@
 """Resolves `--dataset` and `--data_dir` into binary record files the input pipeline reads.
 
 The binary release is read in place; the python release and the synthetic set are converted to
-the binary record format in a scratch folder the caller owns, so one pipeline serves all three.
+the binary record format once and kept in a cache named by their content (records_cache_dir()),
+so one pipeline serves all three and a killed run leaves nothing the next one does not reuse.
 """
 
 import collections
+import hashlib
 import json
 import os
 
@@ -12,28 +14,36 @@ from absl import logging
 
 from squeezenet_v1 import cifar10
 from squeezenet_v1 import download as download_lib
+from squeezenet_v1 import files as files_lib
 from squeezenet_v1 import synthetic
 from squeezenet_v1.cifar10 import DataError
 
 DATASETS = ('cifar10', 'synthetic')
 LABELS_FILE = 'labels.txt'  # written beside checkpoints: class names in output order
+CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
 
 SplitSource = collections.namedtuple(
     'SplitSource', ['dataset', 'split', 'record_files', 'num_examples', 'label_names'])
 
 
-def prepare_split(dataset, split, data_dir, scratch_dir, download=False,
+def records_cache_dir():
+    """Where converted records are kept: $SQUEEZENET_V1_CACHE_DIR, else the user's cache."""
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'squeezenet_v1')
+
+
+def prepare_split(dataset, split, data_dir, cache_dir, download=False,
                   download_url=None, download_md5=None):
     """Checks the data for one split and returns a SplitSource of validated record files.
 
     With `download`, an absent CIFAR-10 is fetched (from `download_url`, default the official
-    binary archive, checked against `download_md5`) and extracted into data_dir first.
+    binary archive, checked against `download_md5`) and extracted into data_dir first. Records
+    converted from another format are kept in cache_dir under a name made of their content.
     """
     cifar10.check_split(split)
     if dataset == 'synthetic':
         images, labels = synthetic.make_split(split)
-        path = cifar10.write_binary_batch(
-            os.path.join(scratch_dir, 'synthetic_%s.bin' % split), images, labels)
+        path = _cached_records(cache_dir, 'synthetic_%s' % split, images, labels)
         return SplitSource(dataset, split, [path], len(labels), list(synthetic.LABEL_NAMES))
     if dataset != 'cifar10':
         raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
@@ -44,10 +54,36 @@ def prepare_split(dataset, split, data_dir, scratch_dir, download=False,
     if release is cifar10.BINARY:
         files = [os.path.join(folder, n) for n in release.batch_files(split)]
     else:
-        files = [cifar10.write_binary_batch(
-            os.path.join(scratch_dir, 'cifar10_%s.bin' % split), images, labels)]
+        files = [_cached_records(cache_dir, 'cifar10_%s' % split, images, labels)]
     logging.info('CIFAR-10 %s split: %d images from %s', split, len(labels), folder)
     return SplitSource(dataset, split, files, len(labels), names)
+
+
+def _cached_records(cache_dir, name, images, labels):
+    """The path of these records in cache_dir (`<name>-<sha256 prefix>.bin`), written if absent.
+
+    The content names the file, so concurrent runs agree on it, a file of the right name holds
+    the right records, and a killed writer leaves only a temporary the next call removes.
+    """
+    records = cifar10.binary_records(images, labels)
+    digest = hashlib.sha256(records).hexdigest()[:16]
+    path = os.path.join(cache_dir, '%s-%s.bin' % (name, digest))
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        files_lib.remove_stale_temporaries(cache_dir)
+        if not (os.path.isfile(path) and os.path.getsize(path) == len(records)
+                and _sha256(path).startswith(digest)):
+            files_lib.write_bytes_atomic(path, records)
+    except OSError as e:
+        raise DataError('cannot write converted records into the cache folder %s (%s). Set %s '
+                        'to a folder you can write to.' % (cache_dir, e.strerror or e,
+                                                           CACHE_DIR_ENV))
+    return path
+
+
+def _sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _find_or_fetch_release(data_dir, download, download_url, download_md5):

@@ -1,7 +1,9 @@
 """Fetching and unpacking the official CIFAR-10 archives, never leaving half a file in place.
 
-Downloads go to `<archive>.part` and are renamed only once complete and verified; archives are
-extracted into a temporary folder beside the target and renamed into place only once whole.
+Downloads go to a temporary beside the archive (`.<archive>.<pid>-<random>.tmp`) and are
+renamed only once complete and verified; archives are extracted into a temporary folder beside
+the target and renamed into place only once whole. An error or Ctrl-C removes the temporary;
+one a killed run left is removed by the next download or extraction in that folder.
 """
 
 import hashlib
@@ -9,13 +11,13 @@ import http.client
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 from absl import logging
 
+from squeezenet_v1 import files
 from squeezenet_v1.cifar10 import DataError
 
 _CHUNK_BYTES = 1 << 20
@@ -41,7 +43,8 @@ def verify_md5(path, expected_md5):
 def extract_archive(archive_path, dest_dir, folder):
     """Extracts `folder` from a .tar.gz into dest_dir/folder, atomically. Returns its path."""
     target = os.path.join(dest_dir, folder)
-    staging = tempfile.mkdtemp(prefix='.%s.extract-' % folder, dir=dest_dir)
+    _remove_stale_temporaries(dest_dir)
+    staging = files.make_temp_dir(dest_dir, folder)
     try:
         try:
             with tarfile.open(archive_path, 'r:gz') as tar:
@@ -63,8 +66,10 @@ def extract_archive(archive_path, dest_dir, folder):
 
 
 def download(url, dest_path, expected_md5=None, timeout=60):
-    """Streams url to dest_path via dest_path.part, logging progress; verifies the md5."""
-    partial = dest_path + '.part'
+    """Streams url to dest_path via a temporary, logging progress; verifies the md5."""
+    folder = os.path.dirname(os.path.abspath(dest_path))
+    _remove_stale_temporaries(folder)
+    partial = files.make_temp_file(folder, os.path.basename(dest_path))
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, \
                 open(partial, 'wb') as out:
@@ -80,8 +85,10 @@ def download(url, dest_path, expected_md5=None, timeout=60):
             _log_progress(url, done, total, time.time() - start)
             if total and done != total:
                 raise http.client.IncompleteRead(b'', total - done)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        _remove(partial)
+    except BaseException as e:
+        files.remove_path(partial)
+        if not isinstance(e, (urllib.error.URLError, http.client.HTTPException, OSError)):
+            raise  # Ctrl-C, or a bug: the temporary is gone either way
         reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, 'reason', e)
         raise DataError('downloading %s failed (%s). Check the network, or download the file by '
                         'hand into %s.' % (url, reason or type(e).__name__,
@@ -90,7 +97,7 @@ def download(url, dest_path, expected_md5=None, timeout=60):
         try:
             verify_md5(partial, expected_md5)
         except DataError:
-            _remove(partial)
+            files.remove_path(partial)
             raise
     os.replace(partial, dest_path)
     return dest_path
@@ -105,8 +112,6 @@ def _log_progress(url, done, total, seconds):
         logging.info('Downloading %s: %.1f MB (%.1f MB/s)', url, done / 1e6, rate)
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+def _remove_stale_temporaries(folder):
+    for path in files.remove_stale_temporaries(folder):
+        logging.info('Removed %s, left by a download or extraction that was killed.', path)

@@ -1,4 +1,4 @@
-"""Exact evaluation of the latest checkpoint: every test image counted once.
+"""Exact evaluation of the newest complete checkpoint: every test image counted once.
 
 Like the TF1 tutorial's `cifar10_eval.py`, but global_step is read from the restored graph, not
 parsed from a file name, and the last partial batch is counted.
@@ -28,7 +28,7 @@ def evaluate(model_dir, source, batch_size=32):
     per_class_accuracy (by class name), dataset, split and checkpoint; it is also written to
     model_dir/eval_results.json and as summaries under model_dir/eval.
     """
-    latest = checkpoints.require_latest_checkpoint(model_dir)
+    checkpoints.require_latest_checkpoint(model_dir)  # before building anything
     graph = tf.Graph()
     with graph.as_default():
         # Evaluation draws no random numbers, but under op determinism (--seed) every graph that
@@ -46,7 +46,11 @@ def evaluate(model_dir, source, batch_size=32):
 
     all_labels, all_predictions, loss_sum = [], [], 0.0
     with graph.as_default(), tf1.Session(graph=graph, config=session_config()) as sess:
-        checkpoints.restore(sess, saver, latest, variables)
+        def restore(checkpoint_path):
+            checkpoints.restore(sess, saver, checkpoint_path, variables)
+            return checkpoint_path
+
+        latest = checkpoints.with_latest_checkpoint(model_dir, restore)
         global_step = int(sess.run(model.global_step))
         while True:
             try:

@@ -1,12 +1,12 @@
-"""Exporting the latest checkpoint: SavedModel, frozen GraphDef, TFLite; and their sizes.
+"""Exporting the newest checkpoint: SavedModel, frozen GraphDef, TFLite; and their sizes.
 
-Everything is written into a staging folder beside --export_dir and renamed into place only
-when complete, so an export is whole or absent.
+Export writes only into a folder that is absent, empty, or an earlier export (it holds
+size_report.json and nothing an export does not write); never into or above the model_dir, over
+a file or through a symlink. Everything is written into a temporary folder beside --export_dir
+and renamed into place only when complete, so an export is whole or absent.
 """
 
 import os
-import shutil
-import tempfile
 import warnings
 
 import tensorflow as tf
@@ -25,28 +25,81 @@ TFLITE_FLOAT_FILE = 'model_float32.tflite'
 TFLITE_INT8_FILE = 'model_int8.tflite'
 SIZE_REPORT_FILE = 'size_report.json'
 LABELS_FILE = 'labels.txt'
+EXPORT_NAMES = frozenset([SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
+                          TFLITE_INT8_FILE, SIZE_REPORT_FILE, LABELS_FILE])
 ONE_MB = 1000000
 
 
+class ExportTargetError(Exception):
+    """--export_dir names a place an export must not write to."""
+
+
+def check_export_dir(export_dir, model_dir):
+    """Raises ExportTargetError unless export_dir is absent, empty or an earlier export."""
+    def refuse(why):
+        raise ExportTargetError('--export_dir %s %s. Name a new folder (the default is '
+                                '<model_dir>/export).' % (export_dir, why))
+
+    if os.path.basename(os.path.normpath(export_dir)) in ('', '.', '..'):
+        refuse('names a folder by . or ..; an export replaces its folder')
+    if os.path.islink(export_dir):
+        refuse('is a symlink; an export would replace it')
+    target = os.path.realpath(export_dir)
+    model = os.path.realpath(model_dir)
+    if target == model or model.startswith(target.rstrip(os.sep) + os.sep):
+        refuse('is the model_dir %s or holds it; an export replaces its folder' % model_dir)
+    existing = target
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        refuse('is %s; %s is a file' % ('a file' if existing == target else 'under a file',
+                                        existing))
+    if existing != target:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            refuse('cannot be created: %s is not writable' % existing)
+        return
+    names = set(os.listdir(target))
+    foreign = sorted(names - EXPORT_NAMES)
+    if foreign:
+        refuse('holds files an export does not write (%s)' % ', '.join(foreign[:5]))
+    if names and SIZE_REPORT_FILE not in names:
+        refuse('is not empty and holds no %s, so it is not an earlier export' % SIZE_REPORT_FILE)
+    if not os.access(os.path.dirname(target), os.W_OK | os.X_OK):
+        refuse('cannot be replaced: %s is not writable' % os.path.dirname(target))
+
+
 def export(model_dir, export_dir, label_names):
-    """Writes every format into export_dir from model_dir's latest checkpoint; returns sizes."""
-    latest = checkpoints.require_latest_checkpoint(model_dir)
+    """Writes every format into export_dir from model_dir's newest checkpoint; returns sizes."""
+    check_export_dir(export_dir, model_dir)
+    checkpoints.require_latest_checkpoint(model_dir)
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.%s.staging-' % os.path.basename(export_dir), dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the export from a serving user
+    for path in files.remove_stale_temporaries(parent):
+        logging.info('Removed %s, left by an export that was killed.', path)
+    staging = files.make_temp_dir(parent, os.path.basename(export_dir))
     try:
-        report = _export_into(model_dir, latest, staging, label_names)
+        report = _export_into(model_dir, staging, label_names)
         _replace_dir(staging, export_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        files.remove_path(staging)
         raise
-    logging.info('Exported %s into %s', latest, export_dir)
+    logging.info('Exported %s into %s', report['checkpoint'], export_dir)
     return report
 
 
-def _export_into(model_dir, latest, out_dir, label_names):
-    graph, sess = serving.restored_session(model_dir, label_names)
+def _restore_and_measure(checkpoint_path, label_names):
+    """(ServingGraph, Session, checkpoint path, its size), sized while it surely exists."""
+    graph, sess = serving.restored_session(checkpoint_path, label_names)
+    try:
+        return graph, sess, checkpoint_path, _checkpoint_bytes(checkpoint_path)
+    except BaseException:
+        sess.close()
+        raise
+
+
+def _export_into(model_dir, out_dir, label_names):
+    graph, sess, latest, checkpoint_bytes = checkpoints.with_latest_checkpoint(
+        model_dir, lambda checkpoint_path: _restore_and_measure(checkpoint_path, label_names))
     with sess:
         global_step = int(sess.run(graph.global_step))
         weights = params.parameter_report(
@@ -54,7 +107,7 @@ def _export_into(model_dir, latest, out_dir, label_names):
         with graph.graph.as_default():
             _write_saved_model(sess, graph, os.path.join(out_dir, SAVED_MODEL_DIR))
             frozen = _frozen_graph_def(sess, graph)
-            weights_only_bytes = _weights_only_checkpoint_bytes(sess, graph)
+            weights_only_bytes = _weights_only_checkpoint_bytes(sess, graph, out_dir)
     files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
     files.write_text_atomic(os.path.join(out_dir, LABELS_FILE), '\n'.join(label_names) + '\n')
@@ -65,7 +118,7 @@ def _export_into(model_dir, latest, out_dir, label_names):
         'global_step': global_step,
         'parameters': weights['total_parameters'],
         'float32_weight_bytes': weights['float32_bytes'],
-        'checkpoint_bytes': _checkpoint_bytes(latest),
+        'checkpoint_bytes': checkpoint_bytes,
         'checkpoint_bytes_without_adam': weights_only_bytes,
         'saved_model_bytes': _tree_bytes(os.path.join(out_dir, SAVED_MODEL_DIR)),
         'frozen_graph_bytes': os.path.getsize(os.path.join(out_dir, FROZEN_GRAPH_FILE)),
@@ -101,13 +154,16 @@ def _frozen_graph_def(sess, graph):
                                      serving.CLASSES_KEY])
 
 
-def _weights_only_checkpoint_bytes(sess, graph):
+def _weights_only_checkpoint_bytes(sess, graph, out_dir):
     """Size of a checkpoint of the model's weights alone (no Adam slots, no global_step)."""
-    with tempfile.TemporaryDirectory() as scratch:
+    scratch = files.make_temp_dir(out_dir, 'weights_only')  # inside the export's staging folder
+    try:
         saver = tf1.train.Saver([v for v in graph.variables if v.op.name != 'global_step'])
         prefix = saver.save(sess, os.path.join(scratch, 'weights'), write_meta_graph=False,
                             write_state=False)
         return _checkpoint_bytes(prefix)
+    finally:
+        files.remove_path(scratch)
 
 
 def _write_tflite(saved_model_dir, out_dir):
@@ -135,8 +191,11 @@ def _write_tflite(saved_model_dir, out_dir):
 def _checkpoint_bytes(prefix):
     folder = os.path.dirname(prefix)
     base = os.path.basename(prefix)
-    return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)
-               if n == base + '.index' or n.startswith(base + '.data-'))
+    sizes = [os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)
+             if n == base + '.index' or n.startswith(base + '.data-')]
+    if len(sizes) < 2:
+        raise FileNotFoundError('%s has lost its files' % prefix)
+    return sum(sizes)
 
 
 def _tree_bytes(path):
@@ -147,14 +206,14 @@ def _tree_bytes(path):
 def _replace_dir(staging, target):
     """Puts staging at target; an earlier export there is removed only once the new one is in."""
     old = None
+    parent = os.path.dirname(os.path.abspath(target))
     if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix='.%s.old-' % os.path.basename(target),
-                               dir=os.path.dirname(os.path.abspath(target)))
-        os.rmdir(old)
-        os.replace(target, old)
+        old = files.make_temp_dir(parent, os.path.basename(target))
+        os.replace(target, os.path.join(old, 'previous'))
     os.replace(staging, target)
+    files.fsync_dir(parent)
     if old:
-        shutil.rmtree(old, ignore_errors=True)
+        files.remove_path(old)
 
 
 _SIZE_ROWS = (

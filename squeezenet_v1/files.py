@@ -1,31 +1,128 @@
-"""Small file helpers: every file the project writes appears whole or not at all."""
+"""Writing files a user trusts us with: whole or not at all, durable, and no leftovers.
+
+Every temporary the project makes is named `.<what>.<pid>-<random>.tmp` beside its final
+place. The pid in the name is what lets a later run remove the temporaries of a killed one
+(its process is gone) without touching those of a run still working beside it, and the exact
+pattern is what keeps that cleanup away from any file a user made.
+"""
 
 import json
 import os
+import re
+import shutil
 import tempfile
+
+TEMP_SUFFIX = '.tmp'
+_TEMP_NAME = re.compile(r'^\.(?P<what>.+)\.(?P<pid>\d+)-[a-z0-9_]+%s$' % re.escape(TEMP_SUFFIX))
+
+
+def _temp_prefix(what):
+    return '.%s.%d-' % (what, os.getpid())
+
+
+def make_temp_dir(parent, what):
+    """A new folder `.<what>.<pid>-<random>.tmp` in parent, readable by others (0755)."""
+    path = tempfile.mkdtemp(prefix=_temp_prefix(what), suffix=TEMP_SUFFIX, dir=parent)
+    os.chmod(path, 0o755)  # mkdtemp's 0700 would hide a published folder from other users
+    return path
+
+
+def make_temp_file(parent, what):
+    """A new empty file `.<what>.<pid>-<random>.tmp` in parent; returns its path."""
+    fd, path = tempfile.mkstemp(prefix=_temp_prefix(what), suffix=TEMP_SUFFIX, dir=parent)
+    os.close(fd)
+    return path
+
+
+def temp_owner_pid(name):
+    """The pid in a temporary's name, or None when the name is not one of ours."""
+    match = _TEMP_NAME.match(name)
+    return int(match.group('pid')) if match else None
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder):
+    """Removes our temporaries in folder whose process has died; returns their paths."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        pid = temp_owner_pid(name)
+        if pid is None or pid == os.getpid() or _process_alive(pid):
+            continue
+        path = os.path.join(folder, name)
+        remove_path(path)
+        removed.append(path)
+    return removed
+
+
+def remove_path(path):
+    """Removes a file, or a folder that is not a symlink, by its exact name; no error if absent."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_file(path):
+    """Flushes a file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Flushes a folder's entries (names created, renamed or removed) to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path, obj):
-    """Writes obj as indented JSON to a temporary file beside path, then renames it."""
+    """Writes obj as indented JSON, whole or not at all (see write_bytes_atomic)."""
     return write_text_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
 def write_text_atomic(path, text):
-    """Writes text to a temporary file beside path, then renames it over path."""
+    """Writes UTF-8 text, whole or not at all (see write_bytes_atomic)."""
     return write_bytes_atomic(path, text.encode('utf-8'))
 
 
 def write_bytes_atomic(path, data):
-    """Writes bytes to a temporary file beside path, then renames it over path."""
+    """Writes bytes to a temporary beside path, fsyncs it, renames it over path, fsyncs the folder.
+
+    A reader sees the old file or the new one, never half of one, also after a power loss.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(os.path.basename(path)), suffix=TEMP_SUFFIX,
+                               dir=folder)
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other readers
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        remove_path(tmp)
         raise
+    fsync_dir(folder)
     return path

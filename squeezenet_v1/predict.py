@@ -98,7 +98,7 @@ def load_images(paths):
 
 def classify(model_dir, images, label_names, top_k=3, batch_size=256):
     """Top-k (class index, label, probability) lists for uint8 images [N, 32, 32, 3]."""
-    serving_graph, sess = serving.restored_session(model_dir, label_names)
+    serving_graph, sess = serving.latest_restored_session(model_dir, label_names)
     try:
         probabilities = np.concatenate([
             sess.run(serving_graph.probabilities, {serving_graph.images: images[i:i + batch_size]})

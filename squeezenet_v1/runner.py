@@ -5,7 +5,6 @@ and returns the process exit status, turning the errors a user can fix into one 
 """
 
 import os
-import tempfile
 
 from absl import logging
 
@@ -26,10 +25,7 @@ _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_
               'precision')
 
 EXIT_ERROR = 1
-
-
-class ModelDirError(Exception):
-    """--model_dir cannot be used."""
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class _SomeFilesFailed(Exception):
@@ -43,11 +39,16 @@ def run(flags_obj):
     except train.TrainingInterrupted as e:
         logging.warning('%s', e)
         return 128 + e.signum
+    except KeyboardInterrupt:
+        logging.warning('Interrupted (Ctrl-C) before training or outside it; what was being '
+                        'written was discarded.')
+        return EXIT_INTERRUPTED
     except _SomeFilesFailed:
         return EXIT_ERROR
     except (DataError, checkpoints.CheckpointMismatchError, checkpoints.CheckpointSaveError,
-            train.NonFiniteLossError, checkpoints.NoCheckpointError, ModelDirError,
-            ModelDirLockedError, predict.NoImagesError,
+            checkpoints.CheckpointVanishedError, train.NonFiniteLossError,
+            checkpoints.NoCheckpointError, train.ModelDirError, ModelDirLockedError,
+            predict.NoImagesError, export.ExportTargetError,
             session_options.UnsupportedPrecisionError) as e:
         logging.error('%s', e)
         return EXIT_ERROR
@@ -64,44 +65,54 @@ def _run(flags_obj):
 
 
 def _train_and_evaluate(flags_obj):
-    """--mode train, eval or train_and_eval."""
+    """--mode train, eval or train_and_eval; every check runs before the first file is written."""
     model_dir = flags_obj.model_dir
+    training = flags_obj.mode in ('train', 'train_and_eval')
     session_options.check_precision_supported(flags_obj.precision)
-    _prepare_model_dir(model_dir, create=flags_obj.mode != 'eval')
+    _check_model_dir(model_dir, will_write=training)
     train.set_determinism(flags_obj.seed)
-    with tempfile.TemporaryDirectory(prefix='squeezenet_v1_records_') as scratch_dir:
-        def source(split):
-            return datasets.prepare_split(
-                flags_obj.dataset, split, flags_obj.data_dir, scratch_dir,
-                download=flags_obj.download, download_url=flags_obj.download_url)
+    cache_dir = datasets.records_cache_dir()
 
-        if flags_obj.mode in ('train', 'train_and_eval'):
-            train_source = source('train')
-            train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
-                        max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
-                        save_checkpoints_steps=flags_obj.save_checkpoints_steps,
-                        keep_checkpoint_max=flags_obj.keep_checkpoint_max,
-                        log_every_n_steps=flags_obj.log_every_n_steps,
-                        save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
-                        precision=flags_obj.precision,
-                        run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS})
-        if flags_obj.mode in ('eval', 'train_and_eval'):
-            evaluate.evaluate(model_dir, source('test'), batch_size=flags_obj.batch_size)
+    def source(split):
+        return datasets.prepare_split(
+            flags_obj.dataset, split, flags_obj.data_dir, cache_dir,
+            download=flags_obj.download, download_url=flags_obj.download_url)
+
+    # Both splits are checked before training, so a bad test split cannot waste a run.
+    train_source = source('train') if training else None
+    test_source = source('test') if flags_obj.mode != 'train' else None
+    if training:
+        train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
+                    max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
+                    save_checkpoints_steps=flags_obj.save_checkpoints_steps,
+                    keep_checkpoint_max=flags_obj.keep_checkpoint_max,
+                    log_every_n_steps=flags_obj.log_every_n_steps,
+                    save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
+                    precision=flags_obj.precision,
+                    run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS})
+    if test_source:
+        evaluate.evaluate(model_dir, test_source, batch_size=flags_obj.batch_size)
 
 
-def _prepare_model_dir(model_dir, create):
+def _check_model_dir(model_dir, will_write):
+    """Refuses a --model_dir that is a file or cannot be written; creates nothing."""
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.' % model_dir)
-    if not create:
+        raise train.ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.'
+                                  % model_dir)
+    if not will_write:
         return
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise ModelDirError('--model_dir %s cannot be created (%s). Choose a folder you can '
-                            'write to.' % (model_dir, e.strerror or e))
-    if not os.access(model_dir, os.W_OK | os.X_OK):
-        raise ModelDirError('--model_dir %s is not writable. Choose a folder you can write to, '
-                            'or fix its permissions.' % model_dir)
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise train.ModelDirError('--model_dir %s cannot be created (%s is a file). Choose a '
+                                  'folder you can write to.' % (model_dir, existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == os.path.abspath(model_dir):
+            raise train.ModelDirError('--model_dir %s is not writable. Choose a folder you can '
+                                      'write to, or fix its permissions.' % model_dir)
+        raise train.ModelDirError('--model_dir %s cannot be created (%s is not writable). '
+                                  'Choose a folder you can write to.' % (model_dir, existing))
 
 
 def _label_names(flags_obj):

@@ -44,21 +44,26 @@ def build_serving_graph(num_classes):
     return ServingGraph(graph, images, probabilities, classes, global_step, saver, variables)
 
 
-def restored_session(model_dir, label_names):
-    """(ServingGraph, Session) restored from model_dir's latest checkpoint. Caller closes it."""
-    latest = checkpoints.require_latest_checkpoint(model_dir)
-    num_classes = checkpoints.num_classes(latest)
+def restored_session(checkpoint_path, label_names):
+    """(ServingGraph, Session) restored from the checkpoint. The caller closes the session."""
+    num_classes = checkpoints.num_classes(checkpoint_path)
     if num_classes != len(label_names):
         raise checkpoints.CheckpointMismatchError(
             '%s has %d output classes but there are %d class names (%s); the checkpoint is of '
             'another output size. Use the model_dir that matches, or its labels.txt.'
-            % (latest, num_classes, len(label_names), ', '.join(label_names[:4]) + ', ...'))
+            % (checkpoint_path, num_classes, len(label_names), ', '.join(label_names[:4]) + ', ...'))
     serving = build_serving_graph(num_classes)
     sess = tf1.Session(graph=serving.graph)
     try:
         with serving.graph.as_default():
-            checkpoints.restore(sess, serving.saver, latest, serving.variables)
+            checkpoints.restore(sess, serving.saver, checkpoint_path, serving.variables)
     except BaseException:
         sess.close()
         raise
     return serving, sess
+
+
+def latest_restored_session(model_dir, label_names):
+    """restored_session of model_dir's newest complete checkpoint, taken again if it vanishes."""
+    return checkpoints.with_latest_checkpoint(
+        model_dir, lambda checkpoint_path: restored_session(checkpoint_path, label_names))

@@ -37,13 +37,11 @@ class NonFiniteLossError(Exception):
 
 
 class TrainingInterrupted(Exception):
-    """A SIGINT or SIGTERM stopped training after a checkpoint was saved."""
+    """A SIGINT or SIGTERM stopped training (after saving a checkpoint, unless during a save)."""
 
-    def __init__(self, signum, step):
-        super().__init__('stopped by %s at step %d; checkpoint saved'
-                         % (signal.Signals(signum).name, step))
+    def __init__(self, signum, message):
+        super().__init__(message)
         self.signum = signum
-        self.step = step
 
 
 def new_model(num_classes):
@@ -63,8 +61,11 @@ def _stop_requests():
     received = []
 
     def handler(signum, frame):
-        if received:  # a second signal while saving: give up at once
-            raise KeyboardInterrupt
+        if received:  # a second signal while saving: give up at once, ending with its status
+            raise TrainingInterrupted(
+                signum, 'stopped by a second signal (%s) while saving; the checkpoint being '
+                'written was discarded, the previous one is the latest'
+                % signal.Signals(signum).name)
         logging.warning('Received %s: saving a checkpoint and stopping.',
                         signal.Signals(signum).name)
         received.append(signum)
@@ -85,13 +86,14 @@ def _stop_requests():
 TrainingGraph = collections.namedtuple(
     'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
                       'variables', 'init_op', 'report'])
+TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after the step]."""
 
 
 def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE, seed=None,
                          precision='fp32'):
     """The finalized training graph over `source`: model, input pipeline, summaries, saver.
 
-    `fetches` is what every step runs: [train_op, loss, accuracy].
+    `fetches` is what every step runs: [train_op, loss, accuracy, global_step after it].
     """
     graph = tf.Graph()
     with graph.as_default():
@@ -104,6 +106,10 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
                               loss_scale=session_options.loss_scale_for(precision))
         summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
                                         tf1.summary.scalar('accuracy', model.accuracy)])
+        # The step is the graph's: a float16 loss-scale optimizer skips a non-finite step
+        # without counting it, so a Python counter would drift.
+        with tf.control_dependencies([model.train_op]):
+            step_after_train = tf.identity(model.global_step.read_value())
         variables = tf1.global_variables()
         weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
                                         for v in tf1.trainable_variables()])
@@ -112,8 +118,18 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
         init_op = tf1.global_variables_initializer()
         report = params.parameter_report(tf1.trainable_variables())
     graph.finalize()  # nothing may add ops per step
-    return TrainingGraph(graph, model, [model.train_op, model.loss, model.accuracy], summary_op,
+    return TrainingGraph(graph, model,
+                         [model.train_op, model.loss, model.accuracy, step_after_train], summary_op,
                          weights_finite, saver, variables, init_op, report)
+
+
+LoopSettings = collections.namedtuple(
+    'LoopSettings', ['batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
+                     'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps'])
+
+
+class ModelDirError(Exception):
+    """--model_dir cannot be used."""
 
 
 def train(model_dir, source, batch_size=32, max_steps=1000,
@@ -123,30 +139,53 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
     """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
 
     `source` is a datasets.SplitSource of training records; `run_record`, a JSON-able dict
-    such as the run's flags, is written to model_dir/flags.json once the model_dir lock is held.
-    Raises NonFiniteLossError on a NaN/Inf, TrainingInterrupted after saving on SIGINT/SIGTERM,
-    ModelDirLockedError when another process trains into model_dir,
-    checkpoints.CheckpointMismatchError when model_dir holds another model's checkpoint and
-    checkpoints.CheckpointSaveError when a save fails.
+    such as the run's flags, is written to model_dir/flags.json once every check has passed.
+    Resumes from the newest complete checkpoint in model_dir (see checkpoints.py for what is
+    adopted, kept and cleaned). Raises NonFiniteLossError on a NaN/Inf, TrainingInterrupted on
+    SIGINT/SIGTERM (after saving), ModelDirLockedError when another process trains into
+    model_dir, checkpoints.CheckpointMismatchError when model_dir holds another model's
+    checkpoint and checkpoints.CheckpointSaveError when a save fails; a refused run writes
+    nothing into model_dir.
     """
-    os.makedirs(model_dir, exist_ok=True)
+    settings = LoopSettings(batch_size, max_steps, learning_rate, save_checkpoints_steps,
+                            keep_checkpoint_max, log_every_n_steps, save_summary_steps)
+    training = build_training_graph(source, batch_size, learning_rate, seed, precision)
+    resume = checkpoints.latest_checkpoint(model_dir)
+    if resume:
+        checkpoints.check_compatible(resume, training.variables)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelDirError('--model_dir %s cannot be created (%s). Choose a folder you can '
+                            'write to.' % (model_dir, e.strerror or e))
     with model_dir_lock(model_dir):
-        checkpoints.remove_unfinished_saves(model_dir)
+        found = checkpoints.prepare_for_training(model_dir)
+        resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
+        if resume:  # another trainer may have saved since the check above
+            checkpoints.check_compatible(resume, training.variables)
         if run_record is not None:
             files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
         files.write_text_atomic(os.path.join(model_dir, datasets.LABELS_FILE),
                                 '\n'.join(source.label_names) + '\n')
-        training = build_training_graph(source, batch_size, learning_rate, seed, precision)
         config = session_options.session_config(precision)
         with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
-            return _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
-                               save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
-                               save_summary_steps)
+            if resume:
+                checkpoints.restore(sess, training.saver, resume, training.variables)
+                logging.info('Resuming from %s', resume)
+            else:
+                sess.run(training.init_op)
+                logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
+                             training.report['total_parameters'],
+                             training.report['float32_bytes'])
+            return _train_loop(sess, training, model_dir, settings, found.complete,
+                               write_graph=not resume)
 
 
-def _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
-                save_checkpoints_steps, keep_checkpoint_max, log_every_n_steps,
-                save_summary_steps):
+def _train_loop(sess, training, model_dir, settings, complete, write_graph):
+    """Runs steps from the restored global_step to settings.max_steps; returns the last step.
+
+    `complete` lists model_dir's complete checkpoints, oldest first; saves extend and rotate it.
+    """
     model = training.model
 
     def save(step):
@@ -154,24 +193,18 @@ def _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
             raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
                                      'latest checkpoint in %s is the last finite one.'
                                      % (step, model_dir))
-        path = checkpoints.save(sess, training.saver, model_dir, step, keep_checkpoint_max)
+        path, complete[:] = checkpoints.save(sess, training.saver, model_dir, step, complete,
+                                             settings.keep_checkpoint_max)
         logging.info('Saved checkpoint %s', path)
 
-    latest = checkpoints.latest_checkpoint(model_dir)
-    if latest:
-        checkpoints.restore(sess, training.saver, latest, training.variables)
-        logging.info('Resuming from %s', latest)
-    else:
-        sess.run(training.init_op)
-        logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
-                     training.report['total_parameters'], training.report['float32_bytes'])
     step = int(sess.run(model.global_step))
+    max_steps = settings.max_steps
     if step >= max_steps:
         logging.info('global_step %d already reaches --max_steps=%d; nothing to train.',
                      step, max_steps)
         return step
 
-    writer = tf1.summary.FileWriter(model_dir, graph=None if latest else training.graph)
+    writer = tf1.summary.FileWriter(model_dir, graph=training.graph if write_graph else None)
     # Callables skip sess.run's per-call fetch parsing: less Python on every step.
     run_step = sess.make_callable(training.fetches)
     run_step_with_summary = sess.make_callable(training.fetches + [training.summary_op])
@@ -182,19 +215,21 @@ def _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
         with _stop_requests() as stop:
             interval_start, interval_steps = time.time(), 0
             while step < max_steps and not stop:
-                write_summary = (step + 1) % save_summary_steps == 0
+                write_summary = (step + 1) % settings.save_summary_steps == 0
                 results = run_step_with_summary() if write_summary else run_step()
-                step += 1
-                interval_steps += 1
                 loss_value, accuracy_value = results[1], results[2]
+                previous_step, step = step, int(results[3])
+                interval_steps += 1
                 if not np.isfinite(loss_value):
                     raise NonFiniteLossError(
                         'loss is %s at step %d (learning rate %g); stopping. The latest '
                         'checkpoint in %s is the last one with finite weights.'
-                        % (loss_value, step, learning_rate, model_dir))
+                        % (loss_value, step, settings.learning_rate, model_dir))
+                if step == previous_step:
+                    continue  # the loss-scale optimizer skipped a non-finite gradient
                 if write_summary:
-                    writer.add_summary(results[3], step)
-                if step % log_every_n_steps == 0 or step == max_steps:
+                    writer.add_summary(results[4], step)
+                if step % settings.log_every_n_steps == 0 or step == max_steps:
                     if abs(loss_value - dead_relu_loss) < 1e-4:
                         logging.warning(
                             'loss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no '
@@ -205,16 +240,21 @@ def _train_loop(sess, training, model_dir, batch_size, max_steps, learning_rate,
                     logging.info('step %d, loss = %.4f, accuracy = %.3f '
                                  '(%.1f examples/sec; %.3f sec/batch)',
                                  step, loss_value, accuracy_value,
-                                 interval_steps * batch_size / elapsed,
+                                 interval_steps * settings.batch_size / elapsed,
                                  elapsed / interval_steps)
                     interval_start, interval_steps = time.time(), 0
-                if step % save_checkpoints_steps == 0 or step == max_steps:
+                if step % settings.save_checkpoints_steps == 0 or step >= max_steps:
                     save(step)
                     saved_step = step
-            if stop:
+            if stop and step < max_steps:
                 if saved_step != step:
                     save(step)
-                raise TrainingInterrupted(stop[0], step)
+                raise TrainingInterrupted(
+                    stop[0], 'stopped by %s at step %d; checkpoint saved'
+                    % (signal.Signals(stop[0]).name, step))
+            if stop:
+                logging.info('%s arrived after the final step was saved: the run is finished.',
+                             signal.Signals(stop[0]).name)
     finally:
         writer.close()
     return step

@@ -217,11 +217,10 @@ def test_checkpoint_of_another_output_size_is_refused(tmp_path):
 def test_export_replaces_an_earlier_export_whole(trained, tmp_path):
     model_dir, _ = trained
     export_dir = str(tmp_path / 'exported')
-    os.makedirs(export_dir)
-    with open(os.path.join(export_dir, 'stale.txt'), 'w') as f:
-        f.write('from an older export')
+    shutil.copytree(os.path.join(model_dir, 'export'), export_dir)
+    os.remove(os.path.join(export_dir, 'model_int8.tflite'))  # an earlier, different export
     report = export.export(model_dir, export_dir, list(synthetic.LABEL_NAMES))
     assert report['global_step'] == 400
-    assert 'stale.txt' not in os.listdir(export_dir)
+    assert 'model_int8.tflite' in os.listdir(export_dir)
     assert [n for n in os.listdir(str(tmp_path)) if n.startswith('.')] == []
     shutil.rmtree(export_dir)

@@ -170,7 +170,7 @@ def test_missing_cifar10_says_how_to_get_it(tmp_path):
 
 def test_eval_without_a_checkpoint_is_a_clear_error(tmp_path):
     proc = run_train('--dataset=synthetic', '--mode=eval', '--model_dir=%s' % tmp_path)
-    assert proc.returncode == 1 and 'no checkpoint in' in proc.stdout
+    assert proc.returncode == 1 and 'no complete checkpoint in' in proc.stdout
 
 
 def test_checkpoint_of_another_output_size_names_the_variables(tmp_path):
