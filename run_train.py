@@ -70,7 +70,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
     # TensorFlow is imported after flags are checked, so a bad flag answers at once.
-    from squeezenet_v1 import runner
+    try:
+        from squeezenet_v1 import runner
+    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing was written yet
+        sys.exit(130)
     sys.exit(runner.run(FLAGS))
 
 

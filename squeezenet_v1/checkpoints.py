@@ -20,6 +20,7 @@ restorable checkpoint is removed by rotation alone; an incomplete one is kept an
 """
 
 import collections
+import contextlib
 import os
 import re
 
@@ -43,6 +44,9 @@ _TENSORFLOW_LEFTOVER = re.compile(
 # Variables a training checkpoint holds that an evaluation graph does not build (Adam's, and
 # the float16 loss scale's).
 _OPTIMIZER_MARKERS = ('/Adam', 'beta1_power', 'beta2_power', 'current_loss_scale', 'good_steps')
+# Characters TensorFlow's checkpoint readers take as a glob pattern (they look a prefix up with
+# GetMatchingPaths before opening it literally).
+_GLOB_CHARACTERS = frozenset('*?[\\')
 # How often a reader takes the newest checkpoint again when a rotating trainer removes its own.
 _READ_ATTEMPTS = 10
 
@@ -65,6 +69,24 @@ class CheckpointVanishedError(Exception):
 
 Scan = collections.namedtuple('Scan', ['complete', 'incomplete'])
 Scan.__doc__ = """complete: checkpoint names, oldest first; incomplete: {name: what is wrong}."""
+
+
+@contextlib.contextmanager
+def _literal(checkpoint_path):
+    """A name for checkpoint_path that TensorFlow cannot read as a pattern.
+
+    In `run[1]/model.ckpt-5`, `[1]` would match the sibling `run1`: the prefix is then given
+    through an open descriptor of its folder, /proc/self/fd/<fd>/model.ckpt-5.
+    """
+    folder = os.path.dirname(os.path.abspath(checkpoint_path))
+    if not _GLOB_CHARACTERS & set(folder) or not os.path.isdir('/proc/self/fd'):
+        yield checkpoint_path
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield '/proc/self/fd/%d/%s' % (fd, os.path.basename(checkpoint_path))
+    finally:
+        os.close(fd)
 
 
 def step_of(name):
@@ -104,9 +126,10 @@ def _what_is_wrong(model_dir, name, file_names, read_tensors=True):
         return 'its .data shards are incomplete'
     if read_tensors:
         try:
-            reader = tf1.train.load_checkpoint(os.path.join(model_dir, name))
-            for variable in reader.get_variable_to_shape_map():
-                reader.get_tensor(variable)
+            with _literal(os.path.join(model_dir, name)) as path:
+                reader = tf1.train.load_checkpoint(path)
+                for variable in reader.get_variable_to_shape_map():
+                    reader.get_tensor(variable)
         except Exception as e:  # TensorFlow raises OpError, IndexError, ValueError for damage
             return 'unreadable: %s' % _first_line(e)
     return None
@@ -338,7 +361,8 @@ def _rotate(model_dir, doomed):
 
 def num_classes(checkpoint_path):
     """The model's output size, read from final_conv/bias in the checkpoint."""
-    shapes = dict(tf1.train.list_variables(checkpoint_path))
+    with _literal(checkpoint_path) as path:
+        shapes = dict(tf1.train.list_variables(path))
     if 'final_conv/bias' not in shapes:
         raise CheckpointMismatchError('%s has no final_conv/bias: it is not a SqueezeNetModel '
                                       'checkpoint.' % checkpoint_path)
@@ -347,7 +371,8 @@ def num_classes(checkpoint_path):
 
 def check_compatible(checkpoint_path, variables):
     """Raises CheckpointMismatchError listing variables missing, extra or of another shape."""
-    stored = dict(tf1.train.list_variables(checkpoint_path))
+    with _literal(checkpoint_path) as path:
+        stored = dict(tf1.train.list_variables(path))
     wanted = {v.op.name: list(v.shape.as_list()) for v in variables}
     problems = []
     for name in sorted(wanted):
@@ -371,7 +396,8 @@ def check_compatible(checkpoint_path, variables):
 def restore(sess, saver, checkpoint_path, variables):
     """Checks the checkpoint against `variables` (those the saver holds), then restores it."""
     check_compatible(checkpoint_path, variables)
-    saver.restore(sess, checkpoint_path)
+    with _literal(checkpoint_path) as path:
+        saver.restore(sess, path)
 
 
 def _first_line(error):

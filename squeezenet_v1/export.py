@@ -40,7 +40,7 @@ def check_export_dir(export_dir, model_dir):
         raise ExportTargetError('--export_dir %s %s. Name a new folder (the default is '
                                 '<model_dir>/export).' % (export_dir, why))
 
-    if os.path.basename(os.path.normpath(export_dir)) in ('', '.', '..'):
+    if os.path.basename(export_dir.rstrip(os.sep)) in ('', '.', '..'):
         refuse('names a folder by . or ..; an export replaces its folder')
     if os.path.islink(export_dir):
         refuse('is a symlink; an export would replace it')

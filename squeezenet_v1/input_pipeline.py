@@ -33,6 +33,9 @@ def make_dataset(record_files, model, is_training, batch_size, seed=None,
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.repeat()
 
+    # Plain graph code with a Python bool: AutoGraph would change nothing, but it writes its
+    # generated source into TMPDIR, where a killed run would leave it.
+    @tf.autograph.experimental.do_not_convert
     def preprocess(record):
         image_bytes, label = parse_record(record)
         return model.image_preprocessing(image_bytes, is_training), label

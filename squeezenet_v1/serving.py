@@ -33,8 +33,10 @@ def build_serving_graph(num_classes):
                                  name=INPUT_KEY)
         # Back to the record layout (R, G, B planes) that image_preprocessing reads.
         records = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [-1, IMAGE_BYTES])
-        inputs = tf.vectorized_map(lambda record: model.image_preprocessing(record, False),
-                                   records)
+        # Not AutoGraph-converted: that would write generated source into TMPDIR.
+        preprocess = tf.autograph.experimental.do_not_convert(
+            lambda record: model.image_preprocessing(record, False))
+        inputs = tf.vectorized_map(preprocess, records)
         logits = model.model_layers(inputs, is_training=False)
         probabilities = tf.nn.softmax(logits, name=PROBABILITIES_KEY)
         classes = tf.argmax(probabilities, axis=-1, name=CLASSES_KEY)

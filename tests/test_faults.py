@@ -224,3 +224,63 @@ def test_unwritable_model_dir_is_a_clear_error(tmp_path):
         proc = run_train('--dataset=synthetic', '--model_dir=%s' % (folder / 'existing'))
         assert proc.returncode == 1, proc.stdout[-3000:]
         assert 'is not writable' in proc.stdout and 'Traceback' not in proc.stdout
+
+
+def test_readers_beside_a_rotating_trainer_never_fail(tmp_path):
+    from squeezenet_v1 import datasets, evaluate, export, predict, synthetic
+    model_dir = str(tmp_path / 'run')
+    log_path = str(tmp_path / 'trainer.txt')
+    trainer = _trainer(model_dir, log_path, '--max_steps=100000', '--save_checkpoints_steps=10',
+                       '--keep_checkpoint_max=1')
+    try:
+        _wait_for_training(trainer, log_path)
+        give_up = time.time() + 120
+        while not any(n.endswith('.index') for n in os.listdir(model_dir)):
+            assert trainer.poll() is None and time.time() < give_up
+            time.sleep(0.1)
+        labels = list(synthetic.LABEL_NAMES)
+        test = datasets.prepare_split('synthetic', 'test', 'data', str(tmp_path / 'cache'))
+        images = synthetic.make_split('test')[0][:8].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        steps = set()
+        for attempt in range(3):
+            steps.add(evaluate.evaluate(model_dir, test, batch_size=500)['global_step'])
+            assert len(predict.classify(model_dir, images, labels)) == 8
+            export.export(model_dir, str(tmp_path / 'export'), labels)
+        assert trainer.poll() is None, open(log_path).read()[-3000:]
+        assert len(steps) == 3  # each read a newer checkpoint: the trainer really rotated
+    finally:
+        trainer.send_signal(signal.SIGTERM)
+        trainer.wait(timeout=60)
+        trainer.kill()
+
+
+def test_killed_runs_leave_nothing_in_tmpdir_and_the_cache_is_reused(tmp_path):
+    tmpdir, cache = tmp_path / 'tmpdir', tmp_path / 'cache'
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), SQUEEZENET_V1_CACHE_DIR=str(cache))
+    model_dir = str(tmp_path / 'run')
+    for attempt, kill in enumerate(['in training', 'in start-up', 'in training']):
+        log_path = str(tmp_path / ('log%d.txt' % attempt))
+        with open(log_path, 'w') as log:
+            proc = subprocess.Popen(
+                [sys.executable, RUN_TRAIN, '--dataset=synthetic', '--model_dir=' + model_dir,
+                 '--max_steps=100000'], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if kill == 'in training':
+                _wait_for_training(proc, log_path)
+                proc.kill()
+            else:
+                time.sleep(3)  # TensorFlow loading, the records being made
+                proc.terminate()
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert os.listdir(str(tmpdir)) == []
+    # The records, named by their content, and at most a killed writer's temporary.
+    assert all(n.lstrip('.').startswith(('synthetic_train-', 'synthetic_test-'))
+               for n in os.listdir(str(cache))), os.listdir(str(cache))
+    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=1', env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sorted(n.split('-')[0] for n in os.listdir(str(cache))) == [
+        'synthetic_test', 'synthetic_train']
+    assert os.listdir(str(tmpdir)) == []

@@ -1,0 +1,424 @@
+"""Never lose a user's files: each way an adversary once lost them, and the outcome we promise.
+
+Training runs in this process (no TensorFlow start-up per run) on the synthetic set; a few
+cases go through run_train.py to show the user-facing message. Process-level cases (kill -9,
+a trainer rotating beside readers) are in test_faults.py.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, RUN_TRAIN, run_train
+from squeezenet_v1 import (SqueezeNetModel, checkpoints, datasets, download, export, files,
+                           synthetic, train)
+
+tf1 = tf.compat.v1
+LABELS = list(synthetic.LABEL_NAMES)
+
+
+@pytest.fixture(scope='module')
+def source(tmp_path_factory):
+    return datasets.prepare_split('synthetic', 'train', 'data',
+                                  str(tmp_path_factory.mktemp('cache')))
+
+
+@pytest.fixture(scope='module')
+def template(tmp_path_factory, source):
+    """A model_dir holding model.ckpt-5 and model.ckpt-10; tests work on copies of it."""
+    model_dir = str(tmp_path_factory.mktemp('template') / 'run')
+    train.train(model_dir, source, max_steps=10, save_checkpoints_steps=5)
+    assert sorted(n for n in os.listdir(model_dir) if n.endswith('.index')) == [
+        'model.ckpt-10.index', 'model.ckpt-5.index']
+    return model_dir
+
+
+def _copy(template, path):
+    shutil.copytree(template, str(path), symlinks=True)
+    return str(path)
+
+
+def _snapshot(folder):
+    """{relative path: content hash, or the target of a symlink} of everything under folder."""
+    found = {}
+    for root, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(root, name)
+            key = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                found[key] = 'link -> ' + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, 'rb') as f:
+                    found[key] = hashlib.sha256(f.read()).hexdigest()
+            else:
+                found[key] = 'dir'
+    return found
+
+
+def _steps(model_dir):
+    return sorted(checkpoints.step_of(n[:-len('.index')]) for n in os.listdir(model_dir)
+                  if n.endswith('.index'))
+
+
+def _train(model_dir, source, max_steps, **kwargs):
+    kwargs.setdefault('save_checkpoints_steps', 5)
+    return train.train(model_dir, source, max_steps=max_steps, log_every_n_steps=5, **kwargs)
+
+
+def _messages(caplog):
+    return '\n'.join(r.getMessage() for r in caplog.records)
+
+
+# 1. Export never writes into or above the model_dir, over a file, through a symlink, or into a
+#    folder holding anything an export does not write.
+
+def test_export_refuses_every_target_that_would_replace_user_files(template, tmp_path):
+    runs = tmp_path / 'runs'
+    runs.mkdir()
+    model_dir = _copy(template, runs / 'run')
+    (runs / 'sibling').mkdir()
+    (runs / 'sibling' / 'notes.txt').write_text('my results')
+    (tmp_path / 'a_file').write_text('keep me')
+    (tmp_path / 'used').mkdir()
+    (tmp_path / 'used' / 'notes.txt').write_text('keep me too')
+    os.symlink(str(runs / 'sibling'), str(tmp_path / 'link'))
+    before = _snapshot(str(tmp_path))
+    refusals = {
+        model_dir: 'is the model_dir',
+        str(runs): 'or holds it',
+        str(tmp_path / 'a_file'): 'is a file',
+        str(tmp_path / 'a_file' / 'export'): 'is under a file',
+        str(tmp_path / 'link'): 'is a symlink',
+        str(tmp_path / 'used'): 'holds files an export does not write \\(notes.txt\\)',
+        os.path.join(model_dir, '.'): 'by . or ..',
+    }
+    for target, reason in refusals.items():
+        with pytest.raises(export.ExportTargetError, match=reason):
+            export.export(model_dir, target, LABELS)
+    assert _snapshot(str(tmp_path)) == before
+
+    proc = run_train('--mode=export', '--model_dir=' + model_dir, '--export_dir=' + str(runs))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert '--export_dir %s is the model_dir %s or holds it' % (runs, model_dir) in proc.stdout
+    assert 'Traceback' not in proc.stdout
+    assert _snapshot(str(tmp_path)) == before
+
+
+# 2. Checkpoints without a state file, or with a corrupt one, are adopted, never deleted.
+
+def test_checkpoint_copied_into_an_empty_model_dir_is_resumed(template, tmp_path, source,
+                                                              caplog):
+    model_dir = str(tmp_path / 'new')
+    os.makedirs(model_dir)
+    for name in os.listdir(template):
+        if name.startswith('model.ckpt-10.'):
+            shutil.copy(os.path.join(template, name), model_dir)
+    copied = _snapshot(model_dir)
+    with caplog.at_level(logging.INFO):
+        assert _train(model_dir, source, 15) == 15
+    log = _messages(caplog)
+    assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-10') in log
+    assert 'Rebuilt %s from the 1 complete checkpoints in the folder, because there was none' % (
+        os.path.join(model_dir, 'checkpoint')) in log
+    assert all(_snapshot(model_dir)[name] == digest for name, digest in copied.items())
+    assert _steps(model_dir) == [10, 15]
+
+
+@pytest.mark.parametrize('state', [b'', b'garbage {{{', b'\xff\xfe\x00'])
+def test_corrupt_state_file_is_rebuilt_and_training_resumes(template, tmp_path, source, caplog,
+                                                            state):
+    model_dir = _copy(template, tmp_path / 'run')
+    with open(os.path.join(model_dir, 'checkpoint'), 'wb') as f:
+        f.write(state)
+    kept = {k: v for k, v in _snapshot(model_dir).items() if k.startswith('model.ckpt-10')}
+    with caplog.at_level(logging.INFO):
+        assert _train(model_dir, source, 12) == 12
+    log = _messages(caplog)
+    assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-10') in log
+    assert 'because it was unreadable' in log
+    assert all(_snapshot(model_dir)[name] == digest for name, digest in kept.items())
+    assert _steps(model_dir) == [5, 10, 12]
+    assert tf1.train.get_checkpoint_state(model_dir).model_checkpoint_path.endswith('ckpt-12')
+
+
+# 3. A copied TF1 run whose state file names the original folder by absolute paths.
+
+def test_copy_of_a_run_with_absolute_paths_never_touches_the_original(template, tmp_path,
+                                                                      source, caplog):
+    original = _copy(template, tmp_path / 'original')
+    with open(os.path.join(original, 'checkpoint'), 'w') as f:  # what TF1's Saver wrote
+        f.write('model_checkpoint_path: "%s/model.ckpt-10"\n' % original)
+        for step in (5, 10):
+            f.write('all_model_checkpoint_paths: "%s/model.ckpt-%d"\n' % (original, step))
+    copy = _copy(original, tmp_path / 'copy')
+    before = _snapshot(original)
+    with caplog.at_level(logging.INFO):
+        _train(copy, source, 20, keep_checkpoint_max=1)
+    log = _messages(caplog)
+    assert 'Resuming from %s' % os.path.join(copy, 'model.ckpt-10') in log
+    assert 'because it named %s/model.ckpt-' % original in log
+    assert 'outside this folder' in log
+    assert _snapshot(original) == before
+    assert _steps(copy) == [20]  # the copy's own rotation happened, in the copy
+
+
+# 4. Glob characters in a path are literal.
+
+def test_glob_characters_in_model_dir_touch_no_sibling(template, tmp_path, source):
+    sibling = _copy(template, tmp_path / 'run1')
+    odd = _copy(template, tmp_path / 'run[1]')
+    before = _snapshot(sibling)
+    assert _train(odd, source, 15, keep_checkpoint_max=1) == 15
+    assert _snapshot(sibling) == before
+    assert _steps(odd) == [15]
+    assert checkpoints.latest_checkpoint(odd) == os.path.join(odd, 'model.ckpt-15')
+
+
+# 5. A damaged newest checkpoint: resume from the newest complete one, keep the damaged one.
+
+def _damage(model_dir, how):
+    if how == 'index missing':
+        os.remove(os.path.join(model_dir, 'model.ckpt-10.index'))
+    else:
+        data = os.path.join(model_dir, 'model.ckpt-10.data-00000-of-00001')
+        with open(data, 'r+b') as f:
+            f.truncate(os.path.getsize(data) // 2)
+
+
+@pytest.mark.parametrize('how', ['index missing', 'data truncated'])
+def test_damaged_newest_checkpoint_is_kept_and_the_intact_one_resumed(template, tmp_path,
+                                                                      source, caplog, how):
+    model_dir = _copy(template, tmp_path / 'run')
+    _damage(model_dir, how)
+    damaged = {k: v for k, v in _snapshot(model_dir).items() if k.startswith('model.ckpt-10.')}
+    assert checkpoints.latest_checkpoint(model_dir) == os.path.join(model_dir, 'model.ckpt-5')
+    with caplog.at_level(logging.INFO):
+        assert _train(model_dir, source, 12) == 12
+    log = _messages(caplog)
+    assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-5') in log
+    assert '%s is incomplete (%s' % (os.path.join(model_dir, 'model.ckpt-10'),
+                                     'no .index file' if how == 'index missing'
+                                     else 'unreadable') in log
+    # Step 10 was saved again: the damaged files were set aside under .incomplete, not removed.
+    after = _snapshot(model_dir)
+    assert all(after[name + '.incomplete'] == digest for name, digest in damaged.items())
+    assert _steps(model_dir) == [5, 10, 12]
+
+
+def test_truncated_checkpoint_in_eval_is_named_not_a_traceback(template, tmp_path):
+    model_dir = _copy(template, tmp_path / 'run')
+    _damage(model_dir, 'data truncated')
+    os.remove(os.path.join(model_dir, 'model.ckpt-5.index'))
+    proc = run_train('--mode=eval', '--dataset=synthetic', '--model_dir=' + model_dir)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert 'no complete checkpoint in %s' % model_dir in proc.stdout
+    assert '%s is incomplete (unreadable' % os.path.join(model_dir, 'model.ckpt-10') in proc.stdout
+    assert 'Traceback' not in proc.stdout
+
+
+# 6. A refused run changes nothing.
+
+def test_checkpoint_of_another_shape_refuses_before_writing_anything(tmp_path, source):
+    model_dir = tmp_path / 'five'
+    model_dir.mkdir()
+    with tf.Graph().as_default():
+        SqueezeNetModel(32, 24, 5).model_layers(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                                                is_training=False)
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=1)
+    before = _snapshot(str(model_dir))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match='final_conv/bias is \\[5\\]'):
+        _train(str(model_dir), source, 5, run_record={'dataset': 'synthetic'})
+    assert _snapshot(str(model_dir)) == before  # no flags.json, labels.txt or lock file
+
+
+def test_train_and_eval_without_a_test_split_refuses_before_training(binary_release, tmp_path):
+    data_dir, _ = binary_release
+    os.remove(os.path.join(data_dir, 'cifar-10-batches-bin', 'test_batch.bin'))
+    model_dir = str(tmp_path / 'run')
+    proc = run_train('--data_dir=' + data_dir, '--model_dir=' + model_dir, '--max_steps=2')
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert 'test_batch.bin' in proc.stdout and 'Traceback' not in proc.stdout
+    assert not os.path.exists(model_dir)
+
+
+# 7. Readers beside a rotating trainer take the newest checkpoint again.
+
+def test_reader_whose_checkpoint_is_rotated_away_takes_the_newest(template, tmp_path, caplog):
+    model_dir = _copy(template, tmp_path / 'run')
+    seen = []
+
+    def read(prefix):
+        seen.append(os.path.basename(prefix))
+        if len(seen) == 1:  # a trainer saves model.ckpt-15 and rotates model.ckpt-10 away
+            for name in os.listdir(model_dir):
+                if name.startswith('model.ckpt-10.'):
+                    os.rename(os.path.join(model_dir, name),
+                              os.path.join(model_dir, name.replace('ckpt-10', 'ckpt-15')))
+        return checkpoints.num_classes(prefix)
+
+    with caplog.at_level(logging.INFO):
+        assert checkpoints.with_latest_checkpoint(model_dir, read) == 10
+    assert seen == ['model.ckpt-10', 'model.ckpt-15']
+    assert 'model.ckpt-10 was removed while being read' in _messages(caplog)
+
+
+# 8. Temporaries: ours and TensorFlow's are cleaned, by exact name and only when their writer
+#    is gone; a user's files that merely look similar stay.
+
+def test_leftovers_of_killed_runs_are_cleaned_and_user_files_kept(template, tmp_path, source,
+                                                                 caplog):
+    model_dir = _copy(template, tmp_path / 'run')
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        leftovers = ['.flags.json.%d-abc123.tmp' % dead.pid,
+                     '.model.ckpt-15.%d-x_y_z.tmp' % dead.pid,
+                     'model.ckpt-15_temp', 'model.ckpt-15.index.tempstate123456']
+        kept = ['.flags.json.%d-abc123.tmp' % alive.pid, 'notes.tmp', '.my.tmp',
+                'model.ckpt-15.index.backup', 'model.ckpt-x.index']
+        for name in leftovers[1:3]:
+            os.makedirs(os.path.join(model_dir, name))
+        for name in [leftovers[0], leftovers[3]] + kept:
+            with open(os.path.join(model_dir, name), 'w') as f:
+                f.write('x')
+        with caplog.at_level(logging.INFO):
+            _train(model_dir, source, 11)
+    finally:
+        alive.kill()
+        alive.wait()
+    names = os.listdir(model_dir)
+    assert not set(leftovers) & set(names)
+    assert set(kept) <= set(names)
+    log = _messages(caplog)
+    for name in leftovers:
+        assert 'Removed %s' % os.path.join(model_dir, name) in log
+
+
+def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    source_file = tmp_path / 'served' / 'archive.tar.gz'
+    source_file.parent.mkdir()
+    source_file.write_bytes(b'x' * 3000000)
+    target_dir = tmp_path / 'data'
+    target_dir.mkdir()
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, '_log_progress', interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        download.download('file://%s' % source_file, str(target_dir / 'archive.tar.gz'))
+    assert os.listdir(str(target_dir)) == []
+
+
+# Signals at the edges of training.
+
+def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source, monkeypatch,
+                                                      caplog):
+    model_dir = _copy(template, tmp_path / 'run')
+    real_save = checkpoints.save
+
+    def save_then_signal(sess, saver, model_dir, step, complete, keep):
+        result = real_save(sess, saver, model_dir, step, complete, keep)
+        if step == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(checkpoints, 'save', save_then_signal)
+    with caplog.at_level(logging.INFO):
+        assert _train(model_dir, source, 12) == 12  # returns: no TrainingInterrupted
+    assert 'SIGTERM arrived after the final step was saved' in _messages(caplog)
+
+
+def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, source,
+                                                          monkeypatch):
+    model_dir = _copy(template, tmp_path / 'run')
+    real_info, real_fsync = train.logging.info, files.fsync_file
+
+    def info_then_signal(message, *args):
+        real_info(message, *args)
+        if message.startswith('step') and args[0] == 13:
+            os.kill(os.getpid(), signal.SIGTERM)  # the first: stop after saving
+
+    def fsync_then_signal(path):
+        real_fsync(path)
+        os.kill(os.getpid(), signal.SIGINT)  # the second, in the middle of that save
+
+    monkeypatch.setattr(train.logging, 'info', info_then_signal)
+    monkeypatch.setattr(files, 'fsync_file', fsync_then_signal)
+    with pytest.raises(train.TrainingInterrupted, match='second signal \\(SIGINT\\)') as raised:
+        train.train(model_dir, source, max_steps=100, log_every_n_steps=1,
+                    save_checkpoints_steps=100)
+    assert raised.value.signum == signal.SIGINT
+    assert _steps(model_dir) == [5, 10]
+    assert [n for n in os.listdir(model_dir) if n.startswith('.') and n != '.lock'] == []
+    assert checkpoints.read_state(model_dir) == (['model.ckpt-5', 'model.ckpt-10'], None)
+
+
+@pytest.mark.parametrize('mode', ['eval', 'export'])
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(template, tmp_path, mode):
+    model_dir = _copy(template, tmp_path / 'run')
+    before = _snapshot(model_dir)
+    proc = subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=' + mode, '--dataset=synthetic',
+                             '--model_dir=' + model_dir], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        try:
+            proc.wait(timeout=1.5)  # interpreter and absl up, TensorFlow loading
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output[-2000:]
+    assert 'Traceback' not in output
+    assert _snapshot(model_dir) == before
+
+
+# Power loss: a checkpoint's files and the folder reach the disk before the state names them.
+
+def test_fsync_before_the_state_file_names_a_checkpoint(tmp_path, source, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(('fsync', os.readlink('/proc/self/fd/%d' % fd)))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(('replace', os.path.abspath(src), os.path.abspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    model_dir = os.path.realpath(str(tmp_path / 'run'))
+    _train(model_dir, source, 5, run_record={'max_steps': 5})
+
+    def position(kind, path):
+        return [i for i, e in enumerate(events) if e[0] == kind and e[-1] == path]
+
+    state = os.path.join(model_dir, 'checkpoint')
+    state_renamed = position('replace', state)[-1]
+    for ext in ('.index', '.meta', '.data-00000-of-00001'):
+        final = os.path.join(model_dir, 'model.ckpt-5' + ext)
+        (published,) = position('replace', final)
+        staged = events[published][1]
+        assert position('fsync', staged)[-1] < published  # the file's data first,
+        folder_synced = [i for i in position('fsync', model_dir) if i > published]
+        assert folder_synced and folder_synced[0] < state_renamed  # its name next, then state
+    for name in ('checkpoint', 'flags.json', 'labels.txt'):
+        final = os.path.join(model_dir, name)
+        renamed = position('replace', final)[-1]
+        temporary = events[renamed][1]
+        assert position('fsync', temporary) and position('fsync', temporary)[-1] < renamed
+        assert [i for i in position('fsync', model_dir) if i > renamed]
