@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from squeezenet_v1 import datasets, input_pipeline, session_options, train  # noqa: E402
+from squeezenet_v1 import model as model_lib  # noqa: E402
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -72,7 +73,7 @@ class KerasTrainer(object):
         from keras_squeezenet import build_keras_squeezenet
         self.model = build_keras_squeezenet(len(source.label_names))
         self.dataset = input_pipeline.make_dataset(source.record_files,
-                                                   train.new_model(len(source.label_names)),
+                                                   model_lib.new_model(len(source.label_names)),
                                                    True, batch_size)
         times = self.times = []
 
@@ -102,7 +103,7 @@ class TorchTrainer(object):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.001)
         self.loss = torch.nn.CrossEntropyLoss()
         dataset = input_pipeline.make_dataset(source.record_files,
-                                              train.new_model(len(source.label_names)),
+                                              model_lib.new_model(len(source.label_names)),
                                               True, batch_size)
         self.batches = iter(dataset.as_numpy_iterator())
 
@@ -125,7 +126,7 @@ class TorchTrainer(object):
 def session_eval_rate(source, batch_size, steps):
     """Evaluation graph (eval preprocessing, no dropout) over the test set, repeated."""
     with tf.Graph().as_default() as graph:
-        model = train.new_model(len(source.label_names))
+        model = model_lib.new_model(len(source.label_names))
         dataset = input_pipeline.make_dataset(source.record_files, model, False, batch_size)
         images, labels = tf1.data.make_one_shot_iterator(dataset.repeat()).get_next()
         model.run_model_setup(images, labels, is_training=False)
@@ -138,7 +139,7 @@ def session_eval_rate(source, batch_size, steps):
 
 def keras_eval_rate(keras_trainer, source, batch_size, steps):
     dataset = input_pipeline.make_dataset(source.record_files,
-                                          train.new_model(len(source.label_names)),
+                                          model_lib.new_model(len(source.label_names)),
                                           False, batch_size).repeat()
     keras_trainer.model.evaluate(dataset, steps=FLAGS.warmup_steps, verbose=0)
     start = time.perf_counter()
@@ -150,7 +151,7 @@ def pipeline_rate(source, batch_size, steps):
     """The training input pipeline alone: images/s it can deliver."""
     with tf.Graph().as_default() as graph:
         images, labels = input_pipeline.input_fn(
-            source.record_files, train.new_model(len(source.label_names)), True, batch_size)
+            source.record_files, model_lib.new_model(len(source.label_names)), True, batch_size)
     with tf1.Session(graph=graph) as sess:
         return _timed(sess.make_callable([images.op, labels.op]), batch_size,
                       FLAGS.warmup_steps, steps)
@@ -169,7 +170,7 @@ def _timed(step, batch_size, warmup, steps):
 def forward_flops_per_image():
     """Float operations of one image's forward pass, as the TF profiler counts them."""
     with tf.Graph().as_default() as graph:
-        model = train.new_model(10)
+        model = model_lib.new_model(10)
         model.model_layers(tf1.placeholder(tf.float32, [1, 24, 24, 3]), is_training=False)
         options = tf1.profiler.ProfileOptionBuilder.float_operation()
         options['output'] = 'none'

@@ -14,7 +14,7 @@ from squeezenet_v1 import checkpoints
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1.session_options import session_config
-from squeezenet_v1.train import new_model
+from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
 

@@ -21,6 +21,8 @@ tf1 = tf.compat.v1
 
 # Adam's own default, which the notebook used by calling AdamOptimizer().
 DEFAULT_LEARNING_RATE = 0.001
+ORIGINAL_DIM = 32  # CIFAR-10's images are 32x32 ...
+RESIZE_DIM = 24  # ... randomly cropped to 24x24 in training, centre-cropped in evaluation.
 
 
 class SqueezeNetModel(object):
@@ -181,3 +183,8 @@ class SqueezeNetModel(object):
                 adam = tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
             self.train_op = adam.minimize(
                 self.loss, global_step=self.global_step)
+
+
+def new_model(num_classes):
+    """The notebook's model for 32x32 CIFAR-style images cropped to 24x24."""
+    return SqueezeNetModel(ORIGINAL_DIM, RESIZE_DIM, num_classes)

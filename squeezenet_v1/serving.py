@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from squeezenet_v1 import checkpoints
 from squeezenet_v1.cifar10 import IMAGE_BYTES, IMAGE_SIZE, NUM_CHANNELS
-from squeezenet_v1.train import new_model
+from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
 

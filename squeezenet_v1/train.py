@@ -22,14 +22,12 @@ from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import params
 from squeezenet_v1 import session_options
-from squeezenet_v1.cifar10 import IMAGE_SIZE
-from squeezenet_v1.model import DEFAULT_LEARNING_RATE, SqueezeNetModel
+from squeezenet_v1.model import DEFAULT_LEARNING_RATE, new_model
 from squeezenet_v1.model_dir_lock import model_dir_lock
 
 tf1 = tf.compat.v1
 
 FLAGS_FILE = 'flags.json'
-RESIZE_DIM = 24  # The notebook's random crop size; evaluation centre-crops to the same.
 
 
 class NonFiniteLossError(Exception):
@@ -42,11 +40,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum, message):
         super().__init__(message)
         self.signum = signum
-
-
-def new_model(num_classes):
-    """The notebook's model for 32x32 CIFAR-style images cropped to 24x24."""
-    return SqueezeNetModel(IMAGE_SIZE, RESIZE_DIM, num_classes)
 
 
 def set_determinism(seed):

@@ -10,7 +10,7 @@ import tensorflow as tf
 from conftest import make_archive, write_binary_release, write_python_release
 from squeezenet_v1 import cifar10, datasets, input_pipeline, synthetic
 from squeezenet_v1.cifar10 import DataError
-from squeezenet_v1.train import new_model
+from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import run_train
 from squeezenet_v1 import SqueezeNetModel, cifar10, export, input_pipeline, synthetic
-from squeezenet_v1.train import new_model
+from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
 
