@@ -23,10 +23,13 @@ flags.DEFINE_enum('mode', 'train_and_eval',
                   'checkpoint.')
 flags.DEFINE_string('data_dir', 'data/', 'Folder holding CIFAR-10, extracted or as the archive.')
 flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'synthetic'],
-                  'cifar10, or synthetic: a small learnable set made on the spot, no download.')
+                  'cifar10, or synthetic: a small learnable set made on the spot, no download. '
+                  'eval and predict default to the set the model_dir was trained on.')
 flags.DEFINE_bool('download', False, 'Download CIFAR-10 into --data_dir when it is absent.')
 flags.DEFINE_string('download_url', None, 'Mirror of cifar-10-binary.tar.gz to download from '
                     '(default: the CIFAR-10 home page); its md5 must be the official one.')
+flags.DEFINE_integer('download_deadline_secs', 3600, 'Give up a download that has not '
+                     'finished after this many seconds.')
 flags.DEFINE_string('model_dir', '/tmp/squeezenet_v1_model',
                     'Folder for checkpoints, summaries, flags.json and eval_results.json.')
 flags.DEFINE_integer('batch_size', 32, 'Images per training and evaluation step.')
@@ -48,7 +51,7 @@ flags.DEFINE_string('export_dir', None, 'With --mode=export: output folder (defa
 
 _MAX_BATCH = 65536
 for _name in ('save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
-              'save_summary_steps', 'max_steps'):
+              'save_summary_steps', 'max_steps', 'download_deadline_secs'):
     flags.register_validator(_name, lambda v: v is not None and v >= 1,
                              message='--%s must be a positive integer.' % _name)
 flags.register_validator('batch_size', lambda v: v is not None and 1 <= v <= _MAX_BATCH,

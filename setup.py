@@ -15,11 +15,15 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['squeezenet_v1', 'squeezenet_v1.*']),
     py_modules=['run_train'],
+    # TensorFlow 2.16 supports Python 3.9-3.12; the newest, 2.21, needs 3.10 or later (pip picks
+    # the newest TensorFlow the running Python supports).
     python_requires='>=3.9',
     install_requires=[
         'tensorflow>=2.16',
         'numpy',
         'absl-py',
+        # TensorFlow 2.21 no longer installs it; the README's `tensorboard --logdir` needs it.
+        'tensorboard',
     ],
     extras_require={
         # tf-keras is only for the fidelity test, which runs the notebook on the real

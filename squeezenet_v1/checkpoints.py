@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
 
 tf1 = tf.compat.v1
 
@@ -51,19 +52,19 @@ _GLOB_CHARACTERS = frozenset('*?[\\')
 _READ_ATTEMPTS = 10
 
 
-class CheckpointMismatchError(Exception):
+class CheckpointMismatchError(UserError):
     """The checkpoint in model_dir was written by a model of another shape."""
 
 
-class NoCheckpointError(Exception):
+class NoCheckpointError(UserError):
     """model_dir has no complete checkpoint to evaluate, predict with or export."""
 
 
-class CheckpointSaveError(Exception):
+class CheckpointSaveError(UserError):
     """A checkpoint could not be written (a full disk, say); the previous one is still latest."""
 
 
-class CheckpointVanishedError(Exception):
+class CheckpointVanishedError(UserError):
     """Checkpoints kept disappearing while being read (a trainer rotating them away)."""
 
 
@@ -357,6 +358,12 @@ def _rotate(model_dir, doomed):
         _remove_checkpoint(model_dir, name)
     files.remove_path(journal)
     files.fsync_dir(model_dir)
+
+
+def global_step_of(checkpoint_path):
+    """The global_step stored in a checkpoint (read from its tensor, not its name)."""
+    with _literal(checkpoint_path) as path:
+        return int(tf1.train.load_checkpoint(path).get_tensor('global_step'))
 
 
 def num_classes(checkpoint_path):

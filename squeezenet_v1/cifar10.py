@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
 
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32 ...
 NUM_CHANNELS = 3  # ... RGB, stored as three planes.
@@ -59,7 +60,7 @@ GET_THE_DATA = ('Run with --download to fetch it, or download %s from '
                 '(as the archive or extracted).' % BINARY.archive)
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data set file is missing, malformed or does not match its checksum."""
 
 
@@ -227,11 +228,20 @@ def read_label_names(folder):
     if os.path.isfile(meta):
         entry = _unpickle(meta)
         if isinstance(entry, dict) and b'label_names' in entry:
-            names = [n.decode('utf-8') if isinstance(n, bytes) else str(n)
-                     for n in entry[b'label_names']]
+            try:
+                names = [n.decode('utf-8') if isinstance(n, bytes) else str(n)
+                         for n in entry[b'label_names']]
+            except UnicodeDecodeError:
+                raise DataError('%s: its label names are not UTF-8 text; the file is corrupt. '
+                                'Replace it with a fresh copy.' % meta)
     elif os.path.isfile(text):
-        with open(text, encoding='utf-8') as f:
-            names = [line.strip() for line in f if line.strip()]
+        try:
+            with open(text, encoding='utf-8') as f:
+                names = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError('%s is not UTF-8 text (one class name a line); the file is corrupt. '
+                            'Replace it with a fresh copy, or delete it to use the standard '
+                            'CIFAR-10 names.' % text)
     if not names or len(names) != NUM_CLASSES:
         return list(LABEL_NAMES)
     return names

@@ -7,7 +7,6 @@ so one pipeline serves all three and a killed run leaves nothing the next one do
 
 import collections
 import hashlib
-import json
 import os
 
 from absl import logging
@@ -33,11 +32,13 @@ def records_cache_dir():
 
 
 def prepare_split(dataset, split, data_dir, cache_dir, download=False,
-                  download_url=None, download_md5=None):
+                  download_url=None, download_md5=None,
+                  download_deadline_secs=download_lib.DEFAULT_DEADLINE_SECS):
     """Checks the data for one split and returns a SplitSource of validated record files.
 
-    With `download`, an absent CIFAR-10 is fetched (from `download_url`, default the official
-    binary archive, checked against `download_md5`) and extracted into data_dir first. Records
+    With `download`, an absent CIFAR-10, or batch files missing from its folder, are fetched
+    (from `download_url`, default the official binary archive, checked against `download_md5`,
+    within `download_deadline_secs`) and extracted into data_dir first. Records
     converted from another format are kept in cache_dir under a name made of their content.
     """
     cifar10.check_split(split)
@@ -48,7 +49,8 @@ def prepare_split(dataset, split, data_dir, cache_dir, download=False,
     if dataset != 'cifar10':
         raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
 
-    release, folder = _find_or_fetch_release(data_dir, download, download_url, download_md5)
+    fetch = _Fetch(download, download_url, download_md5, download_deadline_secs)
+    release, folder = _find_or_fetch_release(data_dir, fetch)
     images, labels = cifar10.read_release_split(folder, release, split)
     names = cifar10.read_label_names(folder)
     if release is cifar10.BINARY:
@@ -86,7 +88,10 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _find_or_fetch_release(data_dir, download, download_url, download_md5):
+_Fetch = collections.namedtuple('_Fetch', ['enabled', 'url', 'md5', 'deadline_secs'])
+
+
+def _find_or_fetch_release(data_dir, fetch):
     """Returns (release, extracted folder), extracting or downloading an archive if needed."""
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError('--data_dir %s is a file, not a folder. Point --data_dir at the folder '
@@ -95,21 +100,53 @@ def _find_or_fetch_release(data_dir, download, download_url, download_md5):
     for release in cifar10.RELEASES:
         folder = os.path.join(data_dir, release.folder)
         if os.path.isdir(folder):
+            _restore_missing_batches(data_dir, release, fetch)
             return release, folder
     for release in cifar10.RELEASES:
         archive = os.path.join(data_dir, release.archive)
         if os.path.isfile(archive):
             return release, _verify_and_extract(archive, data_dir, release, release.md5)
-    if not download:
+    if not fetch.enabled:
         raise DataError('no CIFAR-10 in %s: expected %s/ or %s/ or one of their archives. %s'
                         % (os.path.abspath(data_dir), cifar10.BINARY_DIR, cifar10.PYTHON_DIR,
                            cifar10.GET_THE_DATA))
     release = cifar10.BINARY
     os.makedirs(data_dir, exist_ok=True)
-    archive = os.path.join(data_dir, release.archive)
-    md5 = download_md5 or release.md5
-    download_lib.download(download_url or release.url, archive, md5)
+    archive, md5 = _download_archive(data_dir, release, fetch)
     return release, _verify_and_extract(archive, data_dir, release, md5)
+
+
+def _download_archive(data_dir, release, fetch):
+    archive = os.path.join(data_dir, release.archive)
+    md5 = fetch.md5 or release.md5
+    download_lib.download(fetch.url or release.url, archive, md5,
+                          deadline_secs=fetch.deadline_secs)
+    return archive, md5
+
+
+def _restore_missing_batches(data_dir, release, fetch):
+    """Adds batch files missing from an extracted folder from its archive, fetched if asked.
+
+    The files present are left as they are. Without an archive or --download, the advice says
+    what to do.
+    """
+    folder = os.path.join(data_dir, release.folder)
+    missing = [name for split in cifar10.SPLITS for name in release.batch_files(split)
+               if not os.path.isfile(os.path.join(folder, name))]
+    if not missing:
+        return
+    archive, md5 = os.path.join(data_dir, release.archive), release.md5
+    if not os.path.isfile(archive):
+        if not (fetch.enabled and release is cifar10.BINARY):
+            how = ('run again with --download to fetch %s and restore them' % release.archive
+                   if release is cifar10.BINARY else
+                   'put %s in %s to restore them from it' % (release.archive, data_dir))
+            raise DataError('%s: missing %s. Either %s (the files present are kept), or delete '
+                            'the folder and start again.' % (folder, ', '.join(missing), how))
+        archive, md5 = _download_archive(data_dir, release, fetch)
+    download_lib.verify_md5(archive, md5)
+    logging.info('Restoring %s into %s from %s', ', '.join(missing), folder, archive)
+    download_lib.extract_archive(archive, data_dir, release.folder, only=missing)
 
 
 def _verify_and_extract(archive, data_dir, release, md5):
@@ -133,16 +170,19 @@ def label_names(dataset, data_dir):
     return list(cifar10.LABEL_NAMES)
 
 
+def write_label_names(folder, names):
+    """Writes folder/labels.txt: the class names, one a line, in output order."""
+    files_lib.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
+
+
 def model_label_names(model_dir, dataset, data_dir):
-    """The names a model_dir was trained with: its labels.txt, else those of the data set its
-    flags.json names, else those of `dataset`."""
+    """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
     path = os.path.join(model_dir, LABELS_FILE)
-    if os.path.isfile(path):
+    if not os.path.isfile(path):
+        return label_names(dataset, data_dir)
+    try:
         with open(path, encoding='utf-8') as f:
             return [line.strip() for line in f if line.strip()]
-    try:
-        with open(os.path.join(model_dir, 'flags.json'), encoding='utf-8') as f:
-            dataset = json.load(f).get('dataset', dataset)
-    except (OSError, ValueError):
-        pass
-    return label_names(dataset, data_dir)
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError('%s cannot be read (%s). Restore it (one class name a line, UTF-8) or '
+                        'delete it to use the data set\'s names.' % (path, e))

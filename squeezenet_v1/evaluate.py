@@ -13,6 +13,7 @@ from absl import logging
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
+from squeezenet_v1 import provenance
 from squeezenet_v1.session_options import session_config
 from squeezenet_v1.model import new_model
 
@@ -79,6 +80,7 @@ def evaluate(model_dir, source, batch_size=32):
         'dataset': source.dataset,
         'split': source.split,
         'checkpoint': os.path.basename(latest),
+        'versions': provenance.versions(),
     }
     _write_summaries(os.path.join(model_dir, 'eval'), results)
     files.write_json_atomic(os.path.join(model_dir, EVAL_RESULTS_FILE), results)

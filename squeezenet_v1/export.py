@@ -13,9 +13,11 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import params
 from squeezenet_v1 import serving
+from squeezenet_v1.errors import UserError
 
 tf1 = tf.compat.v1
 
@@ -24,13 +26,13 @@ FROZEN_GRAPH_FILE = 'frozen_graph.pb'
 TFLITE_FLOAT_FILE = 'model_float32.tflite'
 TFLITE_INT8_FILE = 'model_int8.tflite'
 SIZE_REPORT_FILE = 'size_report.json'
-LABELS_FILE = 'labels.txt'
 EXPORT_NAMES = frozenset([SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
-                          TFLITE_INT8_FILE, SIZE_REPORT_FILE, LABELS_FILE])
+                          TFLITE_INT8_FILE, SIZE_REPORT_FILE,
+                          datasets.LABELS_FILE])
 ONE_MB = 1000000
 
 
-class ExportTargetError(Exception):
+class ExportTargetError(UserError):
     """--export_dir names a place an export must not write to."""
 
 
@@ -110,7 +112,7 @@ def _export_into(model_dir, out_dir, label_names):
             weights_only_bytes = _weights_only_checkpoint_bytes(sess, graph, out_dir)
     files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
-    files.write_text_atomic(os.path.join(out_dir, LABELS_FILE), '\n'.join(label_names) + '\n')
+    datasets.write_label_names(out_dir, label_names)
     tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
 
     report = {
@@ -245,3 +247,19 @@ def _mb(size):
 
 def _vs_1mb(size):
     return '%.2f MB (%s)' % (size / ONE_MB, 'under' if size < ONE_MB else 'OVER')
+
+
+def tflite_interpreter(model_path):
+    """A TFLite interpreter for model_path: LiteRT's (ai_edge_litert) when installed.
+
+    tf.lite.Interpreter is deprecated in its favour; without it the old one is used, with a note.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        logging.info('ai_edge_litert is not installed; running %s with the deprecated '
+                     'tf.lite.Interpreter (pip install ai-edge-litert to use LiteRT).', model_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)  # its deprecation notice, said above
+            return tf.lite.Interpreter(model_path=model_path)
+    return Interpreter(model_path=model_path)

@@ -147,14 +147,16 @@ class SqueezeNetModel(object):
         return self.get_logits(final_conv_layer)
 
     # Set up and run model training
-    def run_model_setup(self, inputs, labels, is_training, learning_rate=DEFAULT_LEARNING_RATE,
-                        loss_scale=None):
-        """Builds the forward pass, metrics and loss; the Adam train op only when training.
+    def run_model_setup(self, inputs, labels, is_training=True,
+                        learning_rate=DEFAULT_LEARNING_RATE, loss_scale=None):
+        """Builds the forward pass, metrics and loss, and the Adam train op when training.
 
-        `labels` are sparse int32 class indices of shape (batch,). Sets `logits`, `probs`,
-        `predictions`, `accuracy`, `loss`, `global_step` and `train_op` (None when not training,
-        so that evaluation and export graphs carry no optimizer). `loss_scale` ('dynamic' or a
-        number) wraps Adam for float16 mixed precision.
+        `labels` are sparse int32 class indices of shape (batch,). `is_training` is a Python
+        bool, or a boolean tensor (say `tf.compat.v1.placeholder_with_default(False, [])`) that
+        switches dropout in one graph as TF1 code did; with a tensor the train op is built.
+        Sets `logits`, `probs`, `predictions`, `accuracy`, `loss`, `global_step` and `train_op`
+        (None when is_training is False, so evaluation and export graphs carry no optimizer).
+        `loss_scale` ('dynamic' or a number) wraps Adam for float16 mixed precision.
         """
         self.global_step = tf1.train.get_or_create_global_step()
         logits = self.model_layers(inputs, is_training)
@@ -177,7 +179,7 @@ class SqueezeNetModel(object):
         self.loss = tf.reduce_mean(
             cross_entropy)
         self.train_op = None
-        if is_training:
+        if isinstance(is_training, tf.Tensor) or is_training:
             adam = tf1.train.AdamOptimizer(learning_rate)
             if loss_scale is not None:
                 adam = tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)

@@ -5,10 +5,12 @@ import errno
 import fcntl
 import os
 
+from squeezenet_v1.errors import UserError
+
 LOCK_FILE = '.lock'
 
 
-class ModelDirLockedError(Exception):
+class ModelDirLockedError(UserError):
     """Another process is training into the same model_dir."""
 
 

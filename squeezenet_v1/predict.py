@@ -8,6 +8,7 @@ notebook's evaluation preprocessing. A file that cannot be read or decoded is re
 name; the other files' results are kept.
 """
 
+import json
 import os
 
 import numpy as np
@@ -15,33 +16,53 @@ import tensorflow as tf
 
 from squeezenet_v1 import serving
 from squeezenet_v1.cifar10 import IMAGE_SIZE
+from squeezenet_v1.errors import UserError
 
 tf1 = tf.compat.v1
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp')
+# What tf.io.decode_image reads; the same list picks files inside folders.
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp')
 
 
-class NoImagesError(Exception):
+class NoImagesError(UserError):
     """--images named nothing that could be classified."""
 
 
 def expand_image_paths(specs):
-    """Files named directly, plus the image files of named folders (sorted, not recursive)."""
-    paths = []
+    """[(path, None) or (spec, why it gives no image)]: files named, and image files of folders.
+
+    Folders are listed (sorted, not recursive) for the IMAGE_EXTENSIONS; blank names are
+    skipped; a folder without images or unreadable is an entry with its reason, so the other
+    files are still classified.
+    """
+    entries = []
     for spec in specs:
-        if os.path.isdir(spec):
-            found = sorted(os.path.join(spec, name) for name in os.listdir(spec)
-                           if name.lower().endswith(IMAGE_EXTENSIONS)
-                           and os.path.isfile(os.path.join(spec, name)))
-            if not found:
-                raise NoImagesError('%s holds no image files (%s). Name image files or a folder '
-                                    'that holds some.' % (spec, ', '.join(IMAGE_EXTENSIONS)))
-            paths.extend(found)
-        else:
-            paths.append(spec)
-    if not paths:
-        raise NoImagesError('--images named no files.')
-    return paths
+        if not spec.strip():
+            continue
+        if not os.path.isdir(spec):
+            entries.append((spec, None))
+            continue
+        try:
+            names = sorted(os.listdir(spec))
+        except OSError as e:
+            entries.append((spec, 'is a folder that cannot be listed (%s)' % (e.strerror or e)))
+            continue
+        found = [os.path.join(spec, name) for name in names
+                 if name.lower().endswith(IMAGE_EXTENSIONS)
+                 and os.path.isfile(os.path.join(spec, name))]
+        if not found:
+            entries.append((spec, 'is a folder with no image files (%s)'
+                            % ', '.join(IMAGE_EXTENSIONS)))
+        entries.extend((path, None) for path in found)
+    if not entries:
+        raise NoImagesError('--images named no files: give image files or folders, '
+                            'comma-separated.')
+    return entries
+
+
+def printable(name):
+    """A file name as one line a person can read: quoted with escapes if it has odd characters."""
+    return name if name.isprintable() else json.dumps(name)
 
 
 class _Decoder(object):
@@ -90,7 +111,7 @@ def load_images(paths):
             try:
                 images[path] = decoder.decode(path)
             except ValueError as e:
-                errors[path] = '%s %s' % (path, e)
+                errors[path] = '%s %s' % (printable(path), e)
     finally:
         decoder.close()
     return images, errors
@@ -116,13 +137,16 @@ def classify(model_dir, images, label_names, top_k=3, batch_size=256):
 
 def predict(model_dir, image_specs, label_names, top_k=3):
     """One result dict per file, in order: {'file', 'predictions'} or {'file', 'error'}."""
-    paths = expand_image_paths(image_specs)
+    entries = expand_image_paths(image_specs)
+    paths = [path for path, problem in entries if problem is None]
     images, errors = load_images(paths)
+    errors.update({spec: '%s %s' % (printable(spec), problem)
+                   for spec, problem in entries if problem})
     good = [p for p in paths if p in images]
     stacked = np.stack([images[p] for p in good]) if good else np.zeros((0, 32, 32, 3), np.uint8)
     predictions = dict(zip(good, classify(model_dir, stacked, label_names, top_k)))
     return [{'file': p, 'predictions': predictions[p]} if p in predictions
-            else {'file': p, 'error': errors[p]} for p in paths]
+            else {'file': p, 'error': errors[p]} for p, _ in entries]
 
 
 def format_results(results):
@@ -130,8 +154,8 @@ def format_results(results):
     lines = []
     for result in results:
         if 'error' in result:
-            lines.append('%s: ERROR: %s' % (result['file'], result['error']))
+            lines.append('%s: ERROR: %s' % (printable(result['file']), result['error']))
         else:
-            lines.append('%s: %s' % (result['file'], ', '.join(
+            lines.append('%s: %s' % (printable(result['file']), ', '.join(
                 '%s (%.3f)' % (p['label'], p['probability']) for p in result['predictions'])))
     return '\n'.join(lines)

@@ -13,16 +13,18 @@ from squeezenet_v1 import datasets
 from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
 from squeezenet_v1 import files
+from squeezenet_v1 import memory
 from squeezenet_v1 import predict
+from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
 from squeezenet_v1 import train
-from squeezenet_v1.cifar10 import DataError
-from squeezenet_v1.model_dir_lock import ModelDirLockedError
+from squeezenet_v1.errors import UserError
 
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
               'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed',
               'precision')
+_MODE_FLAGS = {'predict': ('images', 'top_k', 'predictions_json'), 'export': ('export_dir',)}
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -33,50 +35,89 @@ class _SomeFilesFailed(Exception):
 
 
 def run(flags_obj):
-    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption."""
+    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption.
+
+    A run that gets past its checks appends its line to <model_dir>/runs.jsonl, however it ends.
+    """
+    names = _RUN_FLAGS + _MODE_FLAGS.get(flags_obj.mode, ())
+    run_log = provenance.RunLog(flags_obj.model_dir, flags_obj.mode,
+                                {name: getattr(flags_obj, name) for name in names})
     try:
-        _run(flags_obj)
+        _run(flags_obj, run_log)
     except train.TrainingInterrupted as e:
         logging.warning('%s', e)
-        return 128 + e.signum
+        return _finish(run_log, 'signal', str(e), 128 + e.signum)
     except KeyboardInterrupt:
-        logging.warning('Interrupted (Ctrl-C) before training or outside it; what was being '
-                        'written was discarded.')
-        return EXIT_INTERRUPTED
-    except _SomeFilesFailed:
-        return EXIT_ERROR
-    except (DataError, checkpoints.CheckpointMismatchError, checkpoints.CheckpointSaveError,
-            checkpoints.CheckpointVanishedError, train.NonFiniteLossError,
-            checkpoints.NoCheckpointError, train.ModelDirError, ModelDirLockedError,
-            predict.NoImagesError, export.ExportTargetError,
-            session_options.UnsupportedPrecisionError) as e:
+        logging.warning('Interrupted (Ctrl-C); what was being written was discarded.')
+        return _finish(run_log, 'signal', 'SIGINT', EXIT_INTERRUPTED)
+    except _SomeFilesFailed as e:
+        return _finish(run_log, 'error', str(e), EXIT_ERROR)
+    except train.NonFiniteLossError as e:
         logging.error('%s', e)
-        return EXIT_ERROR
-    return 0
+        return _finish(run_log, 'non_finite_loss', str(e), EXIT_ERROR)
+    except UserError as e:
+        logging.error('%s', e)
+        return _finish(run_log, 'error', str(e), EXIT_ERROR)
+    return _finish(run_log, 'finished', None, 0)
 
 
-def _run(flags_obj):
+def _finish(run_log, ended, message, status):
+    latest = checkpoints.latest_checkpoint(run_log.model_dir) if run_log.started else None
+    run_log.finish(checkpoints.global_step_of(latest) if latest else None, ended, message)
+    return status
+
+
+def _run(flags_obj, run_log):
     if flags_obj.mode == 'predict':
-        _predict(flags_obj)
+        _predict(flags_obj, run_log)
     elif flags_obj.mode == 'export':
-        _export(flags_obj)
+        _export(flags_obj, run_log)
     else:
-        _train_and_evaluate(flags_obj)
+        _train_and_evaluate(flags_obj, run_log)
 
 
-def _train_and_evaluate(flags_obj):
+def _dataset_to_read(flags_obj):
+    """The data set eval and predict use: the one model_dir was trained on unless --dataset says.
+
+    An explicit --dataset other than the recorded one is used, with a warning.
+    """
+    recorded = provenance.recorded_flags(flags_obj.model_dir).get('dataset')
+    if recorded not in datasets.DATASETS:
+        return flags_obj.dataset
+    if not _given(flags_obj, 'dataset'):
+        return recorded
+    if recorded != flags_obj.dataset:
+        logging.warning('%s was trained on the %s set; using --dataset=%s as asked, and '
+                        'recording it with the results.', flags_obj.model_dir, recorded,
+                        flags_obj.dataset)
+    return flags_obj.dataset
+
+
+def _given(flags_obj, name):
+    """Whether the user set --name on the command line (absl FlagValues know; others: no)."""
+    try:
+        return bool(flags_obj[name].present)
+    except (TypeError, KeyError, AttributeError):
+        return True
+
+
+def _train_and_evaluate(flags_obj, run_log):
     """--mode train, eval or train_and_eval; every check runs before the first file is written."""
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
     session_options.check_precision_supported(flags_obj.precision)
     _check_model_dir(model_dir, will_write=training)
+    memory.check_batch_fits(flags_obj.batch_size, training)
     train.set_determinism(flags_obj.seed)
     cache_dir = datasets.records_cache_dir()
+    dataset = flags_obj.dataset if training else _dataset_to_read(flags_obj)
+    run_log.record['dataset'] = dataset
 
     def source(split):
         return datasets.prepare_split(
-            flags_obj.dataset, split, flags_obj.data_dir, cache_dir,
-            download=flags_obj.download, download_url=flags_obj.download_url)
+            dataset, split, flags_obj.data_dir, cache_dir,
+            download=flags_obj.download, download_url=flags_obj.download_url,
+            download_deadline_secs=flags_obj.download_deadline_secs)
 
     # Both splits are checked before training, so a bad test split cannot waste a run.
     train_source = source('train') if training else None
@@ -89,8 +130,12 @@ def _train_and_evaluate(flags_obj):
                     log_every_n_steps=flags_obj.log_every_n_steps,
                     save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
                     precision=flags_obj.precision,
-                    run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS})
+                    run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
+                    on_start=run_log.start)
     if test_source:
+        if not training:
+            run_log.start(checkpoints.global_step_of(
+                checkpoints.require_latest_checkpoint(model_dir)))
         evaluate.evaluate(model_dir, test_source, batch_size=flags_obj.batch_size)
 
 
@@ -116,25 +161,50 @@ def _check_model_dir(model_dir, will_write):
 
 
 def _label_names(flags_obj):
-    return datasets.model_label_names(flags_obj.model_dir, flags_obj.dataset, flags_obj.data_dir)
+    return datasets.model_label_names(flags_obj.model_dir, _dataset_to_read(flags_obj),
+                                      flags_obj.data_dir)
 
 
-def _predict(flags_obj):
-    results = predict.predict(flags_obj.model_dir, flags_obj.images, _label_names(flags_obj),
+def _check_output_file(path, flag):
+    """Refuses an output file path that is a folder or whose folder is missing or read-only."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError('%s %s is a folder. Name a file, e.g. %s.'
+                        % (flag, path, os.path.join(path, 'predictions.json')))
+    if not os.path.isdir(folder):
+        raise UserError('%s %s: the folder %s does not exist. Create it or name a file in an '
+                        'existing folder.' % (flag, path, folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError('%s %s: the folder %s is not writable. Name a file in a folder you can '
+                        'write to.' % (flag, path, folder))
+
+
+def _predict(flags_obj, run_log):
+    if flags_obj.predictions_json:
+        _check_output_file(flags_obj.predictions_json, '--predictions_json')
+    label_names = _label_names(flags_obj)
+    run_log.start(checkpoints.global_step_of(
+        checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
+    results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
                               top_k=flags_obj.top_k)
     print(predict.format_results(results))
     if flags_obj.predictions_json:
         files.write_json_atomic(flags_obj.predictions_json, results)
     failed = [r['file'] for r in results if 'error' in r]
     if failed:
-        logging.error('%d of %d files could not be classified: %s', len(failed), len(results),
-                      ', '.join(failed))
-        raise _SomeFilesFailed()
+        message = '%d of %d files could not be classified: %s' % (
+            len(failed), len(results), ', '.join(predict.printable(f) for f in failed))
+        logging.error('%s', message)
+        raise _SomeFilesFailed(message)
 
 
-def _export(flags_obj):
+def _export(flags_obj, run_log):
     export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
-    report = export.export(flags_obj.model_dir, export_dir, _label_names(flags_obj))
+    export.check_export_dir(export_dir, flags_obj.model_dir)
+    label_names = _label_names(flags_obj)
+    run_log.start(checkpoints.global_step_of(
+        checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
+    report = export.export(flags_obj.model_dir, export_dir, label_names)
     print(export.format_size_report(report))
     for name, reason in report['tflite_skipped'].items():
         logging.warning('%s was not written: %s', name, reason)

@@ -11,13 +11,15 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
+from squeezenet_v1.errors import UserError
+
 tf1 = tf.compat.v1
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 _BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
-class UnsupportedPrecisionError(Exception):
+class UnsupportedPrecisionError(UserError):
     """The machine cannot run the requested precision."""
 
 

@@ -58,7 +58,31 @@ def write_png_files(folder, count):
     return paths
 
 
+def main(argv):
+    """python -m squeezenet_v1.synthetic FOLDER [COUNT]: sample images to try --mode=predict on."""
+    usage = ('usage: python -m squeezenet_v1.synthetic FOLDER [COUNT]\n'
+             'Writes the first COUNT (default 8, at most %d) synthetic test images as PNG files '
+             'into FOLDER.' % NUM_TEST_EXAMPLES)
+    if len(argv) not in (2, 3) or argv[1] in ('-h', '--help'):
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        count = int(argv[2]) if len(argv) == 3 else 8
+        if count < 1:
+            raise ValueError
+    except ValueError:
+        print('COUNT must be a positive whole number, got %r.\n%s' % (argv[2], usage),
+              file=sys.stderr)
+        return 2
+    try:
+        for written in write_png_files(argv[1], count):
+            print(written)
+    except OSError as e:
+        print('cannot write into %s (%s). Name a folder you can write to.'
+              % (argv[1], e.strerror or e), file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    # python -m squeezenet_v1.synthetic FOLDER [COUNT]: sample images to try --mode=predict on.
-    for written in write_png_files(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 8):
-        print(written)
+    sys.exit(main(sys.argv))

@@ -21,16 +21,17 @@ from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import params
+from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
+from squeezenet_v1.errors import UserError
 from squeezenet_v1.model import DEFAULT_LEARNING_RATE, new_model
 from squeezenet_v1.model_dir_lock import model_dir_lock
 
 tf1 = tf.compat.v1
 
-FLAGS_FILE = 'flags.json'
 
 
-class NonFiniteLossError(Exception):
+class NonFiniteLossError(UserError):
     """Training produced a NaN or Inf; the last finite checkpoint is left as the latest."""
 
 
@@ -121,18 +122,20 @@ LoopSettings = collections.namedtuple(
                      'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps'])
 
 
-class ModelDirError(Exception):
+class ModelDirError(UserError):
     """--model_dir cannot be used."""
 
 
 def train(model_dir, source, batch_size=32, max_steps=1000,
           learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
           keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None,
-          precision='fp32', run_record=None):
+          precision='fp32', run_record=None, on_start=None):
     """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
 
     `source` is a datasets.SplitSource of training records; `run_record`, a JSON-able dict
-    such as the run's flags, is written to model_dir/flags.json once every check has passed.
+    such as the run's flags, is written to model_dir/flags.json once every check has passed
+    (resuming with other experiment flags than the last run's warns, naming each), and then
+    `on_start(global_step)` is called.
     Resumes from the newest complete checkpoint in model_dir (see checkpoints.py for what is
     adopted, kept and cleaned). Raises NonFiniteLossError on a NaN/Inf, TrainingInterrupted on
     SIGINT/SIGTERM (after saving), ModelDirLockedError when another process trains into
@@ -156,10 +159,13 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
         resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
         if resume:  # another trainer may have saved since the check above
             checkpoints.check_compatible(resume, training.variables)
+        if on_start:
+            on_start(checkpoints.global_step_of(resume) if resume else 0)
         if run_record is not None:
-            files.write_json_atomic(os.path.join(model_dir, FLAGS_FILE), run_record)
-        files.write_text_atomic(os.path.join(model_dir, datasets.LABELS_FILE),
-                                '\n'.join(source.label_names) + '\n')
+            if resume:
+                _warn_about_changed_flags(model_dir, run_record)
+            files.write_json_atomic(os.path.join(model_dir, provenance.FLAGS_FILE), run_record)
+        datasets.write_label_names(model_dir, source.label_names)
         config = session_options.session_config(precision)
         with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
             if resume:
@@ -172,6 +178,17 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                              training.report['float32_bytes'])
             return _train_loop(sess, training, model_dir, settings, found.complete,
                                write_graph=not resume)
+
+
+def _warn_about_changed_flags(model_dir, run_record):
+    changes = provenance.changed_experiment_flags(provenance.recorded_flags(model_dir),
+                                                  run_record)
+    if changes:
+        # Not refused: TF1 users lowered the learning rate by hand on resume.
+        logging.warning('Resuming %s with other experiment flags than its last training run: '
+                        '%s.%s', model_dir, '; '.join(changes),
+                        ' labels.txt now names the new data set\'s classes.'
+                        if any(c.startswith('--dataset') for c in changes) else '')
 
 
 def _train_loop(sess, training, model_dir, settings, complete, write_graph):

@@ -178,13 +178,30 @@ def main(out_dir):
                               global_step=model.global_step)
             np.save(os.path.join(out_dir, 'eval_logits.npy'),
                     sess.run(eval_logits, {inputs: images}))
+    # The way TF1 code switched one graph between training and evaluation: a boolean tensor.
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        inputs = tf.placeholder(tf.float32, [None, 24, 24, 3])
+        label_input = tf.placeholder(tf.int32, [None])
+        is_training = tf.placeholder_with_default(False, [])
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(inputs, label_input, is_training)
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(model.train_op, {inputs: images, label_input: labels, is_training: True})
+            tensor_path = saver.save(sess, os.path.join(out_dir, 'tensor.ckpt'),
+                                     global_step=model.global_step)
+            np.save(os.path.join(out_dir, 'tensor_eval_logits.npy'),
+                    sess.run(model.probs, {inputs: images}))
     with tf.Graph().as_default() as forward_graph:
         inputs = tf.placeholder(tf.float32, [None, 24, 24, 3])
         model = SqueezeNetModel(32, 24, 10)
         logits = model.model_layers(inputs, is_training=False)
         tf.nn.softmax(logits, name='probs')
     with open(os.path.join(out_dir, 'original.json'), 'w') as f:
-        json.dump({'checkpoint': path, 'forward_ops': forward_op_names(forward_graph),
+        json.dump({'checkpoint': path, 'tensor_checkpoint': tensor_path,
+                   'forward_ops': forward_op_names(forward_graph),
                    'tf_version': tensorflow.__version__}, f)
 
 

@@ -28,6 +28,7 @@ def original_run(tmp_path_factory):
     with open(os.path.join(out_dir, 'original.json')) as f:
         info = json.load(f)
     info['eval_logits'] = np.load(os.path.join(out_dir, 'eval_logits.npy'))
+    info['tensor_eval_probs'] = np.load(os.path.join(out_dir, 'tensor_eval_logits.npy'))
     return info
 
 
@@ -78,3 +79,35 @@ def test_forward_graph_has_the_originals_ops(original_run):
         logits = SqueezeNetModel(32, 24, 10).model_layers(inputs, is_training=False)
         tf.nn.softmax(logits, name='probs')
     assert notebook_original.forward_op_names(graph) == original_run['forward_ops']
+
+
+def test_boolean_tensor_is_training_as_tf1_code_used_it(original_run, tmp_path):
+    images, labels = notebook_original.fixed_inputs()
+    with tf.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, 24, 24, 3])
+        label_input = tf1.placeholder(tf.int32, [None])
+        is_training = tf1.placeholder_with_default(False, [])
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(inputs, label_input, is_training)
+        assert model.train_op is not None
+        variables = tf1.global_variables()
+        saver = tf1.train.Saver(variables)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(model.train_op, {inputs: images, label_input: labels, is_training: True})
+            ours = saver.save(sess, str(tmp_path / 'tensor.ckpt'), global_step=model.global_step)
+            checkpoints.restore(sess, saver, original_run['tensor_checkpoint'], variables)
+            # is_training defaults to False: dropout is off, so the outputs are deterministic.
+            probs = sess.run(model.probs, {inputs: images})
+    assert dict(tf1.train.list_variables(ours)) == dict(
+        tf1.train.list_variables(original_run['tensor_checkpoint']))
+    np.testing.assert_allclose(probs, original_run['tensor_eval_probs'], rtol=0, atol=1e-6)
+
+
+def test_the_notebooks_two_argument_call_trains():
+    with tf.Graph().as_default():
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                              tf1.placeholder(tf.int32, [None]))
+        assert model.train_op is not None
+        assert any(v.op.name.endswith('/Adam') for v in tf1.global_variables())

@@ -1,0 +1,56 @@
+"""Whether a batch size fits this machine's memory, asked before a graph is built."""
+
+import os
+
+from squeezenet_v1.errors import UserError
+
+# Peak resident memory per image of a batch, measured on the 24x24 crops with Adam (training
+# keeps every activation for the backward pass) and for a forward pass alone (evaluation).
+TRAINING_BYTES_PER_IMAGE = 1.2e6
+EVAL_BYTES_PER_IMAGE = 0.4e6
+# Leave room for TensorFlow itself, the input pipeline and the rest of the machine.
+_USABLE_FRACTION = 0.8
+
+
+class BatchTooLargeError(UserError):
+    """A batch would not fit in the memory this process may use."""
+
+
+def available_bytes():
+    """Memory this process may still use: the smaller of MemAvailable and a cgroup limit."""
+    candidates = []
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    candidates.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for path in ('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'):
+        try:
+            with open(path) as f:
+                limit = f.read().strip()
+            if limit.isdigit():
+                candidates.append(int(limit))
+        except OSError:
+            pass
+    if not candidates and hasattr(os, 'sysconf'):
+        candidates.append(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES'))
+    return min(candidates) if candidates else None
+
+
+def check_batch_fits(batch_size, training, flag='--batch_size'):
+    """Raises BatchTooLargeError, with the largest batch that fits, when batch_size does not."""
+    available = available_bytes()
+    if available is None:
+        return
+    per_image = TRAINING_BYTES_PER_IMAGE if training else EVAL_BYTES_PER_IMAGE
+    needed = batch_size * per_image
+    usable = available * _USABLE_FRACTION
+    if needed > usable:
+        raise BatchTooLargeError(
+            '%s=%d needs about %.1f GB (%.1f MB per image when %s) but about %.1f GB of memory '
+            'is available here; the largest that fits is about %d. Use a smaller %s.'
+            % (flag, batch_size, needed / 1e9, per_image / 1e6,
+               'training' if training else 'evaluating', available / 1e9,
+               int(usable // per_image), flag))

@@ -1,0 +1,121 @@
+"""Where a result came from: the versions and hardware of a run, and `runs.jsonl`, its log.
+
+Every run that gets past its checks (train, eval, predict, export) appends one JSON line to
+`<model_dir>/runs.jsonl`: when it started, the mode and all flags, global_step at its start and
+end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see checkpoints
+and runner: every check comes before the first write).
+"""
+
+import datetime
+import json
+import os
+import platform
+from importlib import metadata
+
+from absl import logging
+
+from squeezenet_v1 import files
+
+RUNS_FILE = 'runs.jsonl'
+FLAGS_FILE = 'flags.json'
+# Flags that change what a run computes; the others (logging, paths) do not.
+EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed')
+_PACKAGES = ('tensorflow', 'numpy', 'absl-py', 'squeezenet_v1')
+
+
+def versions():
+    """{package: version} for python and the packages a result depends on."""
+    found = {'python': platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def hardware():
+    """The CPU's model and the flags that decide bf16 speed, and any visible GPUs."""
+    from squeezenet_v1 import session_options  # imports TensorFlow
+    import tensorflow as tf
+    model = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    flags = session_options.cpu_flags()
+    return {'cpu': model, 'cpu_count': os.cpu_count(),
+            'avx512_bf16': 'avx512_bf16' in flags, 'amx': 'amx_bf16' in flags,
+            'gpus': [d.name for d in tf.config.list_physical_devices('GPU')]}
+
+
+def environment():
+    """versions() and hardware() in one dict, as recorded with every result."""
+    return dict(versions(), **hardware())
+
+
+def recorded_flags(model_dir):
+    """The flags the last training run in model_dir recorded (flags.json), or {}."""
+    try:
+        with open(os.path.join(model_dir, FLAGS_FILE), encoding='utf-8') as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def changed_experiment_flags(previous, current):
+    """['--name: old -> new', ...] for experiment flags that differ from an earlier run's."""
+    return ['--%s: %s -> %s' % (name, previous[name], current.get(name))
+            for name in EXPERIMENT_FLAGS
+            if name in previous and previous[name] != current.get(name)]
+
+
+class RunLog(object):
+    """One run's line in runs.jsonl: `start(step)` once the checks pass, `finish(...)` at the end.
+
+    A run that never started (refused by a check) writes nothing.
+    """
+
+    def __init__(self, model_dir, mode, flag_values):
+        self.model_dir = model_dir
+        self.record = {'started': _now(), 'mode': mode, 'flags': flag_values}
+        self.started = False
+
+    def start(self, global_step):
+        self.record['global_step_at_start'] = global_step
+        self.started = True
+
+    def finish(self, global_step, ended, message=None):
+        """Appends the line; `ended` is finished, signal, non_finite_loss or error."""
+        if not self.started:
+            return
+        self.record.update({'finished': _now(), 'global_step_at_end': global_step,
+                            'ended': ended, 'message': message})
+        self.record['versions'] = versions()
+        try:
+            self.record.update(hardware())
+            _append_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
+        except OSError as e:  # a read-only model_dir must not fail a prediction
+            logging.warning('could not append to %s (%s); the run is not recorded.',
+                            os.path.join(self.model_dir, RUNS_FILE), e.strerror or e)
+
+
+def _append_line(path, record):
+    """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
+    line = (json.dumps(record, sort_keys=True) + '\n').encode('utf-8')
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    files.fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
