@@ -54,8 +54,7 @@ def check_export_dir(export_dir, model_dir):
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        refuse('is %s; %s is a file' % ('a file' if existing == target else 'under a file',
-                                        existing))
+        refuse('is a file' if existing == target else 'is under a file (%s)' % existing)
     if existing != target:
         if not os.access(existing, os.W_OK | os.X_OK):
             refuse('cannot be created: %s is not writable' % existing)

@@ -1,6 +1,7 @@
 """The parameter report: what the notebook's "less than 1MB" claim rests on, counted."""
 
 import collections
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -63,4 +64,7 @@ def model_parameter_report(output_size=10, resize_dim=24):
 
 
 if __name__ == '__main__':
+    if len(sys.argv) > 1:  # it takes none; a stray one is a mistake worth saying
+        sys.exit('usage: python -m squeezenet_v1.params  (prints the per-layer parameter '
+                 'table; takes no arguments, got %s)' % ' '.join(sys.argv[1:]))
     print(format_parameter_report(model_parameter_report()))

@@ -28,6 +28,9 @@ def build_serving_graph(num_classes):
     """A new graph holding the inference path for a model with `num_classes` outputs."""
     graph = tf.Graph()
     with graph.as_default():
+        # Inference draws no random numbers, but once a seeded run in this process has turned
+        # op determinism on, every graph whose variables have initializers needs a seed.
+        tf1.set_random_seed(0)
         model = new_model(num_classes)
         images = tf1.placeholder(tf.uint8, [None, IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS],
                                  name=INPUT_KEY)

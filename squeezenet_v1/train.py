@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 from absl import logging
 
 from squeezenet_v1 import checkpoints
@@ -44,9 +45,15 @@ class TrainingInterrupted(Exception):
 
 
 def set_determinism(seed):
-    """Makes a run repeatable: op determinism on, graph seed set by the caller's graph."""
+    """Op determinism on for a seeded run (its graphs set the seed), off for an unseeded one.
+
+    Off matters in a process that runs both: determinism left on would refuse the unseeded
+    run's random ops. TensorFlow offers the switch-off only in its internal config module.
+    """
     if seed is not None:
         tf.config.experimental.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
 
 
 @contextlib.contextmanager

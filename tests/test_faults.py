@@ -54,6 +54,8 @@ def _latest_step_checking_state(model_dir):
     only complete ones. (A kill between publishing a checkpoint and naming it in the state file
     leaves it unnamed: the next trainer adopts it.)
     """
+    if not os.path.isdir(model_dir):  # killed before its checks passed: nothing written
+        return 0
     names = os.listdir(model_dir)
     prefixes = {n.split('.index')[0] for n in names if n.endswith('.index')}
     being_published = set()

@@ -121,7 +121,7 @@ def test_checkpoint_copied_into_an_empty_model_dir_is_resumed(template, tmp_path
         if name.startswith('model.ckpt-10.'):
             shutil.copy(os.path.join(template, name), model_dir)
     copied = _snapshot(model_dir)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         assert _train(model_dir, source, 15) == 15
     log = _messages(caplog)
     assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-10') in log
@@ -138,7 +138,7 @@ def test_corrupt_state_file_is_rebuilt_and_training_resumes(template, tmp_path, 
     with open(os.path.join(model_dir, 'checkpoint'), 'wb') as f:
         f.write(state)
     kept = {k: v for k, v in _snapshot(model_dir).items() if k.startswith('model.ckpt-10')}
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         assert _train(model_dir, source, 12) == 12
     log = _messages(caplog)
     assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-10') in log
@@ -159,7 +159,7 @@ def test_copy_of_a_run_with_absolute_paths_never_touches_the_original(template, 
             f.write('all_model_checkpoint_paths: "%s/model.ckpt-%d"\n' % (original, step))
     copy = _copy(original, tmp_path / 'copy')
     before = _snapshot(original)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         _train(copy, source, 20, keep_checkpoint_max=1)
     log = _messages(caplog)
     assert 'Resuming from %s' % os.path.join(copy, 'model.ckpt-10') in log
@@ -199,7 +199,7 @@ def test_damaged_newest_checkpoint_is_kept_and_the_intact_one_resumed(template, 
     _damage(model_dir, how)
     damaged = {k: v for k, v in _snapshot(model_dir).items() if k.startswith('model.ckpt-10.')}
     assert checkpoints.latest_checkpoint(model_dir) == os.path.join(model_dir, 'model.ckpt-5')
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         assert _train(model_dir, source, 12) == 12
     log = _messages(caplog)
     assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-5') in log
@@ -266,7 +266,7 @@ def test_reader_whose_checkpoint_is_rotated_away_takes_the_newest(template, tmp_
                               os.path.join(model_dir, name.replace('ckpt-10', 'ckpt-15')))
         return checkpoints.num_classes(prefix)
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         assert checkpoints.with_latest_checkpoint(model_dir, read) == 10
     assert seen == ['model.ckpt-10', 'model.ckpt-15']
     assert 'model.ckpt-10 was removed while being read' in _messages(caplog)
@@ -292,7 +292,7 @@ def test_leftovers_of_killed_runs_are_cleaned_and_user_files_kept(template, tmp_
         for name in [leftovers[0], leftovers[3]] + kept:
             with open(os.path.join(model_dir, name), 'w') as f:
                 f.write('x')
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO, logger='absl'):
             _train(model_dir, source, 11)
     finally:
         alive.kill()
@@ -335,7 +335,7 @@ def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source
         return result
 
     monkeypatch.setattr(checkpoints, 'save', save_then_signal)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         assert _train(model_dir, source, 12) == 12  # returns: no TrainingInterrupted
     assert 'SIGTERM arrived after the final step was saved' in _messages(caplog)
 

@@ -1,0 +1,377 @@
+"""Every input answered: a one-line message or the right behaviour, never a traceback.
+
+run_train.py's runner is driven in this process (TensorFlow starts once) with flags parsed as
+the command line would parse them; a traceback here is an exception escaping runner.run.
+"""
+
+import functools
+import http.server
+import importlib
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from conftest import make_archive, run_train, write_binary_release
+from squeezenet_v1 import cifar10, datasets, download, memory, provenance, runner
+from squeezenet_v1.cifar10 import DataError
+
+importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('cache'))
+    os.environ[datasets.CACHE_DIR_ENV] = path
+    yield path
+    del os.environ[datasets.CACHE_DIR_ENV]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, cache_dir):
+    """A synthetic model_dir trained for 20 steps through the runner."""
+    model_dir = str(tmp_path_factory.mktemp('trained') / 'run')
+    assert _run('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
+                '--max_steps=20', '--seed=1') == 0
+    return model_dir
+
+
+def _run(*args):
+    """runner.run on flags parsed from args; any exception escaping it fails the test."""
+    absl_logger = logging.getLogger('absl')
+    level = absl_logger.level  # parsing --verbosity sets it; later tests' caplog needs it back
+    try:
+        with flagsaver.flagsaver():
+            FLAGS.unparse_flags()
+            FLAGS(['run_train.py'] + list(args))
+            return runner.run(FLAGS)
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _runs(model_dir):
+    with open(os.path.join(model_dir, provenance.RUNS_FILE)) as f:
+        return [json.loads(line) for line in f]
+
+
+def _copy(model_dir, path):
+    shutil.copytree(model_dir, str(path))
+    return str(path)
+
+
+# Provenance and the data set a model_dir was trained on.
+
+def test_eval_and_predict_default_to_the_trained_data_set(trained, tmp_path, caplog):
+    model_dir = _copy(trained, tmp_path / 'run')
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=eval', '--model_dir=' + model_dir) == 0  # no --dataset given
+    with open(os.path.join(model_dir, 'eval_results.json')) as f:
+        results = json.load(f)
+    assert results['dataset'] == 'synthetic' and results['num_examples'] == 1000
+    assert results['versions']['tensorflow'] and results['versions']['numpy']
+    # An explicit other data set is used as asked, with a warning, and recorded as such.
+    binary = str(tmp_path / 'data')
+    write_binary_release(binary)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=eval', '--model_dir=' + model_dir, '--dataset=cifar10',
+                    '--data_dir=' + binary) == 0
+    assert 'was trained on the synthetic set; using --dataset=cifar10 as asked' in caplog.text
+    with open(os.path.join(model_dir, 'eval_results.json')) as f:
+        assert json.load(f)['dataset'] == 'cifar10'
+    assert [r['dataset'] for r in _runs(model_dir)[-2:]] == ['synthetic', 'cifar10']
+
+
+def test_runs_jsonl_records_every_run_and_how_it_ended(trained, tmp_path, caplog):
+    model_dir = _copy(trained, tmp_path / 'run')
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
+                    '--max_steps=25', '--learning_rate=0.0005', '--seed=1') == 0
+    assert 'other experiment flags than its last training run: --learning_rate: 0.001 -> ' \
+           '0.0005' in caplog.text
+    assert _run('--mode=train', '--dataset=synthetic', '--model_dir=' + model_dir,
+                '--max_steps=200', '--learning_rate=1e30', '--seed=1') == 1
+    first, resumed, diverged = _runs(model_dir)
+    assert first['mode'] == 'train' and first['ended'] == 'finished'
+    assert (first['global_step_at_start'], first['global_step_at_end']) == (0, 20)
+    assert (resumed['global_step_at_start'], resumed['global_step_at_end']) == (20, 25)
+    assert resumed['flags']['learning_rate'] == 0.0005
+    assert diverged['ended'] == 'non_finite_loss' and 'finite' in diverged['message']
+    assert diverged['global_step_at_end'] == 25  # the last finite checkpoint stays the latest
+    for record in (first, resumed, diverged):
+        assert set(record['versions']) == {'python', 'tensorflow', 'numpy', 'absl-py',
+                                           'squeezenet_v1'}
+        assert record['cpu'] and 'avx512_bf16' in record and 'amx' in record
+        assert record['gpus'] == [] and record['started'] <= record['finished']
+    # A refused run writes nothing, runs.jsonl included.
+    before = os.listdir(model_dir)
+    assert _run('--mode=export', '--model_dir=' + model_dir, '--export_dir=' + model_dir) == 1
+    assert sorted(os.listdir(model_dir)) == sorted(before) and len(_runs(model_dir)) == 3
+
+
+def test_resuming_with_another_data_set_warns_and_says_labels_change(trained, tmp_path, caplog):
+    model_dir = _copy(trained, tmp_path / 'run')
+    data_dir = str(tmp_path / 'data')
+    write_binary_release(data_dir)
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=train', '--model_dir=' + model_dir, '--data_dir=' + data_dir,
+                    '--max_steps=21', '--seed=1') == 0
+    assert '--dataset: synthetic -> cifar10' in caplog.text
+    assert 'labels.txt now names the new data set' in caplog.text
+
+
+# Data and downloads.
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        _Handler.requests.append(self.path)
+        if self.path.startswith('/drip/'):  # one byte every half second, forever
+            self.send_response(200)
+            self.send_header('Content-Length', '1000000')
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b'x')
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                return
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = tmp_path / 'served'
+    build = str(tmp_path / 'build')
+    contents = write_binary_release(build)
+    served.mkdir()
+    archive = make_archive(build, cifar10.BINARY_DIR, str(served / cifar10.BINARY.archive))
+    httpd = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(_Handler, directory=str(served)))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    _Handler.requests = []
+    try:
+        yield 'http://127.0.0.1:%d/' % httpd.server_address[1], download.file_md5(archive), \
+            contents
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_missing_batch_is_restored_by_download_and_the_advice_says_so(server, tmp_path):
+    base, md5, contents = server
+    data_dir = str(tmp_path / 'data')
+    write_binary_release(data_dir)
+    folder = os.path.join(data_dir, cifar10.BINARY_DIR)
+    os.remove(os.path.join(folder, 'data_batch_3.bin'))
+    with open(os.path.join(folder, 'data_batch_1.bin'), 'ab') as f:
+        f.write(b'')  # present files stay as they are
+    kept = os.stat(os.path.join(folder, 'data_batch_1.bin')).st_mtime_ns
+    with pytest.raises(DataError, match='missing data_batch_3.bin. Either run again with '
+                                        '--download to fetch cifar-10-binary.tar.gz'):
+        datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path / 'cache'))
+    source = datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path / 'cache'),
+                                    download=True, download_url=base + cifar10.BINARY.archive,
+                                    download_md5=md5)
+    assert source.num_examples == 20
+    assert _Handler.requests == ['/' + cifar10.BINARY.archive]
+    with open(os.path.join(folder, 'data_batch_3.bin'), 'rb') as f:
+        assert f.read()[1:3073] == contents['data_batch_3.bin'][0][0].tobytes()
+    assert os.stat(os.path.join(folder, 'data_batch_1.bin')).st_mtime_ns == kept
+
+
+def test_download_has_a_deadline_and_logs_the_lack_of_progress(server, tmp_path, caplog,
+                                                              monkeypatch):
+    base, _, _ = server
+    monkeypatch.setattr(download, '_REPORT_SECS', 1.0)
+    start = time.time()
+    with caplog.at_level(logging.INFO, logger='absl'):
+        with pytest.raises(DataError, match='still incomplete after the 3 s deadline'):
+            download.download(base + 'drip/archive.tar.gz', str(tmp_path / 'archive.tar.gz'),
+                              deadline_secs=3)
+    assert time.time() - start < 15
+    assert 'Downloading %sdrip/archive.tar.gz:   0.0%%' % base in caplog.text
+    assert sorted(os.listdir(str(tmp_path))) == ['build', 'served']  # no partial file left
+
+
+@pytest.mark.parametrize('url', ['notaurl', 'ftp//nowhere', '/local/path.tar.gz'])
+def test_download_url_that_is_not_a_url(tmp_path, url):
+    with pytest.raises(DataError, match='--download_url %s is not a URL' % url):
+        download.download(url, str(tmp_path / 'x.tar.gz'))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_label_names_file_not_utf8(binary_release, tmp_path):
+    data_dir, _ = binary_release
+    meta = os.path.join(data_dir, cifar10.BINARY_DIR, 'batches.meta.txt')
+    with open(meta, 'wb') as f:
+        f.write(b'\xff\xfeplane\ncar\n')
+    with pytest.raises(DataError, match='batches.meta.txt is not UTF-8 text'):
+        datasets.prepare_split('cifar10', 'test', data_dir, str(tmp_path / 'cache'))
+
+
+def test_batch_size_beyond_memory_is_refused_before_any_graph(tmp_path, caplog):
+    model_dir = str(tmp_path / 'run')
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--dataset=synthetic', '--model_dir=' + model_dir,
+                    '--batch_size=65536') == 1
+    assert '--batch_size=65536 needs about' in caplog.text
+    assert 'the largest that fits is about' in caplog.text
+    assert not os.path.exists(model_dir)
+    with pytest.raises(memory.BatchTooLargeError):
+        memory.check_batch_fits(10 ** 7, training=False)
+    memory.check_batch_fits(32, training=True)
+
+
+# The front door, fuzzed: modes x model_dirs x flags, each answered without a traceback.
+
+def _model_dir_variants(trained, root):
+    """{name: (path, whether eval/predict/export can work on it)}."""
+    os.makedirs(root)
+    variants = {'trained': (trained, True)}
+
+    def damaged(name, damage, usable):
+        path = _copy(trained, os.path.join(root, name))
+        damage(path)
+        variants[name] = (path, usable)
+
+    def write(name, content):
+        def damage(path):
+            with open(os.path.join(path, name), 'wb') as f:
+                f.write(content)
+        return damage
+
+    def remove_checkpoints(path):
+        for name in os.listdir(path):
+            if name.startswith('model.ckpt-'):
+                os.remove(os.path.join(path, name))
+
+    def truncate_data(path):
+        data = os.path.join(path, 'model.ckpt-20.data-00000-of-00001')
+        with open(data, 'r+b') as f:
+            f.truncate(100)
+
+    damaged('empty_state', write('checkpoint', b''), True)
+    damaged('garbage_state', write('checkpoint', b'\x00\xff{{{'), True)
+    damaged('garbage_flags', write('flags.json', b'[1, 2'), True)
+    damaged('garbage_runs', write('runs.jsonl', b'\xff\n'), True)
+    damaged('no_checkpoints', remove_checkpoints, False)
+    damaged('truncated', truncate_data, False)
+    damaged('glob[1]', lambda path: None, True)
+    damaged('new\nline', lambda path: None, True)
+    os.symlink(_copy(trained, os.path.join(root, 'target')), os.path.join(root, 'symlink'))
+    variants['symlink'] = (os.path.join(root, 'symlink'), True)
+    with open(os.path.join(root, 'a_file'), 'w') as f:
+        f.write('not a folder')
+    variants['a_file'] = (os.path.join(root, 'a_file'), False)
+    variants['under_a_file'] = (os.path.join(root, 'a_file', 'run'), False)
+    variants['missing'] = (os.path.join(root, 'missing'), False)
+    return variants
+
+
+def test_fuzzed_front_door_never_gives_a_traceback(trained, tmp_path, caplog):
+    variants = _model_dir_variants(trained, str(tmp_path / 'dirs'))
+    images = tmp_path / 'images'
+    images.mkdir()
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(images), '2'],
+                   check=True, capture_output=True)
+    bad_file = tmp_path / 'a_file'
+    bad_file.write_text('x')
+    mode_flags = {
+        'eval': [[]],
+        'predict': [['--images=%s' % images], ['--images=%s,%s' % (images, tmp_path / 'nope')],
+                    ['--images=%s' % images, '--predictions_json=%s' % tmp_path],
+                    ['--images=%s' % images,
+                     '--predictions_json=%s' % (tmp_path / 'missing' / 'p.json')]],
+        'export': [['--export_dir=%s' % (bad_file / 'export')], ['--export_dir=.'],
+                   ['--export_dir=%s' % bad_file]],
+        'train': [['--max_steps=20'], ['--max_steps=1', '--batch_size=60000']],
+    }
+    cases = [(mode, name, extra) for mode in mode_flags for name in variants
+             for extra in mode_flags[mode]]
+    random.Random(20261125).shuffle(cases)
+    for mode, name, extra in cases[:30]:
+        path, usable = variants[name]
+        caplog.clear()
+        args = ['--mode=' + mode, '--model_dir=' + path, '--dataset=synthetic'] + extra
+        with caplog.at_level(logging.INFO, logger='absl'):
+            status = _run(*args)  # an exception here is the traceback a user would see
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        if _expected(mode, name, usable, ' '.join(extra)) == 'fail':
+            assert status != 0 and errors, (args, status)
+        else:
+            assert status == 0, (args, errors)
+
+
+def _expected(mode, name, usable, extra):
+    if mode == 'train':
+        refused = name in ('a_file', 'under_a_file') or 'batch_size=60000' in extra
+        return 'fail' if refused else 'ok'  # a damaged or missing model_dir trains anew
+    if not usable or mode == 'export' or 'nope' in extra or 'predictions_json' in extra:
+        return 'fail'  # every export_dir tried is one an export must refuse
+    return 'ok'
+
+
+@pytest.mark.parametrize('args, message', [
+    ([], 'usage: python -m squeezenet_v1.synthetic FOLDER [COUNT]'),
+    (['folder', 'many'], "COUNT must be a positive whole number, got 'many'"),
+    (['folder', '-3'], "COUNT must be a positive whole number, got '-3'"),
+])
+def test_python_m_synthetic_usage(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic'] + args,
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert 'Traceback' not in proc.stderr and os.listdir(str(tmp_path)) == []
+
+
+def test_python_m_synthetic_into_a_file_is_a_message(tmp_path):
+    target = tmp_path / 'a_file'
+    target.write_text('x')
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(target / 'x')],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and 'cannot write into' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_bad_flags_through_the_real_command_line(tmp_path):
+    proc = run_train('--mode=predict', '--model_dir=%s' % tmp_path, '--images=x',
+                     '--predictions_json=%s' % tmp_path)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert '--predictions_json %s is a folder' % tmp_path in proc.stdout
+    assert 'Traceback' not in proc.stdout
+
+
+# Install: what the README uses comes with `pip install -e .`.
+
+def test_tensorboard_is_installed_with_the_package():
+    from importlib import metadata
+    assert any(r.startswith('tensorboard') for r in metadata.requires('squeezenet_v1'))
+    tensorboard = shutil.which('tensorboard', path=os.path.dirname(sys.executable))
+    assert tensorboard, 'pip install -e . should have installed the tensorboard command'
+    proc = subprocess.run([tensorboard, '--version'], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip()
+
+
+def test_python_m_params_refuses_stray_arguments():
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.params', '--bogus'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and 'takes no arguments, got --bogus' in proc.stderr
+    assert 'Traceback' not in proc.stderr
