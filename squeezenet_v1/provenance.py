@@ -34,21 +34,24 @@ def versions():
     return found
 
 
-def hardware():
-    """The CPU's model and the flags that decide bf16 speed, and any visible GPUs."""
-    from squeezenet_v1 import session_options  # imports TensorFlow
-    import tensorflow as tf
-    model = platform.processor() or platform.machine()
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
                 if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
+                    return line.split(':', 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def hardware():
+    """The CPU's model and the flags that decide bf16 speed, and any visible GPUs."""
+    from squeezenet_v1 import session_options  # imports TensorFlow
+    import tensorflow as tf
     flags = session_options.cpu_flags()
-    return {'cpu': model, 'cpu_count': os.cpu_count(),
+    return {'cpu': cpu_model(), 'cpu_count': os.cpu_count(),
             'avx512_bf16': 'avx512_bf16' in flags, 'amx': 'amx_bf16' in flags,
             'gpus': [d.name for d in tf.config.list_physical_devices('GPU')]}
 

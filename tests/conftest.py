@@ -81,3 +81,18 @@ def make_archive(source_dir, folder, archive_path):
 def binary_release(tmp_path):
     data_dir = tmp_path / 'data'
     return str(data_dir), write_binary_release(str(data_dir))
+
+
+def write_checkpoint_of_output_size(model_dir, output_size):
+    """model_dir/model.ckpt-1 of an untrained SqueezeNetModel with `output_size` classes."""
+    import tensorflow as tf
+    from squeezenet_v1 import SqueezeNetModel
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        SqueezeNetModel(32, 24, output_size).model_layers(
+            tf1.placeholder(tf.float32, [None, 24, 24, 3]), is_training=False)
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            return tf1.train.Saver().save(sess, os.path.join(model_dir, 'model.ckpt'),
+                                          global_step=1)

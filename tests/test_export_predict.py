@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_train
-from squeezenet_v1 import SqueezeNetModel, cifar10, export, input_pipeline, synthetic
+from conftest import write_checkpoint_of_output_size, run_train
+from squeezenet_v1 import cifar10, export, input_pipeline, synthetic
 from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
@@ -226,13 +226,7 @@ def test_no_images_named(trained):
 def test_checkpoint_of_another_output_size_is_refused(tmp_path):
     model_dir = tmp_path / 'five'
     model_dir.mkdir()
-    with tf.Graph().as_default():
-        SqueezeNetModel(32, 24, 5).model_layers(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
-                                                is_training=False)
-        tf1.train.get_or_create_global_step()
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=1)
+    write_checkpoint_of_output_size(str(model_dir), 5)
     image_paths, _ = _write_images(str(tmp_path / 'images'), _test_images(1)[0])
     for mode in ('export', 'predict'):
         proc = run_train('--mode=' + mode, '--model_dir=%s' % model_dir,

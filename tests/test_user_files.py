@@ -16,9 +16,8 @@ import sys
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, RUN_TRAIN, run_train
-from squeezenet_v1 import (SqueezeNetModel, checkpoints, datasets, download, export, files,
-                           synthetic, train)
+from conftest import write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_train
+from squeezenet_v1 import checkpoints, datasets, download, export, files, synthetic, train
 
 tf1 = tf.compat.v1
 LABELS = list(synthetic.LABEL_NAMES)
@@ -228,13 +227,7 @@ def test_truncated_checkpoint_in_eval_is_named_not_a_traceback(template, tmp_pat
 def test_checkpoint_of_another_shape_refuses_before_writing_anything(tmp_path, source):
     model_dir = tmp_path / 'five'
     model_dir.mkdir()
-    with tf.Graph().as_default():
-        SqueezeNetModel(32, 24, 5).model_layers(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
-                                                is_training=False)
-        tf1.train.get_or_create_global_step()
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=1)
+    write_checkpoint_of_output_size(str(model_dir), 5)
     before = _snapshot(str(model_dir))
     with pytest.raises(checkpoints.CheckpointMismatchError, match='final_conv/bias is \\[5\\]'):
         _train(str(model_dir), source, 5, run_record={'dataset': 'synthetic'})
