@@ -20,7 +20,6 @@ restorable checkpoint is removed by rotation alone; an incomplete one is kept an
 """
 
 import collections
-import contextlib
 import os
 import re
 
@@ -45,9 +44,6 @@ _TENSORFLOW_LEFTOVER = re.compile(
 # Variables a training checkpoint holds that an evaluation graph does not build (Adam's, and
 # the float16 loss scale's).
 _OPTIMIZER_MARKERS = ('/Adam', 'beta1_power', 'beta2_power', 'current_loss_scale', 'good_steps')
-# Characters TensorFlow's checkpoint readers take as a glob pattern (they look a prefix up with
-# GetMatchingPaths before opening it literally).
-_GLOB_CHARACTERS = frozenset('*?[\\')
 # How often a reader takes the newest checkpoint again when a rotating trainer removes its own.
 _READ_ATTEMPTS = 10
 
@@ -70,24 +66,6 @@ class CheckpointVanishedError(UserError):
 
 Scan = collections.namedtuple('Scan', ['complete', 'incomplete'])
 Scan.__doc__ = """complete: checkpoint names, oldest first; incomplete: {name: what is wrong}."""
-
-
-@contextlib.contextmanager
-def _literal(checkpoint_path):
-    """A name for checkpoint_path that TensorFlow cannot read as a pattern.
-
-    In `run[1]/model.ckpt-5`, `[1]` would match the sibling `run1`: the prefix is then given
-    through an open descriptor of its folder, /proc/self/fd/<fd>/model.ckpt-5.
-    """
-    folder = os.path.dirname(os.path.abspath(checkpoint_path))
-    if not _GLOB_CHARACTERS & set(folder) or not os.path.isdir('/proc/self/fd'):
-        yield checkpoint_path
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        yield '/proc/self/fd/%d/%s' % (fd, os.path.basename(checkpoint_path))
-    finally:
-        os.close(fd)
 
 
 def step_of(name):
@@ -127,7 +105,7 @@ def _what_is_wrong(model_dir, name, file_names, read_tensors=True):
         return 'its .data shards are incomplete'
     if read_tensors:
         try:
-            with _literal(os.path.join(model_dir, name)) as path:
+            with files.literal_path(os.path.join(model_dir, name)) as path:
                 reader = tf1.train.load_checkpoint(path)
                 for variable in reader.get_variable_to_shape_map():
                     reader.get_tensor(variable)
@@ -151,11 +129,19 @@ def scan(model_dir):
 
 def latest_checkpoint(model_dir):
     """The prefix of the newest complete checkpoint in model_dir, or None."""
+    return _newest_complete(model_dir)[0]
+
+
+def _newest_complete(model_dir):
+    """(newest complete prefix or None, {newer incomplete name: what is wrong})."""
     grouped = _checkpoint_files(model_dir)
+    skipped = {}
     for name in sorted(grouped, key=step_of, reverse=True):
-        if _what_is_wrong(model_dir, name, grouped[name]) is None:
-            return os.path.join(model_dir, name)
-    return None
+        problem = _what_is_wrong(model_dir, name, grouped[name])
+        if problem is None:
+            return os.path.join(model_dir, name), skipped
+        skipped[name] = problem
+    return None, skipped
 
 
 def require_latest_checkpoint(model_dir):
@@ -178,6 +164,11 @@ def with_latest_checkpoint(model_dir, use):
     again. CheckpointVanishedError names them if that keeps happening.
     """
     vanished = []
+    prefix, skipped = _newest_complete(model_dir)
+    for name, problem in skipped.items():
+        logging.warning('%s is incomplete (%s): it is kept as it is and not used; reading %s.',
+                        os.path.join(model_dir, name), problem,
+                        os.path.basename(prefix) if prefix else 'nothing')
     for _ in range(_READ_ATTEMPTS):
         prefix = require_latest_checkpoint(model_dir)
         try:
@@ -196,8 +187,11 @@ def with_latest_checkpoint(model_dir, use):
 
 def read_state(model_dir):
     """(checkpoint names the state file lists, oldest first; why it cannot be used, or None)."""
-    if not os.path.lexists(os.path.join(model_dir, STATE_FILE)):
+    path = os.path.join(model_dir, STATE_FILE)
+    if not os.path.lexists(path):
         return [], 'there was none'
+    if not os.path.isfile(path):
+        return [], 'it was not a plain file'
     try:
         state = tf1.train.get_checkpoint_state(model_dir)
     except Exception as e:  # ValueError, UnicodeDecodeError, OpError: the file is not a state
@@ -362,13 +356,13 @@ def _rotate(model_dir, doomed):
 
 def global_step_of(checkpoint_path):
     """The global_step stored in a checkpoint (read from its tensor, not its name)."""
-    with _literal(checkpoint_path) as path:
+    with files.literal_path(checkpoint_path) as path:
         return int(tf1.train.load_checkpoint(path).get_tensor('global_step'))
 
 
 def num_classes(checkpoint_path):
     """The model's output size, read from final_conv/bias in the checkpoint."""
-    with _literal(checkpoint_path) as path:
+    with files.literal_path(checkpoint_path) as path:
         shapes = dict(tf1.train.list_variables(path))
     if 'final_conv/bias' not in shapes:
         raise CheckpointMismatchError('%s has no final_conv/bias: it is not a SqueezeNetModel '
@@ -378,7 +372,7 @@ def num_classes(checkpoint_path):
 
 def check_compatible(checkpoint_path, variables):
     """Raises CheckpointMismatchError listing variables missing, extra or of another shape."""
-    with _literal(checkpoint_path) as path:
+    with files.literal_path(checkpoint_path) as path:
         stored = dict(tf1.train.list_variables(path))
     wanted = {v.op.name: list(v.shape.as_list()) for v in variables}
     problems = []
@@ -403,7 +397,7 @@ def check_compatible(checkpoint_path, variables):
 def restore(sess, saver, checkpoint_path, variables):
     """Checks the checkpoint against `variables` (those the saver holds), then restores it."""
     check_compatible(checkpoint_path, variables)
-    with _literal(checkpoint_path) as path:
+    with files.literal_path(checkpoint_path) as path:
         saver.restore(sess, path)
 
 

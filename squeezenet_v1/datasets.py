@@ -178,8 +178,11 @@ def write_label_names(folder, names):
 def model_label_names(model_dir, dataset, data_dir):
     """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
     path = os.path.join(model_dir, LABELS_FILE)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return label_names(dataset, data_dir)
+    if not os.path.isfile(path):
+        raise DataError('%s is not a plain file. Remove it (the data set\'s names are then '
+                        'used) or restore it.' % path)
     try:
         with open(path, encoding='utf-8') as f:
             return [line.strip() for line in f if line.strip()]

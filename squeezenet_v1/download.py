@@ -100,7 +100,8 @@ def download(url, dest_path, expected_md5=None, timeout=60,
     partial = files.make_temp_file(folder, os.path.basename(dest_path))
     try:
         start = time.time()
-        with urllib.request.urlopen(url, timeout=timeout) as response, \
+        # No single wait may outlast the deadline, a server that answers nothing included.
+        with urllib.request.urlopen(url, timeout=min(timeout, deadline_secs)) as response, \
                 open(partial, 'wb') as out:
             total = int(response.headers.get('Content-Length') or 0)
             done, last_report, last_data = 0, start, start
@@ -132,11 +133,12 @@ def download(url, dest_path, expected_md5=None, timeout=60,
                         'hand into %s.' % (url, reason or type(e).__name__,
                                            os.path.dirname(dest_path)))
     if expected_md5:
-        try:
-            verify_md5(partial, expected_md5)
-        except DataError:
+        actual = file_md5(partial)
+        if actual != expected_md5:
             files.remove_path(partial)
-            raise
+            raise DataError('%s: the downloaded md5 %s does not match the official %s; nothing '
+                            'was kept. Check that --download_url is a mirror of %s.'
+                            % (url, actual, expected_md5, os.path.basename(dest_path)))
     os.replace(partial, dest_path)
     files.fsync_dir(folder)
     return dest_path

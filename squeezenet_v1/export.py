@@ -7,6 +7,7 @@ and renamed into place only when complete, so an export is whole or absent.
 """
 
 import os
+import re
 import warnings
 
 import tensorflow as tf
@@ -15,6 +16,7 @@ from absl import logging
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import datasets
 from squeezenet_v1 import files
+from squeezenet_v1 import interrupts
 from squeezenet_v1 import params
 from squeezenet_v1 import serving
 from squeezenet_v1.errors import UserError
@@ -60,13 +62,38 @@ def check_export_dir(export_dir, model_dir):
             refuse('cannot be created: %s is not writable' % existing)
         return
     names = set(os.listdir(target))
-    foreign = sorted(names - EXPORT_NAMES)
+    foreign = _foreign_entries(target)
     if foreign:
         refuse('holds files an export does not write (%s)' % ', '.join(foreign[:5]))
     if names and SIZE_REPORT_FILE not in names:
         refuse('is not empty and holds no %s, so it is not an earlier export' % SIZE_REPORT_FILE)
     if not os.access(os.path.dirname(target), os.W_OK | os.X_OK):
         refuse('cannot be replaced: %s is not writable' % os.path.dirname(target))
+
+
+# What an export writes, folder by folder (relative to the export): anything else is a user's.
+_EXPORT_TREE = {
+    '': EXPORT_NAMES,
+    SAVED_MODEL_DIR: {'saved_model.pb', 'fingerprint.pb', 'variables', 'assets'},
+    os.path.join(SAVED_MODEL_DIR, 'variables'): re.compile(
+        r'^variables\.(index|data-\d{5}-of-\d{5})$'),
+    os.path.join(SAVED_MODEL_DIR, 'assets'): frozenset(),
+}
+
+
+def _foreign_entries(target):
+    """Paths under target (relative) that an export does not write, symlinks included."""
+    foreign = []
+    for root, dirs, names in os.walk(target):
+        relative = os.path.relpath(root, target)
+        allowed = _EXPORT_TREE.get('' if relative == '.' else relative, frozenset())
+        for name in sorted(dirs + names):
+            path = os.path.join(root, name)
+            known = allowed.match(name) if hasattr(allowed, 'match') else name in allowed
+            if not known or os.path.islink(path):
+                foreign.append(os.path.relpath(path, target))
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+    return foreign
 
 
 def export(model_dir, export_dir, label_names):
@@ -112,7 +139,8 @@ def _export_into(model_dir, out_dir, label_names):
     files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
     datasets.write_label_names(out_dir, label_names)
-    tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
+    with interrupts.deferred():  # the converter's destructors would swallow a KeyboardInterrupt
+        tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
 
     report = {
         'checkpoint': os.path.basename(latest),
@@ -172,8 +200,9 @@ def _write_tflite(saved_model_dir, out_dir):
     written, skipped = {}, {}
     for name, optimize in ((TFLITE_FLOAT_FILE, False), (TFLITE_INT8_FILE, True)):
         try:
-            converter = tf.lite.TFLiteConverter.from_saved_model(
-                saved_model_dir, signature_keys=['serving_default'])
+            with files.literal_path(saved_model_dir) as path:
+                converter = tf.lite.TFLiteConverter.from_saved_model(
+                    path, signature_keys=['serving_default'])
             if optimize:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
             flat_buffer = converter.convert()

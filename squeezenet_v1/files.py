@@ -6,6 +6,7 @@ place. The pid in the name is what lets a later run remove the temporaries of a 
 pattern is what keeps that cleanup away from any file a user made.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -13,11 +14,32 @@ import shutil
 import tempfile
 
 TEMP_SUFFIX = '.tmp'
+_GLOB_CHARACTERS = frozenset('*?[]\\')
 _TEMP_NAME = re.compile(r'^\.(?P<what>.+)\.(?P<pid>\d+)-[a-z0-9_]+%s$' % re.escape(TEMP_SUFFIX))
 
 
 def _temp_prefix(what):
-    return '.%s.%d-' % (what, os.getpid())
+    # Glob characters are left out of the name, so TensorFlow's readers can open what is inside.
+    return '.%s.%d-' % (''.join('_' if c in _GLOB_CHARACTERS else c for c in what), os.getpid())
+
+
+@contextlib.contextmanager
+def literal_path(path):
+    """A name for path that TensorFlow cannot read as a glob pattern.
+
+    TensorFlow looks checkpoint prefixes and SavedModel variables up with GetMatchingPaths, so
+    `[1]` in `run[1]/model.ckpt-5` would match a sibling `run1`. Such a path is given through
+    an open descriptor of its folder instead: /proc/self/fd/<fd>/model.ckpt-5.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not _GLOB_CHARACTERS & set(folder) or not os.path.isdir('/proc/self/fd'):
+        yield path
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield '/proc/self/fd/%d/%s' % (fd, os.path.basename(path))
+    finally:
+        os.close(fd)
 
 
 def make_temp_dir(parent, what):

@@ -4,6 +4,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 
 from squeezenet_v1.errors import UserError
 
@@ -18,7 +19,17 @@ class ModelDirLockedError(UserError):
 def model_dir_lock(model_dir):
     """Holds model_dir/.lock (flock) for the duration; refuses at once if another holds it."""
     path = os.path.join(model_dir, LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # Never through a symlink, never blocking on a FIFO: the PID is written into this file.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        raise ModelDirLockedError('%s cannot be used as the lock file (%s). It should be a plain '
+                                  'file this package made: remove it and start again.'
+                                  % (path, e.strerror or e))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelDirLockedError('%s is not a plain file (a FIFO or device?). Remove it and '
+                                  'start again.' % path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -65,6 +65,7 @@ def model_parameter_report(output_size=10, resize_dim=24):
 
 if __name__ == '__main__':
     if len(sys.argv) > 1:  # it takes none; a stray one is a mistake worth saying
-        sys.exit('usage: python -m squeezenet_v1.params  (prints the per-layer parameter '
-                 'table; takes no arguments, got %s)' % ' '.join(sys.argv[1:]))
+        print('usage: python -m squeezenet_v1.params  (prints the per-layer parameter table; '
+              'takes no arguments, got %s)' % ' '.join(sys.argv[1:]), file=sys.stderr)
+        sys.exit(2)
     print(format_parameter_report(model_parameter_report()))

@@ -24,6 +24,10 @@ tf1 = tf.compat.v1
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp')
 
 
+# A 32x32 picture is a few kB; even a photo to be shrunk is far below this.
+_MAX_IMAGE_BYTES = 256 << 20
+
+
 class NoImagesError(UserError):
     """--images named nothing that could be classified."""
 
@@ -82,6 +86,10 @@ class _Decoder(object):
     def decode(self, path):
         """The image, or raises ValueError saying why the file is not one."""
         try:
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise ValueError('is not a plain file (a folder, FIFO or device)')
+            if os.path.getsize(path) > _MAX_IMAGE_BYTES:
+                raise ValueError('is %d bytes, too large for an image' % os.path.getsize(path))
             with open(path, 'rb') as f:
                 contents = f.read()
         except OSError as e:
@@ -147,6 +155,20 @@ def predict(model_dir, image_specs, label_names, top_k=3):
     predictions = dict(zip(good, classify(model_dir, stacked, label_names, top_k)))
     return [{'file': p, 'predictions': predictions[p]} if p in predictions
             else {'file': p, 'error': errors[p]} for p, _ in entries]
+
+
+def is_predictions_file(path):
+    """Whether path is a plain file holding what predict() returns, as JSON (ours to replace)."""
+    if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 1 << 30:
+        return False
+    try:
+        with open(path, encoding='utf-8') as f:
+            results = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, list) and all(
+        isinstance(r, dict) and 'file' in r and ('predictions' in r or 'error' in r)
+        for r in results)
 
 
 def format_results(results):

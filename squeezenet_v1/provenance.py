@@ -15,6 +15,7 @@ from importlib import metadata
 from absl import logging
 
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
 
 RUNS_FILE = 'runs.jsonl'
 FLAGS_FILE = 'flags.json'
@@ -61,14 +62,29 @@ def environment():
     return dict(versions(), **hardware())
 
 
-def recorded_flags(model_dir):
-    """The flags the last training run in model_dir recorded (flags.json), or {}."""
-    try:
-        with open(os.path.join(model_dir, FLAGS_FILE), encoding='utf-8') as f:
-            recorded = json.load(f)
-    except (OSError, ValueError):
+def recorded_flags(model_dir, required=False):
+    """The flags the last training run in model_dir recorded (flags.json), or {} if none.
+
+    With `required`, a flags.json that is there but unreadable is a UserError: the caller
+    cannot tell what the model_dir was trained with.
+    """
+    path = os.path.join(model_dir, FLAGS_FILE)
+    if not os.path.lexists(path):
         return {}
-    return recorded if isinstance(recorded, dict) else {}
+    recorded = None
+    if os.path.isfile(path):  # not a FIFO or a folder, which would hang or fail the read
+        try:
+            with open(path, encoding='utf-8') as f:
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            pass
+    if isinstance(recorded, dict):
+        return recorded
+    if required:
+        raise UserError('%s is unreadable, so the data set %s was trained on is unknown. Give '
+                        '--dataset (cifar10 or synthetic), or restore the file.'
+                        % (path, model_dir))
+    return {}
 
 
 def changed_experiment_flags(previous, current):

@@ -13,6 +13,7 @@ from squeezenet_v1 import datasets
 from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
 from squeezenet_v1 import files
+from squeezenet_v1 import interrupts
 from squeezenet_v1 import memory
 from squeezenet_v1 import predict
 from squeezenet_v1 import provenance
@@ -43,11 +44,16 @@ def run(flags_obj):
     run_log = provenance.RunLog(flags_obj.model_dir, flags_obj.mode,
                                 {name: getattr(flags_obj, name) for name in names})
     try:
-        _run(flags_obj, run_log)
+        with interrupts.raised():
+            _run(flags_obj, run_log)
     except train.TrainingInterrupted as e:
         logging.warning('%s', e)
         return _finish(run_log, 'signal', str(e), 128 + e.signum)
-    except KeyboardInterrupt:
+    except interrupts.Interrupted as e:
+        logging.warning('Stopped by %s during --mode=%s; what was being written was discarded.',
+                        e, flags_obj.mode)
+        return _finish(run_log, 'signal', str(e), 128 + e.signum)
+    except KeyboardInterrupt:  # before the handlers were in place
         logging.warning('Interrupted (Ctrl-C); what was being written was discarded.')
         return _finish(run_log, 'signal', 'SIGINT', EXIT_INTERRUPTED)
     except _SomeFilesFailed as e:
@@ -57,6 +63,8 @@ def run(flags_obj):
         return _finish(run_log, 'non_finite_loss', str(e), EXIT_ERROR)
     except UserError as e:
         logging.error('%s', e)
+        if isinstance(e, checkpoints.CheckpointMismatchError):
+            run_log.started = False  # a refusal, found when the checkpoint is read: no record
         return _finish(run_log, 'error', str(e), EXIT_ERROR)
     return _finish(run_log, 'finished', None, 0)
 
@@ -81,7 +89,9 @@ def _dataset_to_read(flags_obj):
 
     An explicit --dataset other than the recorded one is used, with a warning.
     """
-    recorded = provenance.recorded_flags(flags_obj.model_dir).get('dataset')
+    recorded = provenance.recorded_flags(flags_obj.model_dir,
+                                         required=not _given(flags_obj, 'dataset'))
+    recorded = recorded.get('dataset')
     if recorded not in datasets.DATASETS:
         return flags_obj.dataset
     if not _given(flags_obj, 'dataset'):
@@ -160,9 +170,9 @@ def _check_model_dir(model_dir, will_write):
                                   'Choose a folder you can write to.' % (model_dir, existing))
 
 
-def _label_names(flags_obj):
-    return datasets.model_label_names(flags_obj.model_dir, _dataset_to_read(flags_obj),
-                                      flags_obj.data_dir)
+def _label_names(flags_obj, run_log):
+    dataset = run_log.record['dataset'] = _dataset_to_read(flags_obj)
+    return datasets.model_label_names(flags_obj.model_dir, dataset, flags_obj.data_dir)
 
 
 def _check_output_file(path, flag):
@@ -177,12 +187,15 @@ def _check_output_file(path, flag):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError('%s %s: the folder %s is not writable. Name a file in a folder you can '
                         'write to.' % (flag, path, folder))
+    if os.path.lexists(path) and not predict.is_predictions_file(path):
+        raise UserError('%s %s exists and is not an earlier predictions file; it is not '
+                        'overwritten. Name a new file.' % (flag, path))
 
 
 def _predict(flags_obj, run_log):
     if flags_obj.predictions_json:
         _check_output_file(flags_obj.predictions_json, '--predictions_json')
-    label_names = _label_names(flags_obj)
+    label_names = _label_names(flags_obj, run_log)
     run_log.start(checkpoints.global_step_of(
         checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
     results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
@@ -201,7 +214,7 @@ def _predict(flags_obj, run_log):
 def _export(flags_obj, run_log):
     export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
     export.check_export_dir(export_dir, flags_obj.model_dir)
-    label_names = _label_names(flags_obj)
+    label_names = _label_names(flags_obj, run_log)
     run_log.start(checkpoints.global_step_of(
         checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
     report = export.export(flags_obj.model_dir, export_dir, label_names)

@@ -246,3 +246,10 @@ def test_export_replaces_an_earlier_export_whole(trained, tmp_path):
     assert 'model_int8.tflite' in os.listdir(export_dir)
     assert [n for n in os.listdir(str(tmp_path)) if n.startswith('.')] == []
     shutil.rmtree(export_dir)
+
+
+def test_export_into_a_path_with_glob_characters_writes_tflite(trained, tmp_path):
+    model_dir, _ = trained
+    report = export.export(model_dir, str(tmp_path / 'ex[2]'), list(synthetic.LABEL_NAMES))
+    assert report['tflite_skipped'] == {}
+    assert {'model_float32.tflite', 'model_int8.tflite'} <= set(os.listdir(str(tmp_path / 'ex[2]')))

@@ -245,7 +245,7 @@ def test_batch_size_beyond_memory_is_refused_before_any_graph(tmp_path, caplog):
 def _model_dir_variants(trained, root):
     """{name: (path, whether eval/predict/export can work on it)}."""
     os.makedirs(root)
-    variants = {'trained': (trained, True)}
+    variants = {'trained': (_copy(trained, os.path.join(root, 'trained')), True)}
 
     def damaged(name, damage, usable):
         path = _copy(trained, os.path.join(root, name))
@@ -373,5 +373,102 @@ def test_tensorboard_is_installed_with_the_package():
 def test_python_m_params_refuses_stray_arguments():
     proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.params', '--bogus'],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and 'takes no arguments, got --bogus' in proc.stderr
+    assert proc.returncode == 2 and 'takes no arguments, got --bogus' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+# What an outside trial found, each now answered.
+
+def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_path, caplog):
+    model_dir = _copy(trained, tmp_path / 'run')
+    images = tmp_path / 'images'
+    images.mkdir()
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(images), '1'],
+                   check=True, capture_output=True)
+    image = os.path.join(str(images), os.listdir(str(images))[0])
+    index = os.path.join(model_dir, 'model.ckpt-20.index')
+    for target in (index, image, os.path.join(model_dir, 'flags.json')):
+        with open(target, 'rb') as f:
+            before = f.read()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger='absl'):
+            assert _run('--mode=predict', '--model_dir=' + model_dir, '--images=' + image,
+                        '--predictions_json=' + target) == 1
+        assert 'exists and is not an earlier predictions file' in caplog.text
+        with open(target, 'rb') as f:
+            assert f.read() == before
+    out = str(tmp_path / 'predictions.json')
+    for _ in range(2):  # an earlier predictions file is ours to replace
+        assert _run('--mode=predict', '--model_dir=' + model_dir, '--images=' + image,
+                    '--predictions_json=' + out) == 0
+
+
+def test_signal_during_eval_ends_with_its_status_and_is_recorded(trained, tmp_path,
+                                                                 monkeypatch, caplog):
+    import signal
+    from squeezenet_v1 import evaluate
+    model_dir = _copy(trained, tmp_path / 'run')
+    assert not os.path.exists(os.path.join(model_dir, 'eval_results.json'))
+    real_evaluate = evaluate.evaluate
+
+    def evaluate_then_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, 'evaluate', evaluate_then_signal)
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=eval', '--model_dir=' + model_dir) == 143
+    assert 'Stopped by SIGTERM during --mode=eval' in caplog.text
+    assert _runs(model_dir)[-1]['ended'] == 'signal'
+    assert not os.path.exists(os.path.join(model_dir, 'eval_results.json'))  # none half-made
+
+
+def test_refused_reads_leave_no_record_and_unreadable_flags_are_named(tmp_path, caplog):
+    from conftest import write_checkpoint_of_output_size
+    model_dir = str(tmp_path / 'five')
+    os.makedirs(model_dir)
+    write_checkpoint_of_output_size(model_dir, 5)
+    for mode in ('eval', 'predict'):
+        assert _run('--mode=' + mode, '--dataset=synthetic', '--model_dir=' + model_dir,
+                    '--images=' + model_dir) == 1
+    assert not os.path.exists(os.path.join(model_dir, provenance.RUNS_FILE))
+    with open(os.path.join(model_dir, 'flags.json'), 'w') as f:
+        f.write('a\nb\n')
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=eval', '--model_dir=' + model_dir) == 1
+    assert 'flags.json is unreadable, so the data set' in caplog.text
+    assert 'Give --dataset' in caplog.text
+
+
+def test_special_files_answer_instead_of_hanging(trained, tmp_path, caplog):
+    from squeezenet_v1 import predict
+    model_dir = _copy(trained, tmp_path / 'run')
+    os.mkfifo(os.path.join(str(tmp_path), 'fifo'))
+    entries = predict.expand_image_paths(['/dev/zero', str(tmp_path / 'fifo')])
+    images, errors = predict.load_images([path for path, _ in entries])
+    assert not images
+    assert all('is not a plain file' in errors[p] for p in ('/dev/zero', str(tmp_path / 'fifo')))
+    os.remove(os.path.join(model_dir, 'checkpoint'))
+    os.mkfifo(os.path.join(model_dir, 'checkpoint'))
+    assert checkpoints_state(model_dir) == ([], 'it was not a plain file')
+
+
+def checkpoints_state(model_dir):
+    from squeezenet_v1 import checkpoints
+    return checkpoints.read_state(model_dir)
+
+
+def test_download_deadline_holds_when_the_server_never_answers(tmp_path):
+    import socket
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)  # accepts connections (the kernel does) and never answers
+    try:
+        start = time.time()
+        with pytest.raises(DataError, match='timed out'):
+            download.download('http://127.0.0.1:%d/a.tar.gz' % listener.getsockname()[1],
+                              str(tmp_path / 'a.tar.gz'), deadline_secs=2)
+        assert time.time() - start < 10
+    finally:
+        listener.close()
+    assert os.listdir(str(tmp_path)) == []

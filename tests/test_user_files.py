@@ -415,3 +415,42 @@ def test_fsync_before_the_state_file_names_a_checkpoint(tmp_path, source, monkey
         temporary = events[renamed][1]
         assert position('fsync', temporary) and position('fsync', temporary)[-1] < renamed
         assert [i for i in position('fsync', model_dir) if i > renamed]
+
+
+# What an outside trial found, each now answered.
+
+def test_export_refuses_an_earlier_export_holding_a_users_file(tmp_path):
+    export_dir = tmp_path / 'exported'
+    (export_dir / 'saved_model' / 'variables').mkdir(parents=True)
+    for name in ('size_report.json', 'labels.txt', 'saved_model/saved_model.pb',
+                 'saved_model/variables/variables.index'):
+        (export_dir / name).write_text('x')
+    export.check_export_dir(str(export_dir), str(tmp_path / 'run'))  # an earlier export: fine
+    (export_dir / 'saved_model' / 'variables' / 'keep.txt').write_text('mine')
+    with pytest.raises(export.ExportTargetError, match='saved_model/variables/keep.txt'):
+        export.check_export_dir(str(export_dir), str(tmp_path / 'run'))
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo', 'folder'])
+def test_lock_file_that_is_not_a_plain_file_is_refused(tmp_path, kind):
+    from squeezenet_v1.model_dir_lock import ModelDirLockedError, model_dir_lock
+    precious = tmp_path / 'precious.txt'
+    precious.write_text('my results')
+    model_dir = tmp_path / 'run'
+    model_dir.mkdir()
+    lock = str(model_dir / '.lock')
+    {'symlink': lambda: os.symlink(str(precious), lock), 'fifo': lambda: os.mkfifo(lock),
+     'folder': lambda: os.mkdir(lock)}[kind]()
+    with pytest.raises(ModelDirLockedError, match='lock'):
+        with model_dir_lock(str(model_dir)):
+            pass
+    assert precious.read_text() == 'my results'
+
+
+def test_readers_name_the_damaged_newest_checkpoint(template, tmp_path, caplog):
+    model_dir = _copy(template, tmp_path / 'run')
+    _damage(model_dir, 'index missing')
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert checkpoints.with_latest_checkpoint(model_dir, checkpoints.num_classes) == 10
+    assert '%s is incomplete (no .index file): it is kept as it is and not used; reading ' \
+           'model.ckpt-5' % os.path.join(model_dir, 'model.ckpt-10') in _messages(caplog)
