@@ -91,7 +91,7 @@ def _checkpoint_files(model_dir):
     return grouped
 
 
-def _what_is_wrong(model_dir, name, file_names, read_tensors=True):
+def _what_is_wrong(model_dir, name, file_names):
     """Why the checkpoint cannot be restored, or None when it is complete."""
     if name + '.index' not in file_names:
         return 'no .index file'
@@ -103,14 +103,13 @@ def _what_is_wrong(model_dir, name, file_names, read_tensors=True):
     present = {index for index, _ in shards}
     if len(totals) != 1 or present != set(range(totals.pop())):
         return 'its .data shards are incomplete'
-    if read_tensors:
-        try:
-            with files.literal_path(os.path.join(model_dir, name)) as path:
-                reader = tf1.train.load_checkpoint(path)
-                for variable in reader.get_variable_to_shape_map():
-                    reader.get_tensor(variable)
-        except Exception as e:  # TensorFlow raises OpError, IndexError, ValueError for damage
-            return 'unreadable: %s' % _first_line(e)
+    try:
+        with files.literal_path(os.path.join(model_dir, name)) as path:
+            reader = tf1.train.load_checkpoint(path)
+            for variable in reader.get_variable_to_shape_map():
+                reader.get_tensor(variable)
+    except Exception as e:  # TensorFlow raises OpError, IndexError, ValueError for damage
+        return 'unreadable: %s' % _first_line(e)
     return None
 
 
@@ -163,14 +162,14 @@ def with_latest_checkpoint(model_dir, use):
     A trainer rotating checkpoints may remove the one being read; then the newest is taken
     again. CheckpointVanishedError names them if that keeps happening.
     """
-    vanished = []
     prefix, skipped = _newest_complete(model_dir)
     for name, problem in skipped.items():
         logging.warning('%s is incomplete (%s): it is kept as it is and not used; reading %s.',
                         os.path.join(model_dir, name), problem,
                         os.path.basename(prefix) if prefix else 'nothing')
+    vanished = []
     for _ in range(_READ_ATTEMPTS):
-        prefix = require_latest_checkpoint(model_dir)
+        prefix = prefix or require_latest_checkpoint(model_dir)
         try:
             return use(prefix)
         except (tf.errors.NotFoundError, tf.errors.DataLossError, FileNotFoundError):
@@ -179,6 +178,7 @@ def with_latest_checkpoint(model_dir, use):
             logging.warning('%s was removed while being read (a trainer rotating its '
                             'checkpoints?); taking the newest again.', prefix)
             vanished.append(os.path.basename(prefix))
+            prefix = None
     raise CheckpointVanishedError(
         'checkpoints in %s were removed while being read, %d times (%s). Stop the trainer or '
         'raise its --keep_checkpoint_max, then try again.'

@@ -20,7 +20,8 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def _handlers(handler):
+def handled_by(handler):
+    """Within the block, `handler` receives SIGINT and SIGTERM; the previous ones come back."""
     previous = {}
     for signum in SIGNALS:
         try:
@@ -40,7 +41,7 @@ def raised():
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    with _handlers(handler):
+    with handled_by(handler):
         yield
 
 
@@ -56,7 +57,7 @@ def deferred():
     def handler(signum, frame):
         received.append(signum)
 
-    with _handlers(handler):
+    with handled_by(handler):
         yield
     if received:
         raise Interrupted(received[0])

@@ -21,6 +21,7 @@ from squeezenet_v1 import checkpoints
 from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
+from squeezenet_v1 import interrupts
 from squeezenet_v1 import params
 from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
@@ -71,17 +72,8 @@ def _stop_requests():
                         signal.Signals(signum).name)
         received.append(signum)
 
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except ValueError:  # not the main thread: leave signals to the caller
-            pass
-    try:
+    with interrupts.handled_by(handler):
         yield received
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 TrainingGraph = collections.namedtuple(
@@ -153,9 +145,9 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
     settings = LoopSettings(batch_size, max_steps, learning_rate, save_checkpoints_steps,
                             keep_checkpoint_max, log_every_n_steps, save_summary_steps)
     training = build_training_graph(source, batch_size, learning_rate, seed, precision)
-    resume = checkpoints.latest_checkpoint(model_dir)
-    if resume:
-        checkpoints.check_compatible(resume, training.variables)
+    checked = checkpoints.latest_checkpoint(model_dir)
+    if checked:
+        checkpoints.check_compatible(checked, training.variables)
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
@@ -164,7 +156,7 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
     with model_dir_lock(model_dir):
         found = checkpoints.prepare_for_training(model_dir)
         resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
-        if resume:  # another trainer may have saved since the check above
+        if resume and resume != checked:  # another trainer saved since the check above
             checkpoints.check_compatible(resume, training.variables)
         if on_start:
             on_start(checkpoints.global_step_of(resume) if resume else 0)
