@@ -200,12 +200,13 @@ def _write_tflite(saved_model_dir, out_dir):
     written, skipped = {}, {}
     for name, optimize in ((TFLITE_FLOAT_FILE, False), (TFLITE_INT8_FILE, True)):
         try:
+            # convert() reads the SavedModel, so the literal path must stay open until it ends.
             with files.literal_path(saved_model_dir) as path:
                 converter = tf.lite.TFLiteConverter.from_saved_model(
                     path, signature_keys=['serving_default'])
-            if optimize:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            flat_buffer = converter.convert()
+                if optimize:
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                flat_buffer = converter.convert()
         except Exception as e:  # the converter raises many types; any refusal skips the format
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             logging.warning('TFLite converter refused %s; skipping it: %s', name, reason)

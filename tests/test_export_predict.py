@@ -250,6 +250,8 @@ def test_export_replaces_an_earlier_export_whole(trained, tmp_path):
 
 def test_export_into_a_path_with_glob_characters_writes_tflite(trained, tmp_path):
     model_dir, _ = trained
-    report = export.export(model_dir, str(tmp_path / 'ex[2]'), list(synthetic.LABEL_NAMES))
+    # Glob characters in the folder above (where the export is staged) and in its own name.
+    export_dir = tmp_path / 'my runs*' / 'ex[2]'
+    report = export.export(model_dir, str(export_dir), list(synthetic.LABEL_NAMES))
     assert report['tflite_skipped'] == {}
-    assert {'model_float32.tflite', 'model_int8.tflite'} <= set(os.listdir(str(tmp_path / 'ex[2]')))
+    assert {'model_float32.tflite', 'model_int8.tflite'} <= set(os.listdir(str(export_dir)))
