@@ -18,9 +18,9 @@ from absl import flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum('mode', 'train_and_eval',
-                  ['train', 'eval', 'train_and_eval', 'predict', 'export'],
-                  'Train, evaluate, train then evaluate, classify --images, or export the latest '
-                  'checkpoint.')
+                  ['train', 'eval', 'train_and_eval', 'continuous_eval', 'predict', 'export'],
+                  'Train; evaluate a checkpoint; train and evaluate every checkpoint written; '
+                  'evaluate each checkpoint as a trainer writes it; classify --images; or export.')
 flags.DEFINE_string('data_dir', 'data/', 'Folder holding CIFAR-10, extracted or as the archive.')
 flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'synthetic'],
                   'cifar10, or synthetic: a small learnable set made on the spot, no download. '
@@ -32,7 +32,13 @@ flags.DEFINE_integer('download_deadline_secs', 3600, 'Give up a download that ha
                      'finished after this many seconds.')
 flags.DEFINE_string('model_dir', '/tmp/squeezenet_v1_model',
                     'Folder for checkpoints, summaries, flags.json and eval_results.json.')
-flags.DEFINE_integer('batch_size', 32, 'Images per training and evaluation step.')
+flags.DEFINE_integer('batch_size', 32, 'Images per training step.')
+flags.DEFINE_integer('eval_batch_size', 500, 'Images per evaluation step (the results are the '
+                     'same for every value).')
+flags.DEFINE_string('checkpoint_path', None, 'With --mode eval, predict or export: the '
+                    'checkpoint to use, e.g. <model_dir>/model.ckpt-1000 (default: the latest).')
+flags.DEFINE_integer('eval_timeout_secs', 600, 'With --mode=continuous_eval: stop when no new '
+                     'checkpoint has appeared for this many seconds.')
 flags.DEFINE_integer('max_steps', 10000, 'Train until global_step reaches this.')
 flags.DEFINE_float('learning_rate', 0.001, 'Adam learning rate.')
 flags.DEFINE_integer('save_checkpoints_steps', 1000, 'Save a checkpoint every this many steps.')
@@ -51,11 +57,13 @@ flags.DEFINE_string('export_dir', None, 'With --mode=export: output folder (defa
 
 _MAX_BATCH = 65536
 for _name in ('save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
-              'save_summary_steps', 'max_steps', 'download_deadline_secs'):
+              'save_summary_steps', 'max_steps', 'download_deadline_secs',
+              'eval_timeout_secs'):
     flags.register_validator(_name, lambda v: v is not None and v >= 1,
                              message='--%s must be a positive integer.' % _name)
-flags.register_validator('batch_size', lambda v: v is not None and 1 <= v <= _MAX_BATCH,
-                         message='--batch_size must be between 1 and %d.' % _MAX_BATCH)
+for _name in ('batch_size', 'eval_batch_size'):
+    flags.register_validator(_name, lambda v: v is not None and 1 <= v <= _MAX_BATCH,
+                             message='--%s must be between 1 and %d.' % (_name, _MAX_BATCH))
 flags.register_validator('learning_rate', lambda v: v is not None and v > 0 and math.isfinite(v),
                          message='--learning_rate must be a positive finite number.')
 flags.register_validator('seed', lambda v: v is None or 0 <= v < 2**31,
@@ -67,6 +75,11 @@ flags.register_multi_flags_validator(
     ['mode', 'images'], lambda f: f['mode'] != 'predict' or bool(f['images']),
     message='--mode=predict needs --images: image files or folders, comma-separated.')
 flags.register_validator('data_dir', bool, message='--data_dir must not be empty.')
+flags.register_multi_flags_validator(
+    ['mode', 'checkpoint_path'],
+    lambda f: f['checkpoint_path'] is None or f['mode'] in ('eval', 'predict', 'export'),
+    message='--checkpoint_path picks the checkpoint for --mode eval, predict or export; training '
+            'resumes from the latest and continuous_eval takes each in turn.')
 
 
 def main(argv):

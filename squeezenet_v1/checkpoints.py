@@ -38,6 +38,8 @@ _ROTATION_JOURNAL = '.squeezenet_v1-rotating'
 _CHECKPOINT_NAME = re.compile(r'^model\.ckpt-(\d+)$')
 _CHECKPOINT_FILE = re.compile(r'^(model\.ckpt-\d+)\.(index|meta|data-(\d{5})-of-(\d{5}))$')
 # What TensorFlow's Saver leaves when killed mid-save: its shard folder and temp files.
+_CHECKPOINT_SUFFIX = re.compile(r'\.(index|meta|data-\d{5}-of-\d{5})$')
+_DATA_SHARD = re.compile(r'\.data-(\d{5})-of-(\d{5})$')
 _TENSORFLOW_LEFTOVER = re.compile(
     r'^(model\.ckpt-\d+(_temp(_[0-9a-f]{32})?|\.(index|meta|data-\d{5}-of-\d{5})\.tempstate\d+)'
     r'|checkpoint\.tmp[0-9a-f]{32})$')
@@ -95,8 +97,8 @@ def _what_is_wrong(model_dir, name, file_names):
     """Why the checkpoint cannot be restored, or None when it is complete."""
     if name + '.index' not in file_names:
         return 'no .index file'
-    shards = [_CHECKPOINT_FILE.match(f) for f in file_names]
-    shards = [(int(m.group(3)), int(m.group(4))) for m in shards if m.group(3)]
+    shards = [_DATA_SHARD.search(f) for f in file_names]
+    shards = [(int(m.group(1)), int(m.group(2))) for m in shards if m]
     if not shards:
         return 'no .data file'
     totals = {total for _, total in shards}
@@ -154,6 +156,50 @@ def require_latest_checkpoint(model_dir):
     raise NoCheckpointError('no complete checkpoint in %s.%s Train first (--mode=train or '
                             'train_and_eval), or point --model_dir at a training run.'
                             % (model_dir, damaged))
+
+
+def require_checkpoint(checkpoint_path):
+    """The prefix --checkpoint_path names, once it is known to be complete; else a UserError.
+
+    A file of the checkpoint (`model.ckpt-100.index`) stands for its prefix.
+    """
+    prefix = _CHECKPOINT_SUFFIX.sub('', checkpoint_path)
+    folder, name = os.path.split(prefix)
+    grouped = _checkpoint_files(folder or '.')
+    if name in grouped or os.path.isfile(prefix + '.index'):
+        problem = _what_is_wrong(folder or '.', name, grouped.get(name) or _files_of(prefix))
+        if problem:
+            raise NoCheckpointError('--checkpoint_path %s is incomplete (%s). Choose a complete '
+                                    'one%s.' % (checkpoint_path, problem, _listing(folder)))
+        return prefix
+    raise NoCheckpointError('--checkpoint_path %s names no checkpoint: give a prefix such as '
+                            '<model_dir>/model.ckpt-1000%s.' % (checkpoint_path, _listing(folder)))
+
+
+def _files_of(prefix):
+    """The file names of a checkpoint named other than model.ckpt-<step>."""
+    folder, name = os.path.split(prefix)
+    return [f for f in os.listdir(folder or '.')
+            if _CHECKPOINT_SUFFIX.sub('', f) == name and f != name]
+
+
+def _listing(folder):
+    found = scan(folder or '.').complete
+    return ('; %s holds %s' % (folder or '.', ', '.join(found))) if found else ''
+
+
+def require_chosen_checkpoint(model_dir, checkpoint_path=None):
+    """require_checkpoint(checkpoint_path) when given, else require_latest_checkpoint(model_dir)."""
+    if checkpoint_path:
+        return require_checkpoint(checkpoint_path)
+    return require_latest_checkpoint(model_dir)
+
+
+def with_checkpoint(model_dir, use, checkpoint_path=None):
+    """use(prefix) for --checkpoint_path when given, else with_latest_checkpoint(model_dir, use)."""
+    if checkpoint_path:
+        return use(require_checkpoint(checkpoint_path))
+    return with_latest_checkpoint(model_dir, use)
 
 
 def with_latest_checkpoint(model_dir, use):

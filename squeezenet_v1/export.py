@@ -96,17 +96,18 @@ def _foreign_entries(target):
     return foreign
 
 
-def export(model_dir, export_dir, label_names):
-    """Writes every format into export_dir from model_dir's newest checkpoint; returns sizes."""
+def export(model_dir, export_dir, label_names, checkpoint_path=None):
+    """Writes every format into export_dir from checkpoint_path (default: model_dir's newest);
+    returns the sizes."""
     check_export_dir(export_dir, model_dir)
-    checkpoints.require_latest_checkpoint(model_dir)
+    checkpoints.require_chosen_checkpoint(model_dir, checkpoint_path)
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     for path in files.remove_stale_temporaries(parent):
         logging.info('Removed %s, left by an export that was killed.', path)
     staging = files.make_temp_dir(parent, os.path.basename(export_dir))
     try:
-        report = _export_into(model_dir, staging, label_names)
+        report = _export_into(model_dir, staging, label_names, checkpoint_path)
         _replace_dir(staging, export_dir)
     except BaseException:
         files.remove_path(staging)
@@ -125,9 +126,9 @@ def _restore_and_measure(checkpoint_path, label_names):
         raise
 
 
-def _export_into(model_dir, out_dir, label_names):
-    graph, sess, latest, checkpoint_bytes = checkpoints.with_latest_checkpoint(
-        model_dir, lambda checkpoint_path: _restore_and_measure(checkpoint_path, label_names))
+def _export_into(model_dir, out_dir, label_names, checkpoint_path):
+    graph, sess, latest, checkpoint_bytes = checkpoints.with_checkpoint(
+        model_dir, lambda path: _restore_and_measure(path, label_names), checkpoint_path)
     with sess:
         global_step = int(sess.run(graph.global_step))
         weights = params.parameter_report(

@@ -123,6 +123,18 @@ def write_json_atomic(path, obj):
     return write_text_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
+def append_json_line(path, record):
+    """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
+    line = (json.dumps(record, sort_keys=True) + '\n').encode('utf-8')
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
 def write_text_atomic(path, text):
     """Writes UTF-8 text, whole or not at all (see write_bytes_atomic)."""
     return write_bytes_atomic(path, text.encode('utf-8'))

@@ -147,6 +147,7 @@ def _train(settings, scratch):
     trainable = _trainable(training.graph)
     with tf1.Session(graph=training.graph, config=session_options.session_config()) as sess:
         sess.run(training.init_op)
+        train.start_input(sess, training)
         run_step = sess.make_callable(training.fetches)
         losses = [_float(run_step()[1]) for _ in range(settings['steps'])]
         weights = dict(zip([v.op.name for v in trainable], sess.run(trainable)))

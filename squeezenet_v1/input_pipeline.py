@@ -1,7 +1,11 @@
-"""The notebook's tf.data pipeline over binary CIFAR-10 records.
+"""The notebook's tf.data pipeline over binary CIFAR-10 records, and its resumable seeded twin.
 
 records -> (shuffle, repeat when training) -> image_preprocessing per record -> batch ->
 prefetch -> one-shot iterator. Labels come out as sparse int32 of shape (batch,).
+
+A seeded training run reads `resumable_dataset` instead: the same preprocessing, with every
+random draw (data order, crop, flip, and the dropout mask through `dropout_seed`) a function of
+(seed, global_step), so a run resumed at any step continues exactly as the uninterrupted one.
 """
 
 import tensorflow as tf
@@ -44,6 +48,71 @@ def make_dataset(record_files, model, is_training, batch_size, seed=None,
     # Training repeats forever, so every batch is full anyway; saying so gives the graph a
     # static batch size, which lets grappler fold the shape arithmetic (about 4% per step).
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# Independent random streams of a seeded run, derived from (seed, stream).
+_ORDER_STREAM, _AUGMENT_STREAM, _DROPOUT_STREAM = 1, 2, 3
+
+
+def _stream_seed(seed, stream, counter):
+    """A [2] int64 stateless seed for `counter` (epoch, example or step) in one stream."""
+    key = tf.constant([seed, stream], tf.int64)
+    return tf.random.experimental.stateless_fold_in(key, tf.cast(counter, tf.int64))
+
+
+def dropout_seed(seed, step):
+    """The dropout mask's seed at `step` of a seeded run (see layers.stateless_dropout_seed)."""
+    return _stream_seed(seed, _DROPOUT_STREAM, step)
+
+
+def _stateless_crop_and_flip(model, seed):
+    """The notebook's random_crop_and_flip with both draws taken from `seed`."""
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+
+    def crop_and_flip(float_image):
+        crop = tf.image.stateless_random_crop(
+            float_image, [model.resize_dim, model.resize_dim, 3], crop_seed)
+        return tf.image.stateless_random_flip_left_right(crop, flip_seed)
+    return crop_and_flip
+
+
+def resumable_dataset(record_files, num_examples, model, batch_size, seed, first_step):
+    """Training batches (images, labels, step) from `first_step` on, a function of (seed, step).
+
+    Epoch e visits every record once, in a permutation drawn from (seed, e); the n-th image of
+    the stream is cropped and flipped with draws from (seed, n); batch k holds images
+    k * batch_size onwards. Started at step k, it yields exactly what a run started at 0
+    yields from step k on. The split is held in memory (150 MB for CIFAR-10's training set).
+    `first_step` may be a tensor (an initializable iterator's placeholder).
+    """
+    first_step = tf.cast(first_step, tf.int64)
+    split = tf.data.FixedLengthRecordDataset(record_files, cifar10.RECORD_BYTES)
+    split = split.batch(num_examples).take(1)  # one element: every record
+
+    @tf.autograph.experimental.do_not_convert
+    def stream(records):
+        @tf.autograph.experimental.do_not_convert
+        def example(index):
+            epoch, position = index // num_examples, index % num_examples
+            shuffled = tf.random.experimental.index_shuffle(
+                position, _stream_seed(seed, _ORDER_STREAM, epoch),
+                tf.constant(num_examples - 1, tf.int64))
+            image_bytes, label = parse_record(records[shuffled])
+            # image_preprocessing stays the notebook's code; only the source of its draws changes.
+            model.random_crop_and_flip = _stateless_crop_and_flip(
+                model, _stream_seed(seed, _AUGMENT_STREAM, index))
+            try:
+                return model.image_preprocessing(image_bytes, True), label
+            finally:
+                del model.random_crop_and_flip
+        indices = tf.data.Dataset.range(first_step * batch_size, tf.int64.max)
+        return indices.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    batches = split.flat_map(stream).batch(batch_size, drop_remainder=True)
+    steps = tf.data.Dataset.range(first_step, tf.int64.max)
+    dataset = tf.data.Dataset.zip((batches, steps)).map(
+        lambda batch, step: (batch[0], batch[1], step))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

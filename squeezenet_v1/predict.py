@@ -125,9 +125,13 @@ def load_images(paths):
     return images, errors
 
 
-def classify(model_dir, images, label_names, top_k=3, batch_size=256):
-    """Top-k (class index, label, probability) lists for uint8 images [N, 32, 32, 3]."""
-    serving_graph, sess = serving.latest_restored_session(model_dir, label_names)
+def classify(model_dir, images, label_names, top_k=3, batch_size=256, checkpoint_path=None):
+    """Top-k (class index, label, probability) lists for uint8 images [N, 32, 32, 3].
+
+    The model is checkpoint_path's, else the newest in model_dir.
+    """
+    serving_graph, sess = serving.chosen_restored_session(model_dir, label_names,
+                                                          checkpoint_path)
     try:
         probabilities = np.concatenate([
             sess.run(serving_graph.probabilities, {serving_graph.images: images[i:i + batch_size]})
@@ -143,7 +147,7 @@ def classify(model_dir, images, label_names, top_k=3, batch_size=256):
     return results
 
 
-def predict(model_dir, image_specs, label_names, top_k=3):
+def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None):
     """One result dict per file, in order: {'file', 'predictions'} or {'file', 'error'}."""
     entries = expand_image_paths(image_specs)
     paths = [path for path, problem in entries if problem is None]
@@ -152,7 +156,8 @@ def predict(model_dir, image_specs, label_names, top_k=3):
                    for spec, problem in entries if problem})
     good = [p for p in paths if p in images]
     stacked = np.stack([images[p] for p in good]) if good else np.zeros((0, 32, 32, 3), np.uint8)
-    predictions = dict(zip(good, classify(model_dir, stacked, label_names, top_k)))
+    predictions = dict(zip(good, classify(model_dir, stacked, label_names, top_k,
+                                                  checkpoint_path=checkpoint_path)))
     return [{'file': p, 'predictions': predictions[p]} if p in predictions
             else {'file': p, 'error': errors[p]} for p, _ in entries]
 

@@ -118,22 +118,10 @@ class RunLog(object):
         self.record['versions'] = versions()
         try:
             self.record.update(hardware())
-            _append_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
+            files.append_json_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
         except OSError as e:  # a read-only model_dir must not fail a prediction
             logging.warning('could not append to %s (%s); the run is not recorded.',
                             os.path.join(self.model_dir, RUNS_FILE), e.strerror or e)
-
-
-def _append_line(path, record):
-    """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
-    line = (json.dumps(record, sort_keys=True) + '\n').encode('utf-8')
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    files.fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def _now():

@@ -9,6 +9,7 @@ import os
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import continuous_eval
 from squeezenet_v1 import datasets
 from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
@@ -22,10 +23,12 @@ from squeezenet_v1 import train
 from squeezenet_v1.errors import UserError
 
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
-              'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
-              'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed',
-              'precision')
-_MODE_FLAGS = {'predict': ('images', 'top_k', 'predictions_json'), 'export': ('export_dir',)}
+              'batch_size', 'eval_batch_size', 'max_steps', 'learning_rate',
+              'save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
+              'save_summary_steps', 'seed', 'precision')
+_MODE_FLAGS = {'eval': ('checkpoint_path',), 'continuous_eval': ('eval_timeout_secs',),
+               'predict': ('images', 'top_k', 'predictions_json', 'checkpoint_path'),
+               'export': ('export_dir', 'checkpoint_path')}
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -112,12 +115,17 @@ def _given(flags_obj, name):
 
 
 def _train_and_evaluate(flags_obj, run_log):
-    """--mode train, eval or train_and_eval; every check runs before the first file is written."""
+    """--mode train, eval, continuous_eval or train_and_eval; every check runs before the
+    first file is written."""
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
     session_options.check_precision_supported(flags_obj.precision)
     _check_model_dir(model_dir, will_write=training)
-    memory.check_batch_fits(flags_obj.batch_size, training)
+    if training:
+        memory.check_batch_fits(flags_obj.batch_size, training=True)
+    if flags_obj.mode != 'train':
+        memory.check_batch_fits(flags_obj.eval_batch_size, training=False,
+                                flag='--eval_batch_size')
     train.set_determinism(flags_obj.seed)
     cache_dir = datasets.records_cache_dir()
     dataset = flags_obj.dataset if training else _dataset_to_read(flags_obj)
@@ -132,21 +140,39 @@ def _train_and_evaluate(flags_obj, run_log):
     # Both splits are checked before training, so a bad test split cannot waste a run.
     train_source = source('train') if training else None
     test_source = source('test') if flags_obj.mode != 'train' else None
-    if training:
-        train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
-                    max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
-                    save_checkpoints_steps=flags_obj.save_checkpoints_steps,
-                    keep_checkpoint_max=flags_obj.keep_checkpoint_max,
-                    log_every_n_steps=flags_obj.log_every_n_steps,
-                    save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
-                    precision=flags_obj.precision,
-                    run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
-                    on_start=run_log.start)
-    if test_source:
-        if not training:
-            run_log.start(checkpoints.global_step_of(
-                checkpoints.require_latest_checkpoint(model_dir)))
-        evaluate.evaluate(model_dir, test_source, batch_size=flags_obj.batch_size)
+    if flags_obj.mode == 'eval':
+        run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+            model_dir, flags_obj.checkpoint_path)))
+        evaluate.evaluate(model_dir, test_source, flags_obj.eval_batch_size,
+                          flags_obj.checkpoint_path)
+    elif flags_obj.mode == 'continuous_eval':
+        latest = checkpoints.latest_checkpoint(model_dir)
+        run_log.start(checkpoints.global_step_of(latest) if latest else None)
+        continuous_eval.continuous_eval(model_dir, test_source, flags_obj.eval_batch_size,
+                                        flags_obj.max_steps, flags_obj.eval_timeout_secs)
+    elif test_source:  # train_and_eval: every checkpoint written is evaluated
+        with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size) as evaluator:
+            _train(flags_obj, run_log, train_source, after_save=evaluator.evaluate)
+            latest = checkpoints.latest_checkpoint(model_dir)
+            if checkpoints.global_step_of(latest) in evaluate.evaluated_steps(model_dir):
+                logging.info('%s was evaluated already; its results are in %s.',
+                             os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
+            else:  # trained by an earlier --mode=train, say
+                evaluator.evaluate(latest)
+    else:
+        _train(flags_obj, run_log, train_source)
+
+
+def _train(flags_obj, run_log, train_source, after_save=None):
+    train.train(flags_obj.model_dir, train_source, batch_size=flags_obj.batch_size,
+                max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
+                save_checkpoints_steps=flags_obj.save_checkpoints_steps,
+                keep_checkpoint_max=flags_obj.keep_checkpoint_max,
+                log_every_n_steps=flags_obj.log_every_n_steps,
+                save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
+                precision=flags_obj.precision,
+                run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
+                on_start=run_log.start, after_save=after_save)
 
 
 def _check_model_dir(model_dir, will_write):
@@ -196,10 +222,10 @@ def _predict(flags_obj, run_log):
     if flags_obj.predictions_json:
         _check_output_file(flags_obj.predictions_json, '--predictions_json')
     label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_of(
-        checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
+    run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+        flags_obj.model_dir, flags_obj.checkpoint_path)))
     results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
-                              top_k=flags_obj.top_k)
+                              top_k=flags_obj.top_k, checkpoint_path=flags_obj.checkpoint_path)
     print(predict.format_results(results))
     if flags_obj.predictions_json:
         files.write_json_atomic(flags_obj.predictions_json, results)
@@ -215,9 +241,10 @@ def _export(flags_obj, run_log):
     export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
     export.check_export_dir(export_dir, flags_obj.model_dir)
     label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_of(
-        checkpoints.require_latest_checkpoint(flags_obj.model_dir)))
-    report = export.export(flags_obj.model_dir, export_dir, label_names)
+    run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+        flags_obj.model_dir, flags_obj.checkpoint_path)))
+    report = export.export(flags_obj.model_dir, export_dir, label_names,
+                           flags_obj.checkpoint_path)
     print(export.format_size_report(report))
     for name, reason in report['tflite_skipped'].items():
         logging.warning('%s was not written: %s', name, reason)

@@ -68,7 +68,8 @@ def restored_session(checkpoint_path, label_names):
     return serving, sess
 
 
-def latest_restored_session(model_dir, label_names):
-    """restored_session of model_dir's newest complete checkpoint, taken again if it vanishes."""
-    return checkpoints.with_latest_checkpoint(
-        model_dir, lambda checkpoint_path: restored_session(checkpoint_path, label_names))
+def chosen_restored_session(model_dir, label_names, checkpoint_path=None):
+    """restored_session of checkpoint_path, else of model_dir's newest complete checkpoint
+    (taken again if a rotating trainer removes it)."""
+    return checkpoints.with_checkpoint(
+        model_dir, lambda path: restored_session(path, label_names), checkpoint_path)

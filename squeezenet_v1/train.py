@@ -22,6 +22,7 @@ from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import input_pipeline
 from squeezenet_v1 import interrupts
+from squeezenet_v1 import layers
 from squeezenet_v1 import params
 from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
@@ -78,8 +79,19 @@ def _stop_requests():
 
 TrainingGraph = collections.namedtuple(
     'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
-                      'variables', 'init_op', 'report'])
-TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after the step]."""
+                      'variables', 'init_op', 'report', 'first_step', 'input_initializer'])
+TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after the step].
+
+A seeded graph's input must be started with `start_input(sess, training)` once global_step is
+restored; an unseeded one reads a one-shot iterator (`first_step`, `input_initializer`: None).
+"""
+
+
+def start_input(sess, training):
+    """Points a seeded graph's input at the restored global_step; nothing for an unseeded one."""
+    if training.input_initializer is not None:
+        step = sess.run(training.model.global_step)
+        sess.run(training.input_initializer, {training.first_step: step})
 
 
 def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE, seed=None,
@@ -93,10 +105,22 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
         if seed is not None:
             tf1.set_random_seed(seed)
         model = new_model(len(source.label_names))
-        images, labels = input_pipeline.input_fn(
-            source.record_files, model, is_training=True, batch_size=batch_size, seed=seed)
-        model.run_model_setup(images, labels, is_training=True, learning_rate=learning_rate,
-                              loss_scale=session_options.loss_scale_for(precision))
+        loss_scale = session_options.loss_scale_for(precision)
+        if seed is None:  # the notebook's pipeline: a one-shot iterator, stateful draws
+            first_step = input_initializer = None
+            images, labels = input_pipeline.input_fn(
+                source.record_files, model, is_training=True, batch_size=batch_size)
+            model.run_model_setup(images, labels, is_training=True,
+                                  learning_rate=learning_rate, loss_scale=loss_scale)
+        else:  # every draw a function of (seed, step), so a resumed run matches a straight one
+            first_step = tf1.placeholder(tf.int64, [], name='first_step')
+            iterator = tf1.data.make_initializable_iterator(input_pipeline.resumable_dataset(
+                source.record_files, source.num_examples, model, batch_size, seed, first_step))
+            input_initializer = iterator.initializer
+            images, labels, step = iterator.get_next()
+            with layers.stateless_dropout_seed(input_pipeline.dropout_seed(seed, step)):
+                model.run_model_setup(images, labels, is_training=True,
+                                      learning_rate=learning_rate, loss_scale=loss_scale)
         summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
                                         tf1.summary.scalar('accuracy', model.accuracy)])
         # The step is the graph's: a float16 loss-scale optimizer skips a non-finite step
@@ -113,7 +137,8 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
     graph.finalize()  # nothing may add ops per step
     return TrainingGraph(graph, model,
                          [model.train_op, model.loss, model.accuracy, step_after_train], summary_op,
-                         weights_finite, saver, variables, init_op, report)
+                         weights_finite, saver, variables, init_op, report, first_step,
+                         input_initializer)
 
 
 LoopSettings = collections.namedtuple(
@@ -128,13 +153,15 @@ class ModelDirError(UserError):
 def train(model_dir, source, batch_size=32, max_steps=1000,
           learning_rate=DEFAULT_LEARNING_RATE, save_checkpoints_steps=1000,
           keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100, seed=None,
-          precision='fp32', run_record=None, on_start=None):
+          precision='fp32', run_record=None, on_start=None, after_save=None):
     """Trains until global_step reaches max_steps, resuming from model_dir. Returns the step.
 
     `source` is a datasets.SplitSource of training records; `run_record`, a JSON-able dict
     such as the run's flags, is written to model_dir/flags.json once every check has passed
     (resuming with other experiment flags than the last run's warns, naming each), and then
-    `on_start(global_step)` is called.
+    `on_start(global_step)` is called. `after_save(checkpoint_path)` is called after every
+    save but one made because of a stop signal (train_and_eval evaluates there); its time is
+    left out of the examples/sec figures.
     Resumes from the newest complete checkpoint in model_dir (see checkpoints.py for what is
     adopted, kept and cleaned). Raises NonFiniteLossError on a NaN/Inf, TrainingInterrupted on
     SIGINT/SIGTERM (after saving), ModelDirLockedError when another process trains into
@@ -175,8 +202,9 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                 logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
                              training.report['total_parameters'],
                              training.report['float32_bytes'])
+            start_input(sess, training)
             return _train_loop(sess, training, model_dir, settings, found.complete,
-                               write_graph=not resume)
+                               write_graph=not resume, after_save=after_save)
 
 
 def _warn_about_changed_flags(model_dir, run_record):
@@ -190,7 +218,7 @@ def _warn_about_changed_flags(model_dir, run_record):
                         if any(c.startswith('--dataset') for c in changes) else '')
 
 
-def _train_loop(sess, training, model_dir, settings, complete, write_graph):
+def _train_loop(sess, training, model_dir, settings, complete, write_graph, after_save=None):
     """Runs steps from the restored global_step to settings.max_steps; returns the last step.
 
     `complete` lists model_dir's complete checkpoints, oldest first; saves extend and rotate it.
@@ -205,6 +233,7 @@ def _train_loop(sess, training, model_dir, settings, complete, write_graph):
         path, complete[:] = checkpoints.save(sess, training.saver, model_dir, step, complete,
                                              settings.keep_checkpoint_max)
         logging.info('Saved checkpoint %s', path)
+        return path
 
     step = int(sess.run(model.global_step))
     max_steps = settings.max_steps
@@ -253,8 +282,12 @@ def _train_loop(sess, training, model_dir, settings, complete, write_graph):
                                  elapsed / interval_steps)
                     interval_start, interval_steps = time.time(), 0
                 if step % settings.save_checkpoints_steps == 0 or step >= max_steps:
-                    save(step)
+                    save_started = time.time()
+                    path = save(step)
                     saved_step = step
+                    if after_save:
+                        after_save(path)
+                    interval_start += time.time() - save_started
             if stop and step < max_steps:
                 if saved_step != step:
                     save(step)
