@@ -139,7 +139,7 @@ def test_same_seed_same_losses_and_weights(tmp_path):
     ('--learning_rate=nan', '--learning_rate must be a positive finite number'),
     ('--learning_rate=-1', '--learning_rate must be a positive finite number'),
     ('--seed=-1', '--seed must be between 0'),
-    ('--mode=fit', "value should be one of <train|eval|train_and_eval|predict|export>"),
+    ('--mode=fit', "value should be one of <train|eval|train_and_eval|continuous_eval|predict|export>"),
     ('--precision=fp8', "value should be one of <fp32|bf16|fp16>"),
     ('--dataset=mnist', "value should be one of <cifar10|synthetic>"),
     ('stray', 'Unexpected arguments: stray'),

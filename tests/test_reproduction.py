@@ -1,0 +1,271 @@
+"""The reproduction workflow: every checkpoint evaluated and addressable, seeded runs resumable bit
+for bit however they were stopped, continuous evaluation beside a trainer, results with spread.
+"""
+
+import importlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
+
+from conftest import REPO, RUN_TRAIN, run_train
+from squeezenet_v1 import evaluate, runner, summarize
+
+importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
+FLAGS = flags.FLAGS
+tf1 = tf.compat.v1
+
+# The issue's own reproduction: 300 seeded steps, a checkpoint every 100.
+SEEDED = ['--dataset=synthetic', '--seed=11', '--max_steps=300', '--save_checkpoints_steps=100',
+          '--mode=train_and_eval']
+
+
+def _run(*args):
+    """runner.run in this process on flags parsed from args (TensorFlow starts once)."""
+    absl_logger = logging.getLogger('absl')
+    level = absl_logger.level
+    try:
+        with flagsaver.flagsaver():
+            FLAGS.unparse_flags()
+            FLAGS(['run_train.py'] + list(args))
+            return runner.run(FLAGS)
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _history(model_dir):
+    with open(os.path.join(model_dir, evaluate.EVAL_HISTORY_FILE)) as f:
+        return [json.loads(line) for line in f]
+
+
+def _results(model_dir):
+    with open(os.path.join(model_dir, evaluate.EVAL_RESULTS_FILE)) as f:
+        return json.load(f)
+
+
+def _tensors(prefix):
+    reader = tf1.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+    """The seeded 300-step run, uninterrupted, in its own process."""
+    model_dir = str(tmp_path_factory.mktemp('straight') / 'run')
+    result = run_train('--model_dir=' + model_dir, *SEEDED)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return model_dir
+
+
+def test_train_and_eval_evaluates_every_checkpoint_once(straight):
+    history = _history(straight)
+    assert [line['global_step'] for line in history] == [100, 200, 300]
+    assert [line['checkpoint'] for line in history] == [
+        'model.ckpt-100', 'model.ckpt-200', 'model.ckpt-300']
+    assert all(line['num_examples'] == 1000 and line['eval_seconds'] > 0 for line in history)
+    assert history[-1]['flags'] == {'dataset': 'synthetic', 'batch_size': 32,
+                                    'learning_rate': 0.001, 'precision': 'fp32', 'seed': 11}
+    assert _results(straight) == history[-1]
+    assert history[-1]['accuracy'] > 0.5  # it learned: the seed does not hit the dead ReLU
+    points = []
+    eval_dir = os.path.join(straight, 'eval')
+    for name in os.listdir(eval_dir):
+        for event in tf1.train.summary_iterator(os.path.join(eval_dir, name)):
+            points += [(event.step, v.simple_value) for v in event.summary.value
+                       if v.tag == 'accuracy']
+    assert sorted(points) == [(line['global_step'], pytest.approx(line['accuracy']))
+                              for line in history]
+
+
+def _stopped_then_resumed(tmp_path, stop_signal):
+    """The seeded run stopped by stop_signal once it logs step 133, then run again to the end."""
+    model_dir = str(tmp_path / 'run')
+    log_path = str(tmp_path / 'stopped.log')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen([sys.executable, RUN_TRAIN, '--model_dir=' + model_dir,
+                                 '--log_every_n_steps=1'] + SEEDED,
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        give_up = time.time() + 120
+        while 'step 133,' not in open(log_path).read():
+            assert proc.poll() is None and time.time() < give_up, open(log_path).read()[-3000:]
+            time.sleep(0.02)
+        proc.send_signal(stop_signal)
+        status = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    stopped_at = max(int(n.split('-')[1].split('.')[0]) for n in os.listdir(model_dir)
+                     if n.startswith('model.ckpt-') and n.endswith('.index'))
+    resumed = run_train('--model_dir=' + model_dir, *SEEDED)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    return model_dir, status, stopped_at, resumed.stdout
+
+
+def _assert_identical(model_dir, straight):
+    ours, theirs = _tensors(model_dir + '/model.ckpt-300'), _tensors(straight + '/model.ckpt-300')
+    assert sorted(ours) == sorted(theirs)
+    different = [name for name in ours if not np.array_equal(ours[name], theirs[name])]
+    assert not different, different
+    assert _results(model_dir)['loss'] == _results(straight)['loss']
+    assert _results(model_dir)['accuracy'] == _results(straight)['accuracy']
+
+
+def test_sigterm_mid_way_then_resume_is_bit_identical(straight, tmp_path):
+    model_dir, status, stopped_at, log = _stopped_then_resumed(tmp_path, signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM
+    assert 133 <= stopped_at < 200  # saved where it stopped, not on a checkpoint boundary
+    assert 'Resuming from %s/model.ckpt-%d' % (model_dir, stopped_at) in log
+    _assert_identical(model_dir, straight)
+
+
+def test_kill_9_then_resume_from_the_last_checkpoint_is_bit_identical(straight, tmp_path):
+    model_dir, status, stopped_at, log = _stopped_then_resumed(tmp_path, signal.SIGKILL)
+    assert status == -signal.SIGKILL and stopped_at == 100  # steps 101-133+ are done again
+    assert 'Resuming from %s/model.ckpt-100' % model_dir in log
+    _assert_identical(model_dir, straight)
+
+
+# Any checkpoint addressable.
+
+def test_checkpoint_path_picks_the_checkpoint_for_eval_predict_and_export(straight, tmp_path):
+    model_dir = shutil.copytree(straight, str(tmp_path / 'run'))
+    older = os.path.join(model_dir, 'model.ckpt-100')
+    assert _run('--mode=eval', '--model_dir=' + model_dir, '--checkpoint_path=' + older) == 0
+    results = _results(model_dir)
+    assert results['global_step'] == 100 and results['checkpoint'] == 'model.ckpt-100'
+    assert results['loss'] == _history(straight)[0]['loss']  # the same numbers as in training
+    assert _history(model_dir)[-1] == results and len(_history(model_dir)) == 4
+
+    images = str(tmp_path / 'images')
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', images, '3'], cwd=REPO,
+                   check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probabilities = {}
+    for name in ('model.ckpt-100', None):
+        out = str(tmp_path / ('%s.json' % name))
+        chosen = ['--checkpoint_path=' + os.path.join(model_dir, name)] if name else []
+        assert _run('--mode=predict', '--model_dir=' + model_dir, '--images=' + images,
+                    '--predictions_json=' + out, *chosen) == 0
+        with open(out) as f:
+            probabilities[name] = [r['predictions'][0]['probability'] for r in json.load(f)]
+    assert probabilities['model.ckpt-100'] != probabilities[None]
+
+    export_dir = str(tmp_path / 'export')
+    assert _run('--mode=export', '--model_dir=' + model_dir, '--export_dir=' + export_dir,
+                '--checkpoint_path=' + older) == 0
+    with open(os.path.join(export_dir, 'size_report.json')) as f:
+        assert json.load(f)['checkpoint'] == 'model.ckpt-100'
+
+
+def test_a_checkpoint_path_that_is_not_one_is_named_with_those_there(straight, tmp_path, caplog):
+    model_dir = shutil.copytree(straight, str(tmp_path / 'run'))
+    before = sorted(os.listdir(model_dir))
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert _run('--mode=eval', '--model_dir=' + model_dir,
+                    '--checkpoint_path=' + os.path.join(model_dir, 'model.ckpt-150')) == 1
+    assert ('names no checkpoint: give a prefix such as <model_dir>/model.ckpt-1000; %s holds '
+            'model.ckpt-100, model.ckpt-200, model.ckpt-300.' % model_dir) in caplog.text
+    assert sorted(os.listdir(model_dir)) == before  # refused: nothing written, nothing recorded
+    os.remove(os.path.join(model_dir, 'model.ckpt-200.data-00000-of-00001'))
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert _run('--mode=export', '--model_dir=' + model_dir,
+                    '--checkpoint_path=' + os.path.join(model_dir, 'model.ckpt-200.index')) == 1
+    assert 'model.ckpt-200.index is incomplete (no .data file)' in caplog.text
+    result = run_train('--mode=train', '--model_dir=' + model_dir,
+                       '--checkpoint_path=' + os.path.join(model_dir, 'model.ckpt-100'))
+    assert result.returncode == 1
+    assert '--checkpoint_path picks the checkpoint for --mode eval, predict or export' in (
+        result.stdout)
+
+
+def test_eval_results_do_not_depend_on_the_eval_batch_size(straight, tmp_path):
+    model_dir = shutil.copytree(straight, str(tmp_path / 'run'))
+    for batch in (7, 1000):
+        assert _run('--mode=eval', '--model_dir=' + model_dir, '--eval_batch_size=%d' % batch) == 0
+    small, large = _history(model_dir)[-2:]
+    for key in ('accuracy', 'loss', 'per_class_accuracy', 'num_examples'):
+        assert small[key] == large[key] == _history(straight)[-1][key]
+
+
+# Continuous evaluation.
+
+def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_path, caplog):
+    model_dir = str(tmp_path / 'run')
+    common = ['--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=120']
+    logs = {name: open(str(tmp_path / (name + '.log')), 'w') for name in ('eval', 'train')}
+    procs = {
+        # Started first: it waits for the trainer's checkpoints.
+        'eval': subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=continuous_eval',
+                                  '--eval_timeout_secs=90'] + common,
+                                 cwd=REPO, stdout=logs['eval'], stderr=subprocess.STDOUT),
+        'train': subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=train', '--seed=3',
+                                   '--save_checkpoints_steps=20'] + common,
+                                  cwd=REPO, stdout=logs['train'], stderr=subprocess.STDOUT)}
+    try:
+        statuses = {name: proc.wait(timeout=180) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        for log in logs.values():
+            log.close()
+    output = {name: open(str(tmp_path / (name + '.log'))).read() for name in logs}
+    assert statuses == {'eval': 0, 'train': 0}, output['eval'][-3000:]
+    assert [line['global_step'] for line in _history(model_dir)] == [20, 40, 60, 80, 100, 120]
+    assert 'Evaluated the checkpoint at --max_steps=120; stopping.' in output['eval']
+
+    # Restarted, it skips what it has; with no new checkpoint it stops after its timeout.
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert _run('--mode=continuous_eval', *common) == 0
+        assert len(_history(model_dir)) == 6
+        assert 'already holds results for steps 20 ... 120 (6 steps)' in caplog.text
+        started = time.time()
+        assert _run('--mode=continuous_eval', '--eval_timeout_secs=1',
+                    *(common[:-1] + ['--max_steps=500'])) == 0
+        assert time.time() - started < 30
+        assert 'No new checkpoint in %s for 1 s' % model_dir in caplog.text
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert _run('--mode=continuous_eval', '--dataset=synthetic', '--eval_timeout_secs=1',
+                    '--model_dir=' + str(tmp_path / 'nothing')) == 1
+    assert 'no checkpoint appeared in %s within --eval_timeout_secs=1' % (
+        tmp_path / 'nothing') in caplog.text
+
+
+# Results with their spread.
+
+def test_summarize_three_seeds_and_refuse_a_run_that_differs(tmp_path, capsys):
+    runs = []
+    for seed, learning_rate in ((1, 0.001), (2, 0.001), (3, 0.001), (1, 0.002)):
+        runs.append(str(tmp_path / ('seed%d_lr%g' % (seed, learning_rate))))
+        assert _run('--dataset=synthetic', '--model_dir=' + runs[-1], '--max_steps=40',
+                    '--save_checkpoints_steps=20', '--seed=%d' % seed,
+                    '--learning_rate=%g' % learning_rate) == 0
+    capsys.readouterr()
+    summary = str(tmp_path / 'summary.json')
+    assert summarize.main(runs[:3] + ['--json', summary]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith('3 runs (seeds 1, 2, 3): dataset synthetic')
+    with open(summary) as f:
+        rows = json.load(f)['rows']
+    assert [row['step'] for row in rows] == [20, 40]
+    finals = [_history(run)[-1]['accuracy'] for run in runs[:3]]
+    assert rows[-1]['accuracy']['mean'] == pytest.approx(np.mean(finals))
+    assert rows[-1]['accuracy']['std'] == pytest.approx(np.std(finals, ddof=1))
+    assert rows[-1]['accuracy']['min'] == min(finals)
+
+    assert summarize.main(runs) == 1
+    refused = capsys.readouterr().out
+    assert '%s: --learning_rate 0.002 vs 0.001' % runs[3] in refused
+    assert 'mean ± std' not in refused
