@@ -51,7 +51,7 @@ def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
                     break
                 time.sleep(min(poll_secs, timeout_secs - waited))
     if done and max(done) >= max_steps:
-        logging.info('Evaluated the checkpoint at --max_steps=%d; stopping.', max_steps)
+        logging.info('The checkpoint at --max_steps=%d is evaluated; stopping.', max_steps)
     return evaluated
 
 

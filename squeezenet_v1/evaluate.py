@@ -10,6 +10,7 @@ curve under `eval/` a point.
 
 import datetime
 import json
+import math
 import os
 import time
 
@@ -53,8 +54,6 @@ class Evaluator(object):
             self._start_input = iterator.initializer
             images, self._labels = iterator.get_next()
             self._model.run_model_setup(images, self._labels, is_training=False)
-            self._per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=self._labels, logits=self._model.logits)
             self._variables = tf1.global_variables()
             self._saver = tf1.train.Saver(self._variables)
         self._graph.finalize()
@@ -101,19 +100,15 @@ class Evaluator(object):
     def _count(self, checkpoint_path):
         self._sess.run(self._start_input)
         global_step = int(self._sess.run(self._model.global_step))
-        all_labels, all_predictions, loss_sum = [], [], 0.0
+        batches = []
         fetch = self._sess.make_callable(
-            [self._labels, self._model.predictions, self._per_example_loss])
+            [self._labels, self._model.predictions, self._model.logits])
         while True:
             try:
-                batch_labels, batch_predictions, batch_loss = fetch()
+                batches.append(fetch())
             except tf.errors.OutOfRangeError:
                 break
-            all_labels.append(batch_labels)
-            all_predictions.append(batch_predictions)
-            loss_sum += float(np.sum(batch_loss, dtype=np.float64))
-        labels = np.concatenate(all_labels)
-        predictions = np.concatenate(all_predictions)
+        labels, predictions, logits = (np.concatenate(parts) for parts in zip(*batches))
         if labels.size != self.source.num_examples:
             raise RuntimeError('evaluated %d images but the %s split has %d'
                                % (labels.size, self.source.split, self.source.num_examples))
@@ -122,7 +117,7 @@ class Evaluator(object):
         return {
             'global_step': global_step,
             'accuracy': float(np.mean(correct)),
-            'loss': loss_sum / labels.size,
+            'loss': mean_cross_entropy(logits, labels),
             'num_examples': int(labels.size),
             'per_class_accuracy': {
                 name: float(np.mean(correct[labels == k])) if np.any(labels == k) else None
@@ -147,6 +142,19 @@ class Evaluator(object):
             tf1.Summary.Value(tag='loss', simple_value=results['loss'])]),
             results['global_step'])
         self._writer.flush()
+
+
+def mean_cross_entropy(logits, labels):
+    """The mean softmax cross-entropy, in float64 and exactly summed.
+
+    The logits do not depend on the batch size, but TensorFlow's cross-entropy kernel does in
+    its last bit; computed here, the loss is the same for every --eval_batch_size.
+    """
+    logits = logits.astype(np.float64)
+    largest = logits.max(axis=1)
+    log_sum_exp = largest + np.log(np.sum(np.exp(logits - largest[:, None]), axis=1))
+    per_example = log_sum_exp - logits[np.arange(len(labels)), labels]
+    return math.fsum(per_example) / len(labels)
 
 
 def _checkpoint_name(model_dir, checkpoint_path):

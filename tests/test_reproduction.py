@@ -37,7 +37,7 @@ def _run(*args):
     try:
         with flagsaver.flagsaver():
             FLAGS.unparse_flags()
-            FLAGS(['run_train.py'] + list(args))
+            FLAGS(['run_train.py', '--verbosity=0'] + list(args))  # INFO lines for caplog
             return runner.run(FLAGS)
     finally:
         absl_logger.setLevel(level)
@@ -224,13 +224,14 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
     output = {name: open(str(tmp_path / (name + '.log'))).read() for name in logs}
     assert statuses == {'eval': 0, 'train': 0}, output['eval'][-3000:]
     assert [line['global_step'] for line in _history(model_dir)] == [20, 40, 60, 80, 100, 120]
-    assert 'Evaluated the checkpoint at --max_steps=120; stopping.' in output['eval']
+    assert 'The checkpoint at --max_steps=120 is evaluated; stopping.' in output['eval']
 
     # Restarted, it skips what it has; with no new checkpoint it stops after its timeout.
     with caplog.at_level(logging.INFO, logger='absl'):
         assert _run('--mode=continuous_eval', *common) == 0
         assert len(_history(model_dir)) == 6
-        assert 'already holds results for steps 20 ... 120 (6 steps)' in caplog.text
+        assert ('already holds results for steps 20, 40, 60, 80, 100, 120; they are not '
+                'evaluated again.') in caplog.text
         started = time.time()
         assert _run('--mode=continuous_eval', '--eval_timeout_secs=1',
                     *(common[:-1] + ['--max_steps=500'])) == 0
