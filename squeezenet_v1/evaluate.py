@@ -133,7 +133,9 @@ class Evaluator(object):
 
     def _record(self, results):
         files.write_json_atomic(os.path.join(self.model_dir, EVAL_RESULTS_FILE), results)
-        files.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results)
+        # Unsorted: per_class_accuracy keeps the classes in label order.
+        files.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results,
+                               sort_keys=False)
         if self._writer is None:
             with self._graph.as_default():
                 self._writer = tf1.summary.FileWriter(os.path.join(self.model_dir, 'eval'))

@@ -123,9 +123,9 @@ def write_json_atomic(path, obj):
     return write_text_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
-def append_json_line(path, record):
+def append_json_line(path, record, sort_keys=True):
     """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
-    line = (json.dumps(record, sort_keys=True) + '\n').encode('utf-8')
+    line = (json.dumps(record, sort_keys=sort_keys) + '\n').encode('utf-8')
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
