@@ -19,7 +19,6 @@ and `weights` (variable name -> float32 array).
 """
 
 import collections
-import contextlib
 import hashlib
 import os
 import platform
@@ -76,7 +75,7 @@ def capture(fixed_weights=None, settings=None):
     settings = dict(SETTINGS, **(settings or {}))
     scratch = files.make_temp_dir(tempfile.gettempdir(), 'squeezenet_v1-golden')
     try:
-        with _op_determinism(settings['seed']):
+        with train.op_determinism(settings['seed']):
             training = _stage('the training run', _train, settings, scratch)
             weights = training['weights'] if fixed_weights is None else fixed_weights
             evaluation = _stage('the evaluation graph', _evaluate, settings, weights, scratch)
@@ -116,19 +115,6 @@ def _stage(what, function, *args):
 
 def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-@contextlib.contextmanager
-def _op_determinism(seed):
-    """Op determinism on for the capture, then back as it was (it is process-wide)."""
-    from tensorflow.python.framework import config as tf_config  # is/disable are not public
-    was_on = tf_config.is_op_determinism_enabled()
-    train.set_determinism(seed)
-    try:
-        yield
-    finally:
-        if not was_on:
-            tf_config.disable_op_determinism()
 
 
 def _fingerprint(lines):

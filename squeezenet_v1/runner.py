@@ -84,7 +84,8 @@ def _run(flags_obj, run_log):
     elif flags_obj.mode == 'export':
         _export(flags_obj, run_log)
     else:
-        _train_and_evaluate(flags_obj, run_log)
+        with train.op_determinism(flags_obj.seed):
+            _train_and_evaluate(flags_obj, run_log)
 
 
 def _dataset_to_read(flags_obj):
@@ -126,7 +127,6 @@ def _train_and_evaluate(flags_obj, run_log):
     if flags_obj.mode != 'train':
         memory.check_batch_fits(flags_obj.eval_batch_size, training=False,
                                 flag='--eval_batch_size')
-    train.set_determinism(flags_obj.seed)
     cache_dir = datasets.records_cache_dir()
     dataset = flags_obj.dataset if training else _dataset_to_read(flags_obj)
     run_log.record['dataset'] = dataset

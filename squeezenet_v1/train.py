@@ -59,6 +59,20 @@ def set_determinism(seed):
 
 
 @contextlib.contextmanager
+def op_determinism(seed):
+    """set_determinism(seed) inside; afterwards as it was, since the switch is process-wide."""
+    was_on = tf_config.is_op_determinism_enabled()
+    set_determinism(seed)
+    try:
+        yield
+    finally:
+        if was_on:
+            tf.config.experimental.enable_op_determinism()
+        elif tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+
+
+@contextlib.contextmanager
 def _stop_requests():
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps, then restores handlers."""
     received = []
