@@ -301,7 +301,7 @@ def save(sess, saver, model_dir, step, complete, keep):
     try:
         staging = files.make_temp_dir(model_dir, name)
         saver.save(sess, os.path.join(staging, name), write_meta_graph=False, write_state=False)
-        saver.export_meta_graph(os.path.join(staging, name + '.meta'))
+        _write_meta_graph(saver, os.path.join(staging, name + '.meta'))
         staged = sorted((f for f in os.listdir(staging) if _CHECKPOINT_FILE.match(f)),
                         key=_publish_order)
         for file_name in staged:
@@ -332,6 +332,22 @@ def save(sess, saver, model_dir, step, complete, keep):
     files.remove_path(journal)
     _rotate(model_dir, [n for n in older if n not in kept])
     return prefix, kept
+
+
+def _write_meta_graph(saver, path):
+    """The saver's MetaGraphDef without device placement, so it imports in any process.
+
+    A cluster's graph places every op on a ps or worker task. (export_meta_graph's own
+    clear_devices changes the graph, which a finalized training graph refuses.)
+    """
+    meta = saver.export_meta_graph()
+    for node in meta.graph_def.node:
+        node.device = ''
+    for function in meta.graph_def.library.function:
+        for node in function.node_def:
+            node.device = ''
+    with open(path, 'wb') as f:
+        f.write(meta.SerializeToString())
 
 
 def _set_aside(model_dir, name):

@@ -4,12 +4,15 @@
 and returns the process exit status, turning the errors a user can fix into one clear message.
 """
 
+import functools
 import os
 
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import cluster
 from squeezenet_v1 import datasets
+from squeezenet_v1 import distributed
 from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
 from squeezenet_v1 import files
@@ -24,7 +27,7 @@ from squeezenet_v1.errors import UserError
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
               'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps', 'seed',
-              'precision')
+              'precision', 'sync_replicas')
 _MODE_FLAGS = {'predict': ('images', 'top_k', 'predictions_json'), 'export': ('export_dir',)}
 
 EXIT_ERROR = 1
@@ -115,8 +118,18 @@ def _train_and_evaluate(flags_obj, run_log):
     """--mode train, eval or train_and_eval; every check runs before the first file is written."""
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
+    # A TF_CONFIG cluster of several processes makes this process one of its tasks; only its
+    # chief writes into model_dir and evaluates (see distributed.py).
+    task = cluster.task_from_environment() if training else None
+    if task and task.is_ps:
+        distributed.serve(task)
+        return
+    chief = task is None or task.is_chief
+    if flags_obj.sync_replicas and not task and training:
+        logging.warning('--sync_replicas does nothing here: TF_CONFIG names no cluster of '
+                        'several processes, so this process trains alone.')
     session_options.check_precision_supported(flags_obj.precision)
-    _check_model_dir(model_dir, will_write=training)
+    _check_model_dir(model_dir, will_write=training and chief)
     memory.check_batch_fits(flags_obj.batch_size, training)
     train.set_determinism(flags_obj.seed)
     cache_dir = datasets.records_cache_dir()
@@ -131,17 +144,22 @@ def _train_and_evaluate(flags_obj, run_log):
 
     # Both splits are checked before training, so a bad test split cannot waste a run.
     train_source = source('train') if training else None
-    test_source = source('test') if flags_obj.mode != 'train' else None
+    test_source = source('test') if flags_obj.mode != 'train' and chief else None
     if training:
-        train.train(model_dir, train_source, batch_size=flags_obj.batch_size,
-                    max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
-                    save_checkpoints_steps=flags_obj.save_checkpoints_steps,
-                    keep_checkpoint_max=flags_obj.keep_checkpoint_max,
-                    log_every_n_steps=flags_obj.log_every_n_steps,
-                    save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
-                    precision=flags_obj.precision,
-                    run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
-                    on_start=run_log.start)
+        trainer = train.train
+        if task:
+            run_log.record['cluster'] = task.describe()
+            trainer = functools.partial(distributed.train_worker, task,
+                                        sync_replicas=flags_obj.sync_replicas)
+        trainer(model_dir, train_source, batch_size=flags_obj.batch_size,
+                max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
+                save_checkpoints_steps=flags_obj.save_checkpoints_steps,
+                keep_checkpoint_max=flags_obj.keep_checkpoint_max,
+                log_every_n_steps=flags_obj.log_every_n_steps,
+                save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
+                precision=flags_obj.precision,
+                run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
+                on_start=run_log.start)
     if test_source:
         if not training:
             run_log.start(checkpoints.global_step_of(
