@@ -57,6 +57,11 @@ _TICKET_STALL_SECS = 5
 _FINISHED_QUEUE_CAPACITY = 1000
 
 
+# Lines of a TensorFlow error message that say where, not what.
+_ERROR_BOILERPLATE = re.compile(r'^(Graph execution error:|From /job:\S+:|=+|Detected at node.*|'
+                                r'Additional GRPC error information.*|Recent warning and error.*)$')
+
+
 class ClusterError(UserError):
     """A task of the cluster could not be started, reached, or was lost during training."""
 
@@ -511,6 +516,6 @@ def _first_line(error):
     message = str(getattr(error, 'message', None) or error)
     for line in message.splitlines():
         line = line.strip()
-        if line and line != 'Graph execution error:' and not line.startswith('From /job:'):
+        if line and not _ERROR_BOILERPLATE.match(line):
             return line
     return type(error).__name__

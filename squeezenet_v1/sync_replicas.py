@@ -90,9 +90,9 @@ class SyncReplicas(object):
         self.tag = tf1.placeholder(tf.int64, [], name='sync_tag')
         self._stage_ops = {}
         for name, (gradients, tokens) in self._queues.items():
-            element = gradients.dequeue()
+            size, element = gradients.size(), gradients.dequeue()
             with tf.control_dependencies([s.assign(t) for s, t in zip(staged[name], element[1:])]):
-                self._stage_ops[name] = (gradients.size(), tf.identity(element[0]))
+                self._stage_ops[name] = (size, tf.identity(element[0]))
         if self.task.is_chief:
             self._restart_tokens = tf.group(*[
                 tokens.enqueue([global_step.read_value()]) for _, tokens in self._queues.values()])
