@@ -161,7 +161,7 @@ class Replica(object):
 
     def add_ops(self, model, variables):
         self.global_step = model.global_step
-        extra = [self._bounded.tickets] if self._bounded else []
+        extra = [self._bounded.tickets] if self._bounded else self.sync.staged_variables
         # What a non-chief waits for: every variable it reads initialized by the chief.
         self.ready_op = tf1.report_uninitialized_variables(variables + extra)
         self.finished_op = tf.group(*[_finished_queue(i).enqueue(self.task.name)
@@ -248,10 +248,15 @@ class _BoundedSteps(tf1.train.Optimizer):
                                     use_resource=True, name='step_tickets')
         self.granted = self.tickets.assign_add(1) <= self._max_steps
         # Adam's slots are created outside the branch (apply_gradients lifts them out).
-        return tf.cond(self.granted,
-                       lambda: tf.group(self._optimizer.apply_gradients(
-                           grads_and_vars, global_step=global_step)),
-                       tf.no_op, name='apply_within_max_steps')
+        train_op = tf.cond(self.granted,
+                           lambda: tf.group(self._optimizer.apply_gradients(
+                               grads_and_vars, global_step=global_step)),
+                           tf.no_op, name='apply_within_max_steps')
+        # Adam files its op, which lives in the branch's function, as the graph's train op; a
+        # .meta naming it would not import. The op to run is the cond.
+        train_ops = tf1.get_collection_ref(tf1.GraphKeys.TRAIN_OP)
+        train_ops[:] = [op for op in train_ops if op.graph is train_op.graph] + [train_op]
+        return train_op
 
 
 class _AsyncSteps(object):

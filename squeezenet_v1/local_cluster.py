@@ -135,6 +135,7 @@ def run(args, run_train_flags):
     try:
         for name in names:
             tasks.append(_Task(name, spec, run_train_flags, lock, width))
+            _say(lock, 'local_cluster: started %s as process %d' % (name, tasks[-1].proc.pid))
         chief = next(t for t in tasks if t.name == chief_name)
         reported = set()
         while chief.proc.poll() is None:

@@ -102,9 +102,13 @@ class SyncReplicas(object):
         return gradients.enqueue([self.tag] + grads, name='sync_submit')
 
     def start_chief(self, sess):
-        """After initializing or restoring: fresh staging, and a token of this step for everyone."""
-        sess.run([v.initializer for v in self.staged_variables])
+        """After initializing or restoring: a token of this step for everyone, fresh staging.
+
+        In that order: a non-chief starts once the staging variables are initialized (see
+        distributed.Replica), so at a first start it finds the token there and drops it.
+        """
         sess.run(self._restart_tokens)
+        sess.run([v.initializer for v in self.staged_variables])
 
     def start_worker(self, sess):
         """A non-chief's first tag: tokens left from before it (re)started are dropped."""
