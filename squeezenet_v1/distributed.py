@@ -431,9 +431,12 @@ class _ChiefFiles(object):
         self.complete, self.writer, self.settings = complete, writer, settings
 
     def save(self):
-        """Saves the weights, named by global_step as it is now; returns that step."""
+        """Saves the weights; returns the global_step the checkpoint holds (and is named by).
+
+        In asynchronous training the other workers keep stepping while it is written, so the
+        step is read at the save, and the checkpoint named by the step it ended up holding.
+        """
         training = self.training
-        # Read at the save: in asynchronous training the other workers have moved it on.
         step = int(self.sess.run(training.model.global_step))
         if not self.sess.run(training.weights_finite):
             raise training_loop.NonFiniteLossError(
@@ -443,7 +446,7 @@ class _ChiefFiles(object):
             self.sess, training.saver, self.model_dir, step, self.complete,
             self.settings.keep_checkpoint_max)
         logging.info('Saved checkpoint %s', path)
-        return step
+        return checkpoints.step_of(path)
 
 
 def _train_loop(sess, replica, training, settings, chief):
@@ -520,7 +523,7 @@ def _first_line(error):
     """The line of a (TensorFlow) error that says what happened, not 'Graph execution error:'."""
     message = str(getattr(error, 'message', None) or error)
     for line in message.splitlines():
-        line = line.strip()
+        line = re.sub(r'^[A-Z_]+: ', '', line.strip())  # a status code: the error's type says it
         if line and not _ERROR_BOILERPLATE.match(line):
             return line
     return type(error).__name__

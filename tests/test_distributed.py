@@ -287,6 +287,10 @@ def test_killed_ps_stops_the_workers_naming_it_and_the_restarted_cluster_resumes
     assert statuses == {name: 0 for name in TASKS}, logs
     assert 'Resuming from %s\n' % last in logs['worker:0'], logs['worker:0'][-3000:]
     assert checkpoints.global_step_of(checkpoints.latest_checkpoint(model_dir)) == final
+    # Checkpoints are named by the step they hold, so the resumed run took exactly the rest.
+    took = [int(m.group(3)) for name in ('worker:0', 'worker:1')
+            for m in TOOK.finditer(logs[name])]
+    assert sum(took) == final - checkpoints.step_of(last), took
 
 
 # TF_CONFIG refused before any work, through the runner as run_train.py calls it.
