@@ -153,14 +153,13 @@ def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_proc
     with open(latest + '.meta', 'rb') as f:
         meta.ParseFromString(f.read())
     assert [n.name for n in meta.graph_def.node if n.device] == []
-    assert set(dict(tf1.train.list_variables(latest))) == set(dict(tf1.train.list_variables(
-        _single_process_checkpoint(tmp_path))))
     with tf.Graph().as_default():
         saver = tf1.train.import_meta_graph(latest + '.meta')
         with tf1.Session() as sess:
             saver.restore(sess, latest)
             assert sess.run(tf1.train.get_global_step()) == 60
-    # ... and it evaluates, predicts, exports and resumes in one process.
+    # ... and it evaluates, predicts, exports and resumes in one process (which refuses a
+    # checkpoint holding any variable its own graph lacks).
     test = datasets.prepare_split('synthetic', 'test', 'data', str(tmp_path / 'cache'))
     assert evaluate.evaluate(model_dir, test, batch_size=500)['global_step'] == 60
     images = synthetic.make_split('test')[0][:4].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -168,14 +167,6 @@ def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_proc
     export.export(model_dir, str(tmp_path / 'export'), list(synthetic.LABEL_NAMES))
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
     assert train.train(model_dir, source, batch_size=8, max_steps=65, seed=3) == 65
-
-
-def _single_process_checkpoint(tmp_path):
-    """A checkpoint of one process's training, 1 step."""
-    model_dir = str(tmp_path / 'single')
-    source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
-    train.train(model_dir, source, batch_size=8, max_steps=1, seed=3)
-    return checkpoints.latest_checkpoint(model_dir)
 
 
 def test_local_cluster_with_sync_replicas_resumes_a_single_process_run_and_evaluates(tmp_path):
@@ -231,7 +222,7 @@ def _stop_launcher(launcher, log_path):
 @pytest.mark.fault
 def test_killed_workers_rejoin_and_a_killed_chief_resumes_from_its_last_checkpoint(tmp_path):
     model_dir = str(tmp_path / 'run')
-    run_flags = _flags(model_dir, '--max_steps=300')
+    run_flags = _flags(model_dir, '--max_steps=160')
     with _cluster(tmp_path) as c:
         for name in TASKS:
             c.start(name, run_flags)
@@ -261,7 +252,38 @@ def test_killed_workers_rejoin_and_a_killed_chief_resumes_from_its_last_checkpoi
     assert resumed_steps and min(resumed_steps) > checkpoints.step_of(last)
     assert _steps_logged(logs['worker:1'], 'worker:1'), logs['worker:1'][-3000:]
     final = checkpoints.latest_checkpoint(model_dir)
-    assert final.endswith('model.ckpt-300') and checkpoints.global_step_of(final) == 300
+    assert final.endswith('model.ckpt-160') and checkpoints.global_step_of(final) == 160
+
+
+@pytest.mark.fault
+def test_sync_replicas_wait_for_a_restarted_worker_and_a_restarted_chief(tmp_path):
+    model_dir = str(tmp_path / 'run')
+    run_flags = _flags(model_dir, '--max_steps=80', '--sync_replicas')
+    with _cluster(tmp_path) as c:
+        for name in TASKS:
+            c.start(name, run_flags)
+        c.wait_for('worker:1', r'\[worker:1\] step \d+')
+        # Every step needs worker:1's gradient: the chief waits for it to come back.
+        c.kill('worker:1')
+        c.start('worker:1', run_flags)
+        c.wait_for('worker:1', r'\[worker:1\] step \d+')
+        c.wait_for('worker:0', r'Saved checkpoint')
+        # Restarted, the chief restores its last checkpoint and hands worker:1 that step.
+        c.kill('worker:0')
+        last = checkpoints.latest_checkpoint(model_dir)
+        c.start('worker:0', run_flags)
+        statuses = {name: c.exit_status(name) for name in TASKS}
+        logs = {name: c.log(name) for name in TASKS}
+    assert statuses == {name: 0 for name in TASKS}, logs
+    _no_traceback(*logs.values())
+    assert 'Resuming from %s\n' % last in logs['worker:0'], logs['worker:0'][-3000:]
+    # The restarted chief's steps, each of both workers: all of them from the checkpoint on.
+    took = {m.group(1): int(m.group(3)) for name in ('worker:0', 'worker:1')
+            for m in TOOK.finditer(logs[name])}
+    assert took['worker:0'] == 80 - checkpoints.step_of(last), (took, last)
+    assert took['worker:1'] >= took['worker:0'], took
+    final = checkpoints.latest_checkpoint(model_dir)
+    assert final.endswith('model.ckpt-80') and checkpoints.global_step_of(final) == 80
 
 
 @pytest.mark.fault
