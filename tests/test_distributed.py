@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
@@ -167,6 +168,30 @@ def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_proc
     export.export(model_dir, str(tmp_path / 'export'), list(synthetic.LABEL_NAMES))
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
     assert train.train(model_dir, source, batch_size=8, max_steps=65, seed=3) == 65
+
+
+def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
+    """Placement changes no number: 1 ps + 1 worker with --seed gives one process's weights."""
+    cluster_dir, single_dir = str(tmp_path / 'cluster'), str(tmp_path / 'single')
+    with _cluster(tmp_path, workers=1) as c:
+        for name in ('ps:0', 'worker:0'):
+            c.start(name, _flags(cluster_dir, '--max_steps=20'))
+        statuses = {name: c.exit_status(name) for name in ('ps:0', 'worker:0')}
+        logs = {name: c.log(name) for name in ('ps:0', 'worker:0')}
+    assert statuses == {'ps:0': 0, 'worker:0': 0}, logs
+    source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
+    train.set_determinism(3)  # what run_train.py does for --seed=3
+    try:
+        train.train(single_dir, source, batch_size=8, max_steps=20, seed=3)
+    finally:
+        train.set_determinism(None)
+    cluster_ckpt = tf1.train.load_checkpoint(checkpoints.latest_checkpoint(cluster_dir))
+    single_ckpt = tf1.train.load_checkpoint(checkpoints.latest_checkpoint(single_dir))
+    names = sorted(single_ckpt.get_variable_to_shape_map())
+    assert sorted(cluster_ckpt.get_variable_to_shape_map()) == names
+    for name in names:  # weights, Adam's slots and global_step alike
+        np.testing.assert_array_equal(cluster_ckpt.get_tensor(name),
+                                      single_ckpt.get_tensor(name), err_msg=name)
 
 
 def test_local_cluster_with_a_chief_and_sync_replicas_resumes_one_process_and_evaluates(
