@@ -27,6 +27,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from conftest import REPO, RUN_TRAIN
 from squeezenet_v1 import checkpoints, cluster, datasets, evaluate, export, predict, provenance
 from squeezenet_v1 import runner, synthetic, train
+from squeezenet_v1 import local_cluster
 from squeezenet_v1.local_cluster import cluster_spec, tf_config
 
 tf1 = tf.compat.v1
@@ -426,3 +427,24 @@ def test_no_cluster_or_a_one_process_cluster_changes_nothing():
                          '"ps": ["h:4"]}, "task": {"type": "worker", "index": 0}}')
     assert task.name == 'worker:0' and not task.is_chief and task.chief_name == 'chief:0'
     assert task.worker_names == ['chief:0', 'worker:0', 'worker:1'] and task.worker_number == 1
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--ps=0', '--', '--mode=train'], '--ps must be at least 1'),
+    (['--workers=0', '--', '--mode=train'], '--workers at least 1'),
+    (['--', '--mode=eval'], '--mode=eval: a cluster trains'),
+    (['--', '--mode', 'predict'], 'give run_train.py\'s mode as --mode=VALUE'),
+])
+def test_local_cluster_refuses_what_a_cluster_cannot_run(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        local_cluster._parse(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_local_cluster_gives_every_task_its_own_free_port():
+    spec = cluster_spec(2, 3, True)
+    addresses = [a for job in ('ps', 'worker', 'chief') for a in spec[job]]
+    assert [len(spec['ps']), len(spec['worker']), len(spec['chief'])] == [2, 3, 1]
+    assert len(set(addresses)) == 6 and all(a.startswith('127.0.0.1:') for a in addresses)
+    task = cluster.parse(tf_config(spec, 'chief', 0))
+    assert task.is_chief and task.worker_names == ['chief:0', 'worker:0', 'worker:1', 'worker:2']
