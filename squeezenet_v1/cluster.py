@@ -63,7 +63,8 @@ class Task(object):
 
     @property
     def worker_names(self):
-        """Every task that trains, chief first: ['chief:0', 'worker:0', ...] or ['worker:0', ...]."""
+        """Every task that trains, the chief first: ['chief:0', 'worker:0', ...] or
+        ['worker:0', 'worker:1', ...]."""
         return ['%s:%d' % (job, i) for job in (CHIEF, WORKER)
                 for i in range(len(self.cluster.get(job, [])))]
 
