@@ -11,12 +11,15 @@ them (in sync mode a step is one batch from every worker).
 The bytes a worker exchanges with the ps are measured twice: counted from the variables (every
 step reads every weight from the ps and sends it a gradient of the same size), and read from
 the kernel's TCP counters (`ss -ti`, bytes_acked + bytes_received of the worker's sockets to
-and from the ps) between two log lines of a 1-worker run. From those bytes it predicts what a
-ps's network link allows for 8 and 64 workers on 10 Gb/s.
+and from the ps) between two log lines of each run. From those bytes it predicts what one
+ps's 10 Gb/s link allows for 8 and 64 workers, each as fast as one process on this machine:
+every worker step moves those bytes through the ps, so the ps passes at most link / bytes steps
+a second, whatever the number of workers; more ps tasks share the load, but variables are
+placed whole, so the ps holding the largest carries at least its share.
 
-This machine has 2 CPU cores, shared by the ps, every worker and the launcher: a second worker
-takes cores from the first, so these runs cannot show scaling, only the overhead of the
-runtime and of synchronisation.
+This machine has 2 CPU cores, shared by the ps and every worker: a second worker takes cores
+from the first, so these runs cannot show scaling, only the cost of the runtime and of
+synchronisation. Its load average (it is shared) is recorded with the results.
 """
 
 import datetime
@@ -156,27 +159,30 @@ def _measure_bytes(procs, chief_log, chief, warmup, steps):
 
 
 def _predictions(bytes_per_step, largest_variable_share, images_per_sec_per_worker):
-    """What one ps link of 10 Gb/s allows, for 8 and 64 workers of this machine's speed."""
+    """What ps links of 10 Gb/s allow 8 and 64 workers of images_per_sec_per_worker each."""
     steps_per_sec = _LINK_BYTES_PER_SEC / bytes_per_step  # every worker's steps, together
+    # Variables are placed whole: the ps holding the largest carries at least its share.
+    cap_any = steps_per_sec / largest_variable_share * FLAGS.batch_size
     rows = {}
     for workers in (8, 64):
-        demand = workers * images_per_sec_per_worker / FLAGS.batch_size * bytes_per_step
+        wanted = workers * images_per_sec_per_worker
+        load = wanted / FLAGS.batch_size * bytes_per_step / _LINK_BYTES_PER_SEC
         rows[str(workers)] = {
-            'link_load_one_ps': round(demand / _LINK_BYTES_PER_SEC, 2),
-            'images_per_sec_cap_one_ps': round(steps_per_sec * FLAGS.batch_size),
-            'images_per_sec_wanted': round(workers * images_per_sec_per_worker),
-            # Variables are placed whole: the ps holding the largest carries at least its share.
-            'ps_tasks_needed': max(1, -(-demand // _LINK_BYTES_PER_SEC)),
-            'ps_cap_with_many_ps': round(steps_per_sec / largest_variable_share
-                                         * FLAGS.batch_size),
+            'images_per_sec_wanted': round(wanted),
+            'link_load_one_ps': round(load, 2),
+            'images_per_sec_one_ps': round(min(wanted, steps_per_sec * FLAGS.batch_size)),
+            # Evenly shared; reachable only if the largest variable's ps keeps up too.
+            'ps_tasks_needed': int(-(-load // 1)) if wanted <= cap_any else None,
+            'images_per_sec_any_number_of_ps': round(min(wanted, cap_any)),
         }
     return {'link_gbit_per_sec': 10, 'steps_per_sec_through_one_ps': round(steps_per_sec),
-            'workers': rows}
+            'largest_variable_share': round(largest_variable_share, 3),
+            'images_per_sec_cap_any_number_of_ps': round(cap_any), 'workers': rows}
 
 
 def main(argv):
     del argv
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     report = params.model_parameter_report()
     weights_bytes = report['float32_bytes']
     largest = max(layer['count'] for layer in report['layers']) * params.FLOAT32_BYTES
@@ -191,8 +197,7 @@ def main(argv):
             print('running %s ...' % name, flush=True)
             runs[name] = _run(name, workers, sync, steps, warmup, workdir)
     measured = (runs['1_worker_async'].get('measured_bytes_per_step') or {}).get('worker:0')
-    # A worker with a machine like this one to itself computes as fast as one process here.
-    per_worker = runs['single_process']['images_per_sec']
+    per_worker, speed_source = _worker_speed(runs['single_process']['images_per_sec'])
     results = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': '%s, %d cores, TensorFlow %s' % (provenance.cpu_model(), os.cpu_count(),
@@ -203,8 +208,12 @@ def main(argv):
         'counted_bytes_per_step_per_worker': counted,
         'measured_bytes_per_step_per_worker': measured,
         'largest_variable_bytes': largest,
-        'predictions': _predictions(measured or counted, largest / weights_bytes, per_worker),
+        'predictions': dict(_predictions(measured or counted, largest / weights_bytes,
+                                         per_worker), worker_images_per_sec=per_worker,
+                            worker_speed_source=speed_source),
         'seconds': round(time.time() - started),
+        # The machine is shared: its 1-minute load average around the runs, for reading them.
+        'load_average_before_after': [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
     }
     with open(FLAGS.output, 'w') as f:
         json.dump(results, f, indent=2, sort_keys=True)
@@ -212,9 +221,26 @@ def main(argv):
     print(_table(results))
 
 
+def _worker_speed(measured_here):
+    """Images/s of a worker that has a machine like this one to itself, and where it is from.
+
+    benchmark_training.py's Session loop (benchmarks/results.json) was measured alternating
+    rounds on a quiet machine; this run's single process shares the machine with whatever else
+    runs, so it is the fallback.
+    """
+    try:
+        with open(os.path.join(REPO, 'benchmarks', 'results.json')) as f:
+            speeds = json.load(f)['batch_sizes'][str(FLAGS.batch_size)]
+        return speeds['train_images_per_sec']['session_fp32'], 'benchmarks/results.json'
+    except (OSError, ValueError, KeyError):
+        return measured_here, 'single_process run'
+
+
 def _table(results):
     lines = ['%s; batch %d per worker; 2 cores cannot show scaling (every process shares '
-             'them)' % (results['machine'], results['batch_size']), '',
+             'them); load average %s before, %s after'
+             % ((results['machine'], results['batch_size']) + tuple(
+                 results['load_average_before_after'])), '',
              '  run                 images/s   per worker']
     for name, run in results['runs'].items():
         lines.append('  %-18s %9.1f  %11.1f' % (name, run['images_per_sec'],
@@ -228,12 +254,21 @@ def _table(results):
     lines.append('  one ps on a 10 Gb/s link passes %s steps/s of all workers together'
                  % '{:,}'.format(p['steps_per_sec_through_one_ps']))
     for workers, row in p['workers'].items():
-        lines.append('  %2s workers as fast as one process here want %s images/s: the ps link at '
-                     '%.0f%% (one ps caps at %s images/s; %d ps tasks needed)'
-                     % (workers, '{:,}'.format(row['images_per_sec_wanted']),
+        lines.append('  %2s workers at %s images/s each want %s images/s: %.0f%% of one ps\'s '
+                     'link, so %s images/s through one ps; %s'
+                     % (workers, '{:,}'.format(round(p['worker_images_per_sec'])),
+                        '{:,}'.format(row['images_per_sec_wanted']),
                         100 * row['link_load_one_ps'],
-                        '{:,}'.format(row['images_per_sec_cap_one_ps']),
-                        row['ps_tasks_needed']))
+                        '{:,}'.format(row['images_per_sec_one_ps']),
+                        '%d ps task%s carry it' % (row['ps_tasks_needed'],
+                                                   's' if row['ps_tasks_needed'] > 1 else '')
+                        if row['ps_tasks_needed'] else
+                        'no number of ps tasks carries it (at most %s images/s)'
+                        % '{:,}'.format(row['images_per_sec_any_number_of_ps'])))
+    lines.append('  variables are placed whole: the largest is %.0f%% of the bytes, and its ps '
+                 'passes at most %s images/s'
+                 % (100 * p['largest_variable_share'],
+                    '{:,}'.format(p['images_per_sec_cap_any_number_of_ps'])))
     return '\n'.join(lines)
 
 
