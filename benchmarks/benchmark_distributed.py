@@ -38,6 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from squeezenet_v1 import distributed  # noqa: E402
 from squeezenet_v1 import params  # noqa: E402
 from squeezenet_v1 import provenance  # noqa: E402
 from squeezenet_v1.local_cluster import cluster_spec, tf_config  # noqa: E402
@@ -54,6 +55,7 @@ _LOG_TIME = re.compile(r'^[IWE]\d{4} (\d\d):(\d\d):(\d\d\.\d+) ')
 _STEP_LINE = re.compile(r'step (\d+), loss = ')
 _LINK_BYTES_PER_SEC = 10e9 / 8  # 10 Gb/s
 _RUN_TIMEOUT_SECS = 300
+_MAX_PS = 8  # ps task counts the prediction considers
 
 
 def _seconds(line):
@@ -158,26 +160,30 @@ def _measure_bytes(procs, chief_log, chief, warmup, steps):
             'measured_between_steps': [step1, step2]}
 
 
-def _predictions(bytes_per_step, largest_variable_share, images_per_sec_per_worker):
-    """What ps links of 10 Gb/s allow 8 and 64 workers of images_per_sec_per_worker each."""
+def _predictions(bytes_per_step, images_per_sec_per_worker):
+    """What ps links of 10 Gb/s allow 8 and 64 workers of images_per_sec_per_worker each.
+
+    Every worker step moves bytes_per_step through the ps tasks, each its share of the weights
+    (distributed.py plans them by size; the largest variable is placed whole).
+    """
     steps_per_sec = _LINK_BYTES_PER_SEC / bytes_per_step  # every worker's steps, together
-    # Variables are placed whole: the ps holding the largest carries at least its share.
-    cap_any = steps_per_sec / largest_variable_share * FLAGS.batch_size
+    busiest = {n: max(distributed.planned_weight_shares(n)) for n in range(1, _MAX_PS + 1)}
     rows = {}
     for workers in (8, 64):
         wanted = workers * images_per_sec_per_worker
         load = wanted / FLAGS.batch_size * bytes_per_step / _LINK_BYTES_PER_SEC
+        enough = [n for n in sorted(busiest) if load * busiest[n] <= 1]
         rows[str(workers)] = {
             'images_per_sec_wanted': round(wanted),
             'link_load_one_ps': round(load, 2),
             'images_per_sec_one_ps': round(min(wanted, steps_per_sec * FLAGS.batch_size)),
-            # Evenly shared; reachable only if the largest variable's ps keeps up too.
-            'ps_tasks_needed': int(-(-load // 1)) if wanted <= cap_any else None,
-            'images_per_sec_any_number_of_ps': round(min(wanted, cap_any)),
+            'ps_tasks_needed': enough[0] if enough else None,
         }
     return {'link_gbit_per_sec': 10, 'steps_per_sec_through_one_ps': round(steps_per_sec),
-            'largest_variable_share': round(largest_variable_share, 3),
-            'images_per_sec_cap_any_number_of_ps': round(cap_any), 'workers': rows}
+            'busiest_ps_share': {str(n): round(share, 3) for n, share in busiest.items()},
+            'images_per_sec_cap_any_number_of_ps': round(
+                steps_per_sec / min(busiest.values()) * FLAGS.batch_size),
+            'workers': rows}
 
 
 def main(argv):
@@ -197,7 +203,8 @@ def main(argv):
             print('running %s ...' % name, flush=True)
             runs[name] = _run(name, workers, sync, steps, warmup, workdir)
     measured = (runs['1_worker_async'].get('measured_bytes_per_step') or {}).get('worker:0')
-    per_worker, speed_source = _worker_speed(runs['single_process']['images_per_sec'])
+    # A worker with a machine like this one to itself trains as fast as one process here.
+    per_worker = runs['single_process']['images_per_sec']
     results = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': '%s, %d cores, TensorFlow %s' % (provenance.cpu_model(), os.cpu_count(),
@@ -208,9 +215,8 @@ def main(argv):
         'counted_bytes_per_step_per_worker': counted,
         'measured_bytes_per_step_per_worker': measured,
         'largest_variable_bytes': largest,
-        'predictions': dict(_predictions(measured or counted, largest / weights_bytes,
-                                         per_worker), worker_images_per_sec=per_worker,
-                            worker_speed_source=speed_source),
+        'predictions': dict(_predictions(measured or counted, per_worker),
+                            worker_images_per_sec=per_worker),
         'seconds': round(time.time() - started),
         # The machine is shared: its 1-minute load average around the runs, for reading them.
         'load_average_before_after': [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
@@ -219,21 +225,6 @@ def main(argv):
         json.dump(results, f, indent=2, sort_keys=True)
         f.write('\n')
     print(_table(results))
-
-
-def _worker_speed(measured_here):
-    """Images/s of a worker that has a machine like this one to itself, and where it is from.
-
-    benchmark_training.py's Session loop (benchmarks/results.json) was measured alternating
-    rounds on a quiet machine; this run's single process shares the machine with whatever else
-    runs, so it is the fallback.
-    """
-    try:
-        with open(os.path.join(REPO, 'benchmarks', 'results.json')) as f:
-            speeds = json.load(f)['batch_sizes'][str(FLAGS.batch_size)]
-        return speeds['train_images_per_sec']['session_fp32'], 'benchmarks/results.json'
-    except (OSError, ValueError, KeyError):
-        return measured_here, 'single_process run'
 
 
 def _table(results):
@@ -260,14 +251,14 @@ def _table(results):
                         '{:,}'.format(row['images_per_sec_wanted']),
                         100 * row['link_load_one_ps'],
                         '{:,}'.format(row['images_per_sec_one_ps']),
-                        '%d ps task%s carry it' % (row['ps_tasks_needed'],
-                                                   's' if row['ps_tasks_needed'] > 1 else '')
+                        ('%d ps tasks carry it' if row['ps_tasks_needed'] > 1
+                         else '%d ps task carries it') % row['ps_tasks_needed']
                         if row['ps_tasks_needed'] else
-                        'no number of ps tasks carries it (at most %s images/s)'
-                        % '{:,}'.format(row['images_per_sec_any_number_of_ps'])))
-    lines.append('  variables are placed whole: the largest is %.0f%% of the bytes, and its ps '
-                 'passes at most %s images/s'
-                 % (100 * p['largest_variable_share'],
+                        'no number of ps tasks carries it'))
+    lines.append('  variables are placed whole: the busiest ps holds %s of the weights with '
+                 '1-%d ps tasks, so they pass at most %s images/s'
+                 % ('/'.join('%.0f%%' % (100 * v) for v in p['busiest_ps_share'].values()),
+                    len(p['busiest_ps_share']),
                     '{:,}'.format(p['images_per_sec_cap_any_number_of_ps'])))
     return '\n'.join(lines)
 

@@ -35,10 +35,12 @@ from squeezenet_v1 import cluster
 from squeezenet_v1 import datasets
 from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
+from squeezenet_v1 import params
 from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
 from squeezenet_v1 import train as training_loop
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.model import RESIZE_DIM, new_model
 from squeezenet_v1.model_dir_lock import model_dir_lock
 from squeezenet_v1.sync_replicas import SyncReplicas
 
@@ -145,11 +147,12 @@ def serve(task):
 class Replica(object):
     """One worker's copy of the cluster's graph (see train.build_training_graph), and its steps."""
 
-    def __init__(self, task, max_steps, sync_replicas):
+    def __init__(self, task, max_steps, sync_replicas, num_classes):
         self.task = task
         self.max_steps = max_steps
         self.device = tf1.train.replica_device_setter(
-            cluster=tf1.train.ClusterSpec(task.cluster), worker_device=task.device())
+            cluster=tf1.train.ClusterSpec(task.cluster), worker_device=task.device(),
+            ps_strategy=_BalancedPs(len(task.ps_addresses), num_classes))
         self.sync = SyncReplicas(task) if sync_replicas else None
         self._bounded = None
 
@@ -224,6 +227,54 @@ class Replica(object):
             with_summary = make(sess, training.fetches + extra, stop) if summaries else None
             return lambda step, write_summary: (with_summary if write_summary else plain)(step)
         return _AsyncSteps(self, sess, training, stop, extra).run
+
+
+def planned_weight_shares(num_ps, num_classes=10):
+    """The share of the weight bytes on each of num_ps ps tasks, as workers will place them."""
+    return _BalancedPs(num_ps, num_classes).weight_shares()
+
+
+class _BalancedPs(object):
+    """replica_device_setter's ps_strategy: the model's weights spread evenly over the ps tasks.
+
+    The default round-robin counts variables, not bytes, and Adam's slots (placed with their
+    variable whatever it says) advance its count: with 2 ps it put 99% of this model's weights
+    on one. Here the weights are planned largest first, each to the ps holding the fewest bytes
+    so far; any other variable goes to the least loaded. Every worker builds the same graph, so
+    every worker places alike.
+    """
+
+    def __init__(self, num_tasks, num_classes):
+        self._bytes = [0] * num_tasks
+        self._plan = {}
+        with tf.Graph().as_default():
+            tf1.set_random_seed(0)  # op determinism (--seed) refuses even unrun unseeded ops
+            new_model(num_classes).model_layers(
+                tf1.placeholder(tf.float32, [None, RESIZE_DIM, RESIZE_DIM, 3]), False)
+            rows = params.parameter_rows(tf1.trainable_variables())
+        for row in sorted(rows, key=lambda row: (-row.count, row.name)):
+            task = self._least_loaded()
+            self._plan[row.name] = task
+            self._bytes[task] += row.count * params.FLOAT32_BYTES
+
+    def weight_shares(self):
+        """The share of the model's weight bytes each ps task holds, as planned."""
+        total = float(sum(self._bytes))
+        return [b / total for b in self._bytes]
+
+    def _least_loaded(self):
+        return self._bytes.index(min(self._bytes))
+
+    def __call__(self, op):
+        if op.name in self._plan:
+            return self._plan[op.name]
+        task = self._least_loaded()
+        try:
+            self._bytes[task] += (tf.TensorShape(op.get_attr('shape')).num_elements()
+                                  * tf.as_dtype(op.get_attr('dtype')).size)
+        except (ValueError, TypeError):  # not a plain variable
+            pass
+        return task
 
 
 class _BoundedSteps(tf1.train.Optimizer):
@@ -303,7 +354,7 @@ def train_worker(task, model_dir, source, batch_size=32, max_steps=1000,
                                           save_checkpoints_steps, keep_checkpoint_max,
                                           log_every_n_steps, save_summary_steps)
     server = start_server(task)
-    replica = Replica(task, max_steps, sync_replicas)
+    replica = Replica(task, max_steps, sync_replicas, len(source.label_names))
     if seed is not None:
         seed += task.worker_number  # the same seed would give every worker the same batches
     training = training_loop.build_training_graph(source, batch_size, learning_rate, seed,

@@ -25,7 +25,8 @@ from absl.testing import flagsaver
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from conftest import REPO, RUN_TRAIN
-from squeezenet_v1 import checkpoints, cluster, datasets, evaluate, export, predict, provenance
+from squeezenet_v1 import checkpoints, cluster, datasets, distributed, evaluate, export, predict
+from squeezenet_v1 import provenance
 from squeezenet_v1 import runner, synthetic, train
 from squeezenet_v1 import local_cluster
 from squeezenet_v1.local_cluster import cluster_spec, tf_config
@@ -195,8 +196,7 @@ def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
                                       single_ckpt.get_tensor(name), err_msg=name)
 
 
-def test_local_cluster_with_a_chief_and_sync_replicas_resumes_one_process_and_evaluates(
-        tmp_path):
+def test_local_cluster_of_two_ps_a_chief_and_sync_replicas_resumes_one_process(tmp_path):
     model_dir = str(tmp_path / 'run')
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
     assert train.train(model_dir, source, batch_size=8, max_steps=10, seed=3) == 10
@@ -205,8 +205,9 @@ def test_local_cluster_with_a_chief_and_sync_replicas_resumes_one_process_and_ev
     log_path = str(tmp_path / 'local_cluster.log')
     with open(log_path, 'w') as log:
         launcher = subprocess.Popen(
-            # A chief task beside the workers, as Kubeflow's TFJob lays a cluster out.
-            [sys.executable, '-m', 'squeezenet_v1.local_cluster', '--ps=1', '--chief',
+            # A chief task beside the workers, as Kubeflow's TFJob lays a cluster out, and the
+            # variables spread over two ps tasks.
+            [sys.executable, '-m', 'squeezenet_v1.local_cluster', '--ps=2', '--chief',
              '--workers=1', '--']
             + _flags(model_dir, '--mode=train_and_eval', '--max_steps=40', '--sync_replicas'),
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -218,7 +219,7 @@ def test_local_cluster_with_a_chief_and_sync_replicas_resumes_one_process_and_ev
         output = f.read()
     assert launcher.returncode == 0, output[-5000:]
     _no_traceback(output)
-    for name in ('ps:0', 'chief:0', 'worker:0'):
+    for name in ('ps:0', 'ps:1', 'chief:0', 'worker:0'):
         assert re.search(r'^%-8s \| ' % name, output, re.M), name  # each line names its task
         assert 'local_cluster: %s exited with status 0' % name in output
     assert 'Resuming from %s' % os.path.join(model_dir, 'model.ckpt-10') in output
@@ -448,3 +449,11 @@ def test_local_cluster_gives_every_task_its_own_free_port():
     assert len(set(addresses)) == 6 and all(a.startswith('127.0.0.1:') for a in addresses)
     task = cluster.parse(tf_config(spec, 'chief', 0))
     assert task.is_chief and task.worker_names == ['chief:0', 'worker:0', 'worker:1', 'worker:2']
+
+
+def test_the_weights_spread_evenly_over_the_ps_tasks():
+    """By size, not by count: round-robin put 99% of them on one of 2 ps tasks."""
+    for num_ps, busiest in ((1, 1.0), (2, 0.51), (3, 0.34), (4, 0.26), (6, 0.26)):
+        shares = distributed.planned_weight_shares(num_ps)
+        assert len(shares) == num_ps and abs(sum(shares) - 1) < 1e-9
+        assert max(shares) <= busiest, (num_ps, shares)
