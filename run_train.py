@@ -48,6 +48,8 @@ flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries thi
 flags.DEFINE_enum('precision', 'fp32', ['fp32', 'bf16', 'fp16'],
                   'fp32 (the notebook); bf16: oneDNN mixed precision on CPUs with AVX512-BF16 or '
                   'AMX; fp16: CUDA mixed precision with loss scaling on a GPU.')
+flags.DEFINE_bool('sync_replicas', False, 'In a TF_CONFIG cluster: average one gradient from '
+                  'each worker per step, instead of applying each as it comes.')
 flags.DEFINE_integer('seed', None, 'Seed for a repeatable run (enables op determinism).')
 flags.DEFINE_list('images', [], 'With --mode=predict: image files and folders to classify.')
 flags.DEFINE_integer('top_k', 3, 'With --mode=predict: how many classes to show per image.')

@@ -337,6 +337,8 @@ def _publish_order(file_name):
 def save(sess, saver, model_dir, step, complete, keep):
     """Writes model.ckpt-<step> crash-safely and keeps the newest `keep`.
 
+    The checkpoint is named by the global_step it holds: `step`, unless the other workers of a
+    cluster moved global_step while it was written (asynchronous training, distributed.py).
     `complete` lists the complete checkpoints of model_dir, oldest first (the Scan's, then what
     each save returned). Returns (prefix, the complete checkpoints now, oldest first).
     """
@@ -347,7 +349,9 @@ def save(sess, saver, model_dir, step, complete, keep):
     try:
         staging = files.make_temp_dir(model_dir, name)
         saver.save(sess, os.path.join(staging, name), write_meta_graph=False, write_state=False)
-        saver.export_meta_graph(os.path.join(staging, name + '.meta'))
+        name = _name_by_saved_step(staging, name)
+        prefix = os.path.join(model_dir, name)
+        _write_meta_graph(saver, os.path.join(staging, name + '.meta'))
         staged = sorted((f for f in os.listdir(staging) if _CHECKPOINT_FILE.match(f)),
                         key=_publish_order)
         for file_name in staged:
@@ -378,6 +382,33 @@ def save(sess, saver, model_dir, step, complete, keep):
     files.remove_path(journal)
     _rotate(model_dir, [n for n in older if n not in kept])
     return prefix, kept
+
+
+def _name_by_saved_step(staging, name):
+    """model.ckpt-<the global_step it holds> for the checkpoint just saved in staging as name."""
+    held = '%s-%d' % (CHECKPOINT_PREFIX, global_step_of(os.path.join(staging, name)))
+    if held != name:
+        for file_name in os.listdir(staging):
+            if file_name.startswith(name + '.'):
+                os.replace(os.path.join(staging, file_name),
+                           os.path.join(staging, held + file_name[len(name):]))
+    return held
+
+
+def _write_meta_graph(saver, path):
+    """The saver's MetaGraphDef without device placement, so it imports in any process.
+
+    A cluster's graph places every op on a ps or worker task. (export_meta_graph's own
+    clear_devices changes the graph, which a finalized training graph refuses.)
+    """
+    meta = saver.export_meta_graph()
+    for node in meta.graph_def.node:
+        node.device = ''
+    for function in meta.graph_def.library.function:
+        for node in function.node_def:
+            node.device = ''
+    with open(path, 'wb') as f:
+        f.write(meta.SerializeToString())
 
 
 def _set_aside(model_dir, name):

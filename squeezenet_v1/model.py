@@ -148,7 +148,8 @@ class SqueezeNetModel(object):
 
     # Set up and run model training
     def run_model_setup(self, inputs, labels, is_training=True,
-                        learning_rate=DEFAULT_LEARNING_RATE, loss_scale=None):
+                        learning_rate=DEFAULT_LEARNING_RATE, loss_scale=None,
+                        wrap_optimizer=None):
         """Builds the forward pass, metrics and loss, and the Adam train op when training.
 
         `labels` are sparse int32 class indices of shape (batch,). `is_training` is a Python
@@ -156,7 +157,8 @@ class SqueezeNetModel(object):
         switches dropout in one graph as TF1 code did; with a tensor the train op is built.
         Sets `logits`, `probs`, `predictions`, `accuracy`, `loss`, `global_step` and `train_op`
         (None when is_training is False, so evaluation and export graphs carry no optimizer).
-        `loss_scale` ('dynamic' or a number) wraps Adam for float16 mixed precision.
+        `loss_scale` ('dynamic' or a number) wraps Adam for float16 mixed precision;
+        `wrap_optimizer(optimizer)`, when given, wraps it again (a cluster's update rule).
         """
         self.global_step = tf1.train.get_or_create_global_step()
         logits = self.model_layers(inputs, is_training)
@@ -183,6 +185,8 @@ class SqueezeNetModel(object):
             adam = tf1.train.AdamOptimizer(learning_rate)
             if loss_scale is not None:
                 adam = tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
+            if wrap_optimizer is not None:
+                adam = wrap_optimizer(adam)
             self.train_op = adam.minimize(
                 self.loss, global_step=self.global_step)
 

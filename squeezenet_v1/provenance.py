@@ -20,7 +20,8 @@ from squeezenet_v1.errors import UserError
 RUNS_FILE = 'runs.jsonl'
 FLAGS_FILE = 'flags.json'
 # Flags that change what a run computes; the others (logging, paths) do not.
-EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed')
+EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed',
+                    'sync_replicas')
 _PACKAGES = ('tensorflow', 'numpy', 'absl-py', 'squeezenet_v1')
 
 

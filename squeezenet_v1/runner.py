@@ -4,13 +4,16 @@
 and returns the process exit status, turning the errors a user can fix into one clear message.
 """
 
+import functools
 import os
 
 from absl import logging
 
 from squeezenet_v1 import checkpoints
+from squeezenet_v1 import cluster
 from squeezenet_v1 import continuous_eval
 from squeezenet_v1 import datasets
+from squeezenet_v1 import distributed
 from squeezenet_v1 import evaluate
 from squeezenet_v1 import export
 from squeezenet_v1 import files
@@ -25,7 +28,7 @@ from squeezenet_v1.errors import UserError
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'eval_batch_size', 'max_steps', 'learning_rate',
               'save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
-              'save_summary_steps', 'seed', 'precision')
+              'save_summary_steps', 'seed', 'precision', 'sync_replicas')
 _MODE_FLAGS = {'eval': ('checkpoint_path',), 'continuous_eval': ('eval_timeout_secs',),
                'predict': ('images', 'top_k', 'predictions_json', 'checkpoint_path'),
                'export': ('export_dir', 'checkpoint_path')}
@@ -120,8 +123,18 @@ def _train_and_evaluate(flags_obj, run_log):
     first file is written."""
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
+    # A TF_CONFIG cluster of several processes makes this process one of its tasks; only its
+    # chief writes into model_dir and evaluates (see distributed.py).
+    task = cluster.task_from_environment() if training else None
+    if task and task.is_ps:
+        distributed.serve(task)
+        return
+    chief = task is None or task.is_chief
+    if flags_obj.sync_replicas and not task and training:
+        logging.warning('--sync_replicas does nothing here: TF_CONFIG names no cluster of '
+                        'several processes, so this process trains alone.')
     session_options.check_precision_supported(flags_obj.precision)
-    _check_model_dir(model_dir, will_write=training)
+    _check_model_dir(model_dir, will_write=training and chief)
     if training:
         memory.check_batch_fits(flags_obj.batch_size, training=True)
     if flags_obj.mode != 'train':
@@ -139,7 +152,7 @@ def _train_and_evaluate(flags_obj, run_log):
 
     # Both splits are checked before training, so a bad test split cannot waste a run.
     train_source = source('train') if training else None
-    test_source = source('test') if flags_obj.mode != 'train' else None
+    test_source = source('test') if flags_obj.mode != 'train' and chief else None
     if flags_obj.mode == 'eval':
         run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
             model_dir, flags_obj.checkpoint_path)))
@@ -150,21 +163,29 @@ def _train_and_evaluate(flags_obj, run_log):
         run_log.start(checkpoints.global_step_of(latest) if latest else None)
         continuous_eval.continuous_eval(model_dir, test_source, flags_obj.eval_batch_size,
                                         flags_obj.max_steps, flags_obj.eval_timeout_secs)
-    elif test_source:  # train_and_eval: every checkpoint written is evaluated
+    elif test_source:  # train_and_eval, alone or as a cluster's chief
         with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size) as evaluator:
-            _train(flags_obj, run_log, train_source, after_save=evaluator.evaluate)
+            _train(flags_obj, run_log, train_source, task, after_save=evaluator.evaluate)
             latest = checkpoints.latest_checkpoint(model_dir)
             if checkpoints.global_step_of(latest) in evaluate.evaluated_steps(model_dir):
                 logging.info('%s was evaluated already; its results are in %s.',
                              os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
-            else:  # trained by an earlier --mode=train, say
+            else:  # a cluster's last checkpoint, or one an earlier --mode=train wrote
                 evaluator.evaluate(latest)
     else:
-        _train(flags_obj, run_log, train_source)
+        _train(flags_obj, run_log, train_source, task)
 
 
-def _train(flags_obj, run_log, train_source, after_save=None):
-    train.train(flags_obj.model_dir, train_source, batch_size=flags_obj.batch_size,
+def _train(flags_obj, run_log, train_source, task, after_save=None):
+    """train.train alone; distributed.train_worker as a cluster's task, whose chief's
+    checkpoints are evaluated after training, the last one only."""
+    if task:
+        run_log.record['cluster'] = task.describe()
+        trainer = functools.partial(distributed.train_worker, task,
+                                    sync_replicas=flags_obj.sync_replicas)
+    else:
+        trainer = functools.partial(train.train, after_save=after_save)
+    trainer(flags_obj.model_dir, train_source, batch_size=flags_obj.batch_size,
                 max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
                 save_checkpoints_steps=flags_obj.save_checkpoints_steps,
                 keep_checkpoint_max=flags_obj.keep_checkpoint_max,
@@ -172,7 +193,7 @@ def _train(flags_obj, run_log, train_source, after_save=None):
                 save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
                 precision=flags_obj.precision,
                 run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
-                on_start=run_log.start, after_save=after_save)
+                on_start=run_log.start)
 
 
 def _check_model_dir(model_dir, will_write):

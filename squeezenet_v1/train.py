@@ -8,6 +8,7 @@ saves before exiting on SIGINT/SIGTERM, and never saves weights that are not fin
 
 import collections
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -73,7 +74,7 @@ def op_determinism(seed):
 
 
 @contextlib.contextmanager
-def _stop_requests():
+def stop_requests():
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps, then restores handlers."""
     received = []
 
@@ -109,23 +110,27 @@ def start_input(sess, training):
 
 
 def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE, seed=None,
-                         precision='fp32'):
+                         precision='fp32', replica=None):
     """The finalized training graph over `source`: model, input pipeline, summaries, saver.
 
     `fetches` is what every step runs: [train_op, loss, accuracy, global_step after it].
+    `replica` (a distributed.Replica) makes it one worker's copy of a cluster's graph: its
+    `device` puts the variables on the parameter servers, `wrap_optimizer` wraps Adam, and
+    `add_ops(model, variables)` adds the cluster's own ops before the graph is finalized.
     """
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), tf1.device(replica.device if replica else None):
         if seed is not None:
             tf1.set_random_seed(seed)
         model = new_model(len(source.label_names))
-        loss_scale = session_options.loss_scale_for(precision)
+        setup = functools.partial(
+            model.run_model_setup, is_training=True, learning_rate=learning_rate,
+            loss_scale=session_options.loss_scale_for(precision),
+            wrap_optimizer=replica.wrap_optimizer if replica else None)
         if seed is None:  # the notebook's pipeline: a one-shot iterator, stateful draws
             first_step = input_initializer = None
-            images, labels = input_pipeline.input_fn(
-                source.record_files, model, is_training=True, batch_size=batch_size)
-            model.run_model_setup(images, labels, is_training=True,
-                                  learning_rate=learning_rate, loss_scale=loss_scale)
+            setup(*input_pipeline.input_fn(source.record_files, model, is_training=True,
+                                           batch_size=batch_size))
         else:  # every draw a function of (seed, step), so a resumed run matches a straight one
             first_step = tf1.placeholder(tf.int64, [], name='first_step')
             iterator = tf1.data.make_initializable_iterator(input_pipeline.resumable_dataset(
@@ -133,8 +138,7 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
             input_initializer = iterator.initializer
             images, labels, step = iterator.get_next()
             with layers.stateless_dropout_seed(input_pipeline.dropout_seed(seed, step)):
-                model.run_model_setup(images, labels, is_training=True,
-                                      learning_rate=learning_rate, loss_scale=loss_scale)
+                setup(images, labels)
         summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
                                         tf1.summary.scalar('accuracy', model.accuracy)])
         # The step is the graph's: a float16 loss-scale optimizer skips a non-finite step
@@ -148,6 +152,8 @@ def build_training_graph(source, batch_size, learning_rate=DEFAULT_LEARNING_RATE
         saver = tf1.train.Saver(variables, max_to_keep=None)
         init_op = tf1.global_variables_initializer()
         report = params.parameter_report(tf1.trainable_variables())
+        if replica:
+            replica.add_ops(model, variables)
     graph.finalize()  # nothing may add ops per step
     return TrainingGraph(graph, model,
                          [model.train_op, model.loss, model.accuracy, step_after_train], summary_op,
@@ -203,7 +209,7 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
             on_start(checkpoints.global_step_of(resume) if resume else 0)
         if run_record is not None:
             if resume:
-                _warn_about_changed_flags(model_dir, run_record)
+                warn_about_changed_flags(model_dir, run_record)
             files.write_json_atomic(os.path.join(model_dir, provenance.FLAGS_FILE), run_record)
         datasets.write_label_names(model_dir, source.label_names)
         config = session_options.session_config(precision)
@@ -221,7 +227,7 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                                write_graph=not resume, after_save=after_save)
 
 
-def _warn_about_changed_flags(model_dir, run_record):
+def warn_about_changed_flags(model_dir, run_record):
     changes = provenance.changed_experiment_flags(provenance.recorded_flags(model_dir),
                                                   run_record)
     if changes:
@@ -230,6 +236,24 @@ def _warn_about_changed_flags(model_dir, run_record):
                         '%s.%s', model_dir, '; '.join(changes),
                         ' labels.txt now names the new data set\'s classes.'
                         if any(c.startswith('--dataset') for c in changes) else '')
+
+
+def log_step(step, loss_value, accuracy_value, batch_size, steps, elapsed, output_size,
+             task=None):
+    """The tutorial's line for `steps` steps in `elapsed` seconds; `task` prefixes a cluster's.
+
+    Warns first when the loss is that of all-zero logits (the notebook's dying final ReLU).
+    """
+    prefix = '[%s] ' % task if task else ''
+    dead_relu_loss = np.log(output_size)  # all-zero logits: the uniform cross-entropy
+    if abs(loss_value - dead_relu_loss) < 1e-4:
+        logging.warning(
+            '%sloss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no gradient flows '
+            '(the notebook applies ReLU to its logits). The run will not learn; start a new '
+            '--model_dir with another --seed.', prefix, output_size, dead_relu_loss)
+    logging.info('%sstep %d, loss = %.4f, accuracy = %.3f (%.1f examples/sec; %.3f sec/batch)',
+                 prefix, step, loss_value, accuracy_value, steps * batch_size / elapsed,
+                 elapsed / steps)
 
 
 def _train_loop(sess, training, model_dir, settings, complete, write_graph, after_save=None):
@@ -261,10 +285,8 @@ def _train_loop(sess, training, model_dir, settings, complete, write_graph, afte
     run_step = sess.make_callable(training.fetches)
     run_step_with_summary = sess.make_callable(training.fetches + [training.summary_op])
     saved_step = step
-    # All-zero logits give the uniform distribution's cross-entropy.
-    dead_relu_loss = np.log(training.model.output_size)
     try:
-        with _stop_requests() as stop:
+        with stop_requests() as stop:
             interval_start, interval_steps = time.time(), 0
             while step < max_steps and not stop:
                 write_summary = (step + 1) % settings.save_summary_steps == 0
@@ -282,18 +304,9 @@ def _train_loop(sess, training, model_dir, settings, complete, write_graph, afte
                 if write_summary:
                     writer.add_summary(results[4], step)
                 if step % settings.log_every_n_steps == 0 or step == max_steps:
-                    if abs(loss_value - dead_relu_loss) < 1e-4:
-                        logging.warning(
-                            'loss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no '
-                            'gradient flows (the notebook applies ReLU to its logits). The run '
-                            'will not learn; start a new --model_dir with another --seed.',
-                            training.model.output_size, dead_relu_loss)
-                    elapsed = time.time() - interval_start
-                    logging.info('step %d, loss = %.4f, accuracy = %.3f '
-                                 '(%.1f examples/sec; %.3f sec/batch)',
-                                 step, loss_value, accuracy_value,
-                                 interval_steps * settings.batch_size / elapsed,
-                                 elapsed / interval_steps)
+                    log_step(step, loss_value, accuracy_value, settings.batch_size,
+                             interval_steps, time.time() - interval_start,
+                             training.model.output_size)
                     interval_start, interval_steps = time.time(), 0
                 if step % settings.save_checkpoints_steps == 0 or step >= max_steps:
                     save_started = time.time()
