@@ -74,7 +74,8 @@ def test_train_and_eval_evaluates_every_checkpoint_once(straight):
         'model.ckpt-100', 'model.ckpt-200', 'model.ckpt-300']
     assert all(line['num_examples'] == 1000 and line['eval_seconds'] > 0 for line in history)
     assert history[-1]['flags'] == {'dataset': 'synthetic', 'batch_size': 32,
-                                    'learning_rate': 0.001, 'precision': 'fp32', 'seed': 11}
+                                    'learning_rate': 0.001, 'precision': 'fp32', 'seed': 11,
+                                    'sync_replicas': False}
     assert _results(straight) == history[-1]
     assert history[-1]['accuracy'] > 0.5  # it learned: the seed does not hit the dead ReLU
     points = []
