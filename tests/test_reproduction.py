@@ -251,8 +251,8 @@ def test_summarize_three_seeds_and_refuse_a_run_that_differs(tmp_path, capsys):
     runs = []
     for seed, learning_rate in ((1, 0.001), (2, 0.001), (3, 0.001), (1, 0.002)):
         runs.append(str(tmp_path / ('seed%d_lr%g' % (seed, learning_rate))))
-        assert _run('--dataset=synthetic', '--model_dir=' + runs[-1], '--max_steps=40',
-                    '--save_checkpoints_steps=20', '--seed=%d' % seed,
+        assert _run('--dataset=synthetic', '--model_dir=' + runs[-1], '--max_steps=20',
+                    '--save_checkpoints_steps=10', '--seed=%d' % seed,
                     '--learning_rate=%g' % learning_rate) == 0
     capsys.readouterr()
     summary = str(tmp_path / 'summary.json')
@@ -261,7 +261,7 @@ def test_summarize_three_seeds_and_refuse_a_run_that_differs(tmp_path, capsys):
     assert table.startswith('3 runs (seeds 1, 2, 3): dataset synthetic')
     with open(summary) as f:
         rows = json.load(f)['rows']
-    assert [row['step'] for row in rows] == [20, 40]
+    assert [row['step'] for row in rows] == [10, 20]
     finals = [_history(run)[-1]['accuracy'] for run in runs[:3]]
     assert rows[-1]['accuracy']['mean'] == pytest.approx(np.mean(finals))
     assert rows[-1]['accuracy']['std'] == pytest.approx(np.std(finals, ddof=1))

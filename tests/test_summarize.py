@@ -220,7 +220,7 @@ def test_an_old_history_without_flags_is_averaged_with_a_note(in_tmp, capsys):
     assert status == 0
     assert '2 runs (seeds 1, ?)' in out
     assert ('note: old records no experiment flags (an older history): its --dataset, '
-            '--batch_size, --learning_rate, --precision are not checked.') in out
+            '--batch_size, --learning_rate, --precision, --sync_replicas are not checked.') in out
 
 
 def test_a_truncated_last_line_is_warned_and_ignored(in_tmp, capsys):
