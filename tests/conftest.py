@@ -1,5 +1,7 @@
 """Shared helpers: quiet TensorFlow, run run_train.py as a user would, build tiny CIFAR-10 files."""
 
+import importlib
+import logging
 import os
 import pickle
 import subprocess
@@ -21,6 +23,27 @@ def run_train(*args, timeout=240, env=None):
     return subprocess.run([sys.executable, RUN_TRAIN] + list(args), cwd=REPO, env=full_env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
+
+
+def run_in_process(*args):
+    """runner.run in this process on flags parsed as run_train.py parses them; returns the status.
+
+    TensorFlow starts once for all such runs. Flag values are restored afterwards, and absl's
+    logger level too (parsing --verbosity sets it; INFO lines reach caplog meanwhile).
+    """
+    from absl import flags
+    from absl.testing import flagsaver
+    importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
+    from squeezenet_v1 import runner
+    absl_logger = logging.getLogger('absl')
+    level = absl_logger.level
+    try:
+        with flagsaver.flagsaver():
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(['run_train.py', '--verbosity=0'] + list(args))
+            return runner.run(flags.FLAGS)
+    finally:
+        absl_logger.setLevel(level)
 
 
 def tiny_split(num, seed):

@@ -6,7 +6,6 @@ training; most of their time is three processes starting TensorFlow on two cores
 """
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -20,20 +19,17 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from conftest import REPO, RUN_TRAIN
+from conftest import run_in_process as _run
 from squeezenet_v1 import checkpoints, cluster, datasets, distributed, evaluate, export, predict
 from squeezenet_v1 import provenance
-from squeezenet_v1 import runner, synthetic, train
+from squeezenet_v1 import synthetic, train
 from squeezenet_v1 import local_cluster
 from squeezenet_v1.local_cluster import cluster_spec, tf_config
 
 tf1 = tf.compat.v1
-importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
-FLAGS = flags.FLAGS
 
 STEP_LINE = re.compile(r'\[(\w+:\d)\] step (\d+), loss = [\d.]+, accuracy = [\d.]+ '
                        r'\([\d.]+ examples/sec; [\d.]+ sec/batch\)')
@@ -347,16 +343,6 @@ def test_killed_ps_stops_the_workers_naming_it_and_the_restarted_cluster_resumes
 
 # TF_CONFIG refused before any work, through the runner as run_train.py calls it.
 
-def _run(*args):
-    absl_logger = logging.getLogger('absl')
-    level = absl_logger.level
-    try:
-        with flagsaver.flagsaver():
-            FLAGS.unparse_flags()
-            FLAGS(['run_train.py'] + list(args))
-            return runner.run(FLAGS)
-    finally:
-        absl_logger.setLevel(level)
 
 
 def _tf_config(cluster_spec_, task_type='worker', index=0):

@@ -6,7 +6,6 @@ the command line would parse them; a traceback here is an exception escaping run
 
 import functools
 import http.server
-import importlib
 import json
 import logging
 import os
@@ -18,15 +17,12 @@ import threading
 import time
 
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
 from conftest import make_archive, run_train, write_binary_release
-from squeezenet_v1 import cifar10, datasets, download, memory, provenance, runner
+from conftest import run_in_process as _run
+from squeezenet_v1 import cifar10, datasets, download, memory, provenance
 from squeezenet_v1.cifar10 import DataError
 
-importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
-FLAGS = flags.FLAGS
 
 
 @pytest.fixture(scope='module')
@@ -46,17 +42,6 @@ def trained(tmp_path_factory, cache_dir):
     return model_dir
 
 
-def _run(*args):
-    """runner.run on flags parsed from args; any exception escaping it fails the test."""
-    absl_logger = logging.getLogger('absl')
-    level = absl_logger.level  # parsing --verbosity sets it; later tests' caplog needs it back
-    try:
-        with flagsaver.flagsaver():
-            FLAGS.unparse_flags()
-            FLAGS(['run_train.py'] + list(args))
-            return runner.run(FLAGS)
-    finally:
-        absl_logger.setLevel(level)
 
 
 def _runs(model_dir):

@@ -2,7 +2,6 @@
 for bit however they were stopped, continuous evaluation beside a trainer, results with spread.
 """
 
-import importlib
 import json
 import logging
 import os
@@ -15,14 +14,11 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
 from conftest import REPO, RUN_TRAIN, run_train
-from squeezenet_v1 import evaluate, runner, summarize
+from conftest import run_in_process as _run
+from squeezenet_v1 import evaluate, summarize
 
-importlib.import_module('run_train')  # defines run_train.py's flags on absl's FLAGS
-FLAGS = flags.FLAGS
 tf1 = tf.compat.v1
 
 # The issue's own reproduction: 300 seeded steps, a checkpoint every 100.
@@ -30,17 +26,6 @@ SEEDED = ['--dataset=synthetic', '--seed=11', '--max_steps=300', '--save_checkpo
           '--mode=train_and_eval']
 
 
-def _run(*args):
-    """runner.run in this process on flags parsed from args (TensorFlow starts once)."""
-    absl_logger = logging.getLogger('absl')
-    level = absl_logger.level
-    try:
-        with flagsaver.flagsaver():
-            FLAGS.unparse_flags()
-            FLAGS(['run_train.py', '--verbosity=0'] + list(args))  # INFO lines for caplog
-            return runner.run(FLAGS)
-    finally:
-        absl_logger.setLevel(level)
 
 
 def _history(model_dir):
