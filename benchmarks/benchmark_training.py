@@ -1,14 +1,19 @@
 """Is the TF1 graph code slower than its peers at their best? Training and evaluation, measured.
 
-    python benchmarks/benchmark_training.py [--rounds=5] [--seconds=3] [--quick]
-                                            [--output=benchmarks/results.json]
+    python benchmarks/benchmark_training.py [--rounds=5] [--seconds=2] [--quick]
+                                            [--scratch=DIR] [--output=benchmarks/results.json]
+
+(about 9 minutes on 2 cores; --quick, a smoke test of every contender, about 4). Run it on a
+quiet machine: it warns when the load average was high at its start.
 
 Every contender runs in its own worker process (this script with --worker=NAME), started once
 per batch size and warmed up before anything is timed, so start-up, graph building, compilation
 and the first steps stay out of the figures, and no contender shares a thread pool, a tf.data
 runtime or an allocator with another. The parent then alternates them: in each round every
-worker in turn (the order rotated per round) trains for a window of --seconds while the others
-wait on a pipe, idle, and reports its images/s. Each figure is the median over rounds; each
+worker in turn (the order rotated per round) runs for a window of --seconds while the others
+are paused (SIGSTOP, so no background thread of theirs takes CPU), and reports its images/s.
+A first round, not counted, warms each worker up alone (a PyTorch evaluation worker also picks
+its fastest batch size there). Each figure is the median over rounds; each
 ratio is taken within a round (paired: both sides saw the same state of a shared machine) and
 reported as the median with its min-max over rounds.
 
@@ -30,6 +35,7 @@ achieved GFLOP/s is reported (training = 3 x forward FLOPs x images/s, forward F
 from the TF profiler). PyTorch contenders are skipped, with a note, when torch is not installed.
 """
 
+import collections
 import datetime
 import json
 import os
@@ -67,8 +73,11 @@ OURS = ('session', 'eval_session', 'eval_savedmodel', 'eval_tflite')
 
 flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure.')
 flags.DEFINE_integer('rounds', 5, 'Alternating rounds; medians and spreads are over rounds.')
-flags.DEFINE_float('seconds', 3.0, 'Length of one timed window (one contender, one round).')
-flags.DEFINE_float('warmup_seconds', 3.0, 'Untimed steps each worker runs before round 1.')
+flags.DEFINE_integer('eval_rounds', 3, 'Alternating rounds of evaluation (each window is at '
+                     'least one pass over the test images).')
+flags.DEFINE_float('seconds', 2.0, 'Length of one timed window (one contender, one round).')
+flags.DEFINE_float('warmup_seconds', 1.0, 'Untimed steps each training worker runs at start-up, '
+                   'before the untimed warm-up round.')
 flags.DEFINE_list('contenders', TRAIN_CONTENDERS, 'Training contenders to run.')
 flags.DEFINE_list('eval_contenders', EVAL_CONTENDERS, 'Evaluation contenders to run.')
 flags.DEFINE_integer('eval_images', 10000, 'Test images per evaluation pass.')
@@ -138,15 +147,21 @@ class _Ticker(object):
         return True
 
 
-def _serve_passes(run_pass, images_per_pass, warmup_passes=1):
-    """Protocol loop for evaluation workers: each window is whole passes, at least `seconds`."""
-    for _ in range(warmup_passes):
-        run_pass()
+def _serve_passes(run_pass, images_per_pass, before_first_window=None):
+    """Protocol loop for evaluation workers: each window is whole passes, at least `seconds`.
+
+    `before_first_window` runs once when the first window is ordered (the parent's untimed
+    warm-up round, when no other worker runs): a worker can time its choices there.
+    """
+    run_pass()
     _say('ready')
     while True:
         seconds = _command()
         if seconds is None:
             return
+        if before_first_window:
+            before_first_window()
+            before_first_window = None
         start, passes = time.perf_counter(), 0
         while True:
             run_pass()
@@ -340,19 +355,24 @@ def _eval_torch_worker(precision, compiled, scratch, setup):
             for batch in batches:
                 forward(preprocess(batch)).argmax(dim=1).numpy()
 
-    # At its best: the fastest of a few batch sizes, chosen during warm-up.
-    timings = {}
-    for batch_size in TORCH_EVAL_BATCH_SIZES:
-        batches = [torch.from_numpy(b) for b in _batches(images, batch_size)]
+    # At its best: the fastest of a few batch sizes, timed in the untimed warm-up round.
+    candidates = {size: [torch.from_numpy(b) for b in _batches(images, size)]
+                  for size in TORCH_EVAL_BATCH_SIZES}
+    for batches in candidates.values():
         run_pass(batches)  # compiles for this shape
-        start = time.perf_counter()
-        run_pass(batches)
-        timings[batch_size] = time.perf_counter() - start
-    best = min(timings, key=timings.get)
-    sys.stderr.write('torch evaluation batch %d chosen from %s\n' % (best, timings))
-    _say('batch %d' % best)
-    batches = [torch.from_numpy(b) for b in _batches(images, best)]
-    _serve_passes(lambda: run_pass(batches), len(images))
+    chosen = [candidates[max(candidates)]]
+
+    def choose():
+        timings = {}
+        for size, batches in candidates.items():
+            start = time.perf_counter()
+            run_pass(batches)
+            timings[size] = time.perf_counter() - start
+        best = min(timings, key=timings.get)
+        sys.stderr.write('torch evaluation batch %d chosen from %s\n' % (best, timings))
+        _say('batch %d' % best)
+        chosen[0] = candidates[best]
+    _serve_passes(lambda: run_pass(chosen[0]), len(images), before_first_window=choose)
 
 
 def _eval_wall_worker(scratch, setup):
@@ -451,14 +471,14 @@ def _run_worker(name):
 class _Worker(object):
     """One contender's process; the parent talks to it over its stdin/stdout."""
 
-    def __init__(self, name, scratch, batch_size=None):
+    def __init__(self, name, scratch, settings, batch_size=None):
         self.name = name
         self.log_path = os.path.join(scratch, '%s_%s.log' % (name, batch_size or 'eval'))
         self.log = open(self.log_path, 'w')
         command = [sys.executable, os.path.abspath(__file__), '--worker=' + name,
-                   '--scratch=' + scratch, '--warmup_seconds=%g' % FLAGS.warmup_seconds,
+                   '--scratch=' + scratch, '--warmup_seconds=%g' % settings.warmup_seconds,
                    '--eval_batch_size=%d' % FLAGS.eval_batch_size,
-                   '--eval_images=%d' % FLAGS.eval_images]
+                   '--eval_images=%d' % settings.eval_images]
         if batch_size:
             command.append('--batch_size=%d' % batch_size)
         # Its own process group, so that it can be paused whole (helper processes included).
@@ -466,6 +486,7 @@ class _Worker(object):
                                         stderr=self.log, text=True, bufsize=1,
                                         start_new_session=True)
         self.paused = False
+        self.batch_size = batch_size
 
     def pause(self):
         """Stops every thread of the worker (SIGSTOP) while others are timed: a waiting
@@ -499,6 +520,9 @@ class _Worker(object):
         self.process.stdin.write('run %g\n' % seconds)
         self.process.stdin.flush()
         words = self.read().split()
+        while words[0] == 'batch':  # a worker that chose its batch size says which
+            self.batch_size = int(words[1])
+            words = self.read().split()
         self.pause()
         return float(words[1])
 
@@ -518,9 +542,9 @@ class _Worker(object):
         self.log.close()
 
 
-def _run_once(name, scratch):
+def _run_once(name, scratch, settings):
     """Runs a one-shot worker (setup, matmul, eval_wall); returns (wall seconds, messages)."""
-    worker = _Worker(name, scratch)
+    worker = _Worker(name, scratch, settings)
     start = time.perf_counter()
     messages = []
     try:
@@ -534,7 +558,7 @@ def _run_once(name, scratch):
     return wall, messages
 
 
-def _alternate(names, scratch, batch_size, rounds, seconds):
+def _alternate(names, scratch, settings, batch_size):
     """Starts one worker per name, waits for all to warm up, then runs the rounds.
 
     Returns ({name: [images/s per round]}, {name: reason} for workers that failed to start,
@@ -542,13 +566,10 @@ def _alternate(names, scratch, batch_size, rounds, seconds):
     """
     workers, failed, chosen_batch = {}, {}, {}
     for name in names:
-        workers[name] = _Worker(name, scratch, batch_size)
+        workers[name] = _Worker(name, scratch, settings, batch_size)
     for name in list(workers):
         try:
             message = workers[name].read()
-            while message.startswith('batch '):
-                chosen_batch[name] = int(message.split()[1])
-                message = workers[name].read()
             assert message == 'ready', message
             workers[name].pause()
         except RuntimeError as e:
@@ -558,10 +579,14 @@ def _alternate(names, scratch, batch_size, rounds, seconds):
     names = [n for n in names if n in workers]
     rates = {name: [] for name in names}
     try:
-        for round_index in range(rounds):
+        for name in names:  # round 0, not counted: each warms up alone
+            workers[name].run(settings.seconds)
+        chosen_batch.update((n, w.batch_size) for n, w in workers.items()
+                            if w.batch_size != batch_size)
+        for round_index in range(settings.eval_rounds if batch_size is None else settings.rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
-                rates[name].append(workers[name].run(seconds))
+                rates[name].append(workers[name].run(settings.seconds))
             print('%s round %d: %s' % ('batch %d' % batch_size if batch_size else 'eval',
                                        round_index + 1,
                                        ', '.join('%s %.0f' % (n, rates[n][-1]) for n in names)),
@@ -573,7 +598,12 @@ def _alternate(names, scratch, batch_size, rounds, seconds):
 
 
 def _precision(name):
-    return 'bf16' if name.endswith('bf16') or name.endswith('int8') else 'fp32'
+    return name.rsplit('_', 1)[-1]
+
+
+def _peak(peak, name):
+    """The matmul peak a contender is held to: bf16's for bf16 and int8, else fp32's."""
+    return peak['fp32' if _precision(name) == 'fp32' else 'bf16']
 
 
 def _is_ours(name):
@@ -641,14 +671,24 @@ def machine():
         cpu_flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'amx_tile'}))
 
 
+Settings = collections.namedtuple('Settings', ['batch_sizes', 'rounds', 'eval_rounds', 'seconds',
+                                               'warmup_seconds', 'eval_images'])
+
+
+def _settings():
+    """The run's settings from the flags; --quick's smoke-test settings override them."""
+    if FLAGS.quick:
+        return Settings([32], 2, 2, 0.5, 0.5, 1000)
+    return Settings([int(b) for b in FLAGS.batch_sizes], FLAGS.rounds, FLAGS.eval_rounds,
+                    FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
     if FLAGS.worker:
         return _run_worker(FLAGS.worker)
-    if FLAGS.quick:
-        FLAGS.batch_sizes, FLAGS.rounds, FLAGS.seconds = ['32'], 2, 0.5
-        FLAGS.warmup_seconds, FLAGS.eval_images = 0.5, 1000
+    settings = _settings()
     started = time.time()
     train_names, skipped = _available(FLAGS.contenders)
     eval_names, eval_skipped = _available(FLAGS.eval_contenders)
@@ -658,38 +698,44 @@ def main(argv):
     results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                'machine': machine(),
                'command': 'python benchmarks/benchmark_training.py ' + ' '.join(argv[1:]),
-               'rounds': FLAGS.rounds, 'seconds_per_window': FLAGS.seconds,
-               'warmup_seconds': FLAGS.warmup_seconds, 'skipped': skipped, 'training': {}}
+               'rounds': settings.rounds, 'eval_rounds': settings.eval_rounds,
+               'seconds_per_window': settings.seconds,
+               'warmup_seconds': settings.warmup_seconds, 'skipped': skipped, 'training': {},
+               'load_average_at_start': round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as temporary:
         scratch = FLAGS.scratch or temporary  # a given folder keeps its set-up for the next run
         if not os.path.exists(os.path.join(scratch, 'setup.json')):
-            _run_once('setup', scratch)
+            _run_once('setup', scratch, settings)
         with open(os.path.join(scratch, 'setup.json')) as f:
             setup = json.load(f)
+        if setup['eval_images'] != settings.eval_images:
+            raise app.UsageError('--scratch=%s was set up for %d evaluation images, not %d; '
+                                 'choose another folder.' % (scratch, setup['eval_images'],
+                                                             settings.eval_images))
         flops = setup['forward_flops_per_image']
         results['forward_flops_per_image'] = flops
-        _, messages = _run_once('matmul', scratch)
+        _, messages = _run_once('matmul', scratch, settings)
         peak = json.loads(messages[-1].split(' ', 1)[1])
         results['matmul_gflops_per_sec'] = peak
         print('matmul peak GFLOP/s: %s' % peak, flush=True)
         failed = {}
-        for batch_size in [int(b) for b in FLAGS.batch_sizes]:
-            rates, failed_here, _ = _alternate(train_names, scratch, batch_size, FLAGS.rounds,
-                                            FLAGS.seconds)
+        for batch_size in settings.batch_sizes:
+            rates, failed_here, _ = _alternate(train_names, scratch, settings, batch_size)
             failed.update(failed_here)
             results['training'][str(batch_size)] = _training_summary(rates, flops, peak)
         if eval_names:
-            rates, failed_here, chosen_batch = _alternate(eval_names, scratch, None,
-                                                          FLAGS.rounds, FLAGS.seconds)
+            rates, failed_here, chosen_batch = _alternate(eval_names, scratch, settings, None)
             failed.update(failed_here)
             results['evaluation'] = _eval_summary(rates, flops, peak)
-            results['evaluation']['images'] = FLAGS.eval_images
+            results['evaluation']['images'] = settings.eval_images
             results['evaluation']['batch_size'] = FLAGS.eval_batch_size
             results['evaluation']['torch_batch_size'] = dict(chosen_batch)
-            walls = [_run_once('eval_wall', scratch)[0] for _ in range(3 if not FLAGS.quick else 1)]
+            walls = [_run_once('eval_wall', scratch, settings)[0]
+                     for _ in range(1 if FLAGS.quick else 3)]
             results['evaluation']['eval_process_wall_seconds'] = _spread(walls)
         results['failed'] = failed
     results['wall_seconds'] = round(time.time() - started, 1)
+    results['load_average_at_end'] = round(os.getloadavg()[0], 2)  # ours included
     _print_report(results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     tmp = FLAGS.output + '.tmp'
@@ -707,7 +753,7 @@ def _training_summary(rates, flops, peak):
     for name, r in rates.items():
         gflops = 3 * flops * statistics.median(r) / 1e9
         summary['gflops_per_sec'][name] = round(gflops, 1)
-        summary['share_of_matmul_peak'][name] = round(gflops / peak[_precision(name)], 3)
+        summary['share_of_matmul_peak'][name] = round(gflops / _peak(peak, name), 3)
     for precision in ('fp32', 'bf16'):
         ours = 'session_' + precision
         peers = [n for n in rates if not _is_ours(n) and _precision(n) == precision]
@@ -725,14 +771,16 @@ def _eval_summary(rates, flops, peak):
     summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
                'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
                'share_of_matmul_peak': {
-                   n: round(flops * statistics.median(r) / 1e9 / peak[_precision(n)], 3)
+                   n: round(flops * statistics.median(r) / 1e9 / _peak(peak, n), 3)
                    for n, r in rates.items()},
                'paired_ratios': {}}
-    for precision in ('fp32', 'bf16'):
-        peers = [n for n in rates if 'torch' in n and _precision(n) == precision]
+    for precision in ('fp32', 'bf16', 'int8'):
+        # int8 (TFLite's dynamic-range model) has no PyTorch twin: it meets the best of all.
+        peers = [n for n in rates if 'torch' in n
+                 and (_precision(n) == precision or precision == 'int8')]
         for ours in [n for n in rates if _is_ours(n) and _precision(n) == precision]:
-            summary['paired_ratios']['%s_vs_best_torch_%s' % (ours, precision)] = \
-                _paired(rates, ours, peers)
+            summary['paired_ratios']['%s_vs_best_torch_%s' % (
+                ours, 'any' if precision == 'int8' else precision)] = _paired(rates, ours, peers)
     summary['paired_ratios'] = {k: v for k, v in summary['paired_ratios'].items() if v}
     return summary
 
@@ -763,7 +811,10 @@ def _print_report(results):
             print('  %-42s %s' % (name, _fmt(ratio, 3)))
     e = results.get('evaluation')
     if e:
-        print('\nevaluation, %d images, batch %d' % (e['images'], e['batch_size']))
+        print('\nevaluation, %d images, batch %d (PyTorch: its fastest, %s), median [min-max] of %d '
+              'rounds' % (e['images'], e['batch_size'], ', '.join(
+                  '%s %d' % (n, b) for n, b in e['torch_batch_size'].items()) or '-',
+                  results['eval_rounds']))
         print('  %-24s %26s %8s' % ('contender', 'images/s', 'of peak'))
         for name, spread in e['images_per_sec'].items():
             print('  %-24s %26s %7.0f%%' % (name, _fmt(spread),
@@ -774,6 +825,11 @@ def _print_report(results):
               % _fmt(e['eval_process_wall_seconds'], 2))
     for name, reason in results.get('failed', {}).items():
         print('FAILED %s: %s' % (name, reason))
+    if results['load_average_at_start'] > 0.5 * m['cores']:
+        # PyTorch's OpenMP suffers most from other processes' load: its figures would be low.
+        print('\nWARNING: the machine was busy when this run started (load average %.1f on %d '
+              'cores); measure again on a quiet machine.' % (results['load_average_at_start'],
+                                                            m['cores']))
     print('\n%.0f s in all' % results['wall_seconds'])
 
 
