@@ -21,6 +21,7 @@ Training contenders, all on the same synthetic records and the same tf.data pipe
 notebook's per-record preprocessing, shuffle, batch, prefetch):
   session_fp32, session_bf16     run_train.py's Session loop (--precision=fp32 / bf16)
   keras_fp32, keras_bf16         the same model in Keras 3, model.fit (float32 / mixed_bfloat16)
+  keras_spe_fp32, keras_spe_bf16 the same with steps_per_execution=16 (less Python per step)
   torch_fp32, torch_bf16         PyTorch eager, channels_last (float32 / bf16 autocast)
   torch_compile_fp32, _bf16      the same under torch.compile (inductor)
   session_xla_fp32 (on request)  the Session loop with XLA auto-clustering (no run_train flag)
@@ -63,8 +64,10 @@ from squeezenet_v1 import cifar10, datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-TRAIN_CONTENDERS = ['session_fp32', 'session_bf16', 'keras_fp32', 'keras_bf16', 'torch_fp32',
-                    'torch_bf16', 'torch_compile_fp32', 'torch_compile_bf16']
+TRAIN_CONTENDERS = ['session_fp32', 'session_bf16', 'keras_fp32', 'keras_bf16', 'keras_spe_fp32',
+                    'keras_spe_bf16', 'torch_fp32', 'torch_bf16', 'torch_compile_fp32',
+                    'torch_compile_bf16']
+KERAS_STEPS_PER_EXECUTION = 16  # keras_spe_*: fit runs 16 steps per call of its train function
 EVAL_CONTENDERS = ['eval_session_fp32', 'eval_session_bf16', 'eval_savedmodel_fp32',
                    'eval_savedmodel_bf16', 'eval_tflite_fp32', 'eval_tflite_int8',
                    'eval_torch_fp32', 'eval_torch_bf16', 'eval_torch_compile_fp32',
@@ -125,9 +128,11 @@ class _Ticker(object):
         self.steps = 0
         self.seconds = 0.0
 
-    def tick(self):
+    def tick(self, steps=1):
+        """`steps`: how many steps finished since the last tick (Keras runs several per call
+        with steps_per_execution)."""
         now = time.perf_counter()
-        self.steps += 1
+        self.steps += steps
         if self.start is None:  # the first step: compilation and graph set-up, not warm-up
             self.start, self.steps = now, 0
             return True
@@ -194,22 +199,27 @@ def _session_worker(precision, batch_size, scratch, xla=False):
             step()
 
 
-def _keras_worker(precision, batch_size, scratch):
+def _keras_worker(precision, batch_size, scratch, steps_per_execution=1):
     import keras
     from squeezenet_v1 import input_pipeline, model as model_lib
     from keras_squeezenet import build_keras_squeezenet
     if precision == 'bf16':
         keras.mixed_precision.set_global_policy('mixed_bfloat16')
     source = _train_source(scratch)
-    model = build_keras_squeezenet(len(source.label_names))
+    model = build_keras_squeezenet(len(source.label_names),
+                                   steps_per_execution=steps_per_execution)
     dataset = input_pipeline.make_dataset(source.record_files,
                                           model_lib.new_model(len(source.label_names)),
                                           True, batch_size)
     ticker = _Ticker(batch_size, FLAGS.warmup_seconds)
 
+    finished = [0]
+
     class _Pace(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if not ticker.tick():
+            # `batch` is the index of the last step run: several with steps_per_execution.
+            steps, finished[0] = batch + 1 - finished[0], batch + 1
+            if not ticker.tick(steps):
                 self.model.stop_training = True
 
     model.fit(dataset, steps_per_epoch=10 ** 9, epochs=1, verbose=0, callbacks=[_Pace()])
@@ -453,7 +463,8 @@ def _run_worker(name):
     if name.startswith('session_'):
         return _session_worker(precision, FLAGS.batch_size, scratch, xla='xla' in name)
     if name.startswith('keras_'):
-        return _keras_worker(precision, FLAGS.batch_size, scratch)
+        return _keras_worker(precision, FLAGS.batch_size, scratch,
+                             KERAS_STEPS_PER_EXECUTION if '_spe' in name else 1)
     if name.startswith('torch_'):
         return _torch_worker(precision, 'compile' in name, FLAGS.batch_size, scratch)
     if name.startswith('eval_session_'):
