@@ -3,7 +3,7 @@
     python benchmarks/benchmark_training.py [--rounds=4] [--seconds=2] [--quick]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
 
-(about 9 minutes on 2 cores; --quick, a smoke test of every contender, about 4). Run it on a
+(about 14 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
 quiet machine: it warns when the load average was high at its start.
 
 Every contender runs in its own worker process (this script with --worker=NAME), started once
@@ -24,7 +24,7 @@ notebook's per-record preprocessing, shuffle, batch, prefetch):
   keras_spe_fp32, keras_spe_bf16 the same with steps_per_execution=16 (less Python per step)
   torch_fp32, torch_bf16         PyTorch eager, channels_last (float32 / bf16 autocast)
   torch_compile_fp32, _bf16      the same under torch.compile (inductor), on request: slower
-                                 than eager in every trial here, so not in the default list
+                                 than eager at batch 32 here, so not in the default list
   session_xla_fp32 (on request)  the Session loop with XLA auto-clustering (no run_train flag)
 Evaluation contenders, over 10,000 test images (uint8 records in, classes out):
   eval_session_fp32, _bf16       run_train.py's --mode=eval path, squeezenet_v1.evaluate.Evaluator
@@ -66,7 +66,8 @@ from squeezenet_v1 import cifar10, datasets  # noqa: E402
 FLAGS = flags.FLAGS
 
 # torch_compile_fp32/_bf16 and session_xla_fp32 run when named in --contenders: compiled
-# PyTorch training was slower than eager in every trial here, and costs a compile per batch size.
+# PyTorch training was slower than eager at batch 32 in every trial here, and costs a compile
+# per batch size.
 TRAIN_CONTENDERS = ['session_fp32', 'session_bf16', 'keras_fp32', 'keras_bf16', 'keras_spe_fp32',
                     'keras_spe_bf16', 'torch_fp32', 'torch_bf16']
 KERAS_STEPS_PER_EXECUTION = 16  # keras_spe_*: fit runs 16 steps per call of its train function
