@@ -734,7 +734,7 @@ def main(argv):
         print('%s skipped: %s' % (name, reason), flush=True)
     results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                'machine': machine(),
-               'command': 'python benchmarks/benchmark_training.py ' + ' '.join(argv[1:]),
+               'command': ' '.join(['python', 'benchmarks/benchmark_training.py'] + sys.argv[1:]),
                'rounds': settings.rounds, 'eval_rounds': settings.eval_rounds,
                'seconds_per_window': settings.seconds,
                'warmup_seconds': settings.warmup_seconds, 'skipped': skipped, 'training': {},
