@@ -1,27 +1,52 @@
-"""Is the TF1 graph code slower than rewriting it? Training and evaluation throughput, measured.
+"""Is the TF1 graph code slower than its peers at their best? Training and evaluation, measured.
 
-    python benchmarks/benchmark_training.py [--rounds=5] [--output=benchmarks/results.json]
+    python benchmarks/benchmark_training.py [--rounds=4] [--seconds=2] [--quick]
+                                            [--scratch=DIR] [--output=benchmarks/results.json]
 
-Contenders, at each batch size, alternated in rounds (A B C ..., order rotated per round) in one
-process on the same synthetic records and the same tf.data pipeline (the notebook's per-record
-preprocessing, shuffle, batch, prefetch):
-  session_fp32  run_train.py's Session loop: the same graph, fetches and session config
-  keras_fit     the same model as Keras 3, trained with model.fit (Adam, same loss)
-  session_bf16  the Session loop with oneDNN's bfloat16 rewrite (only on AVX512-BF16/AMX CPUs)
-  session_xla   the Session loop with XLA auto-clustering
-  torch_eager   the same model in PyTorch, channels_last, when torch is installed
-Each figure is the median over rounds of the steady-state images/s (warm-up steps excluded);
-each ratio is given both as a ratio of medians and as the median of same-round ratios (paired),
-which cancels most of a shared machine's drift.
-Evaluation throughput and the input pipeline alone are measured the same way. Forward FLOPs
-per image come from the TF profiler; achieved GFLOP/s in training = 3 x forward FLOPs x images/s.
+(about 14 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
+quiet machine: it warns when the load average was high at its start.
+
+Every contender runs in its own worker process (this script with --worker=NAME), started once
+per batch size and warmed up before anything is timed, so start-up, graph building, compilation
+and the first steps stay out of the figures, and no contender shares a thread pool, a tf.data
+runtime or an allocator with another. The parent then alternates them: in each round every
+worker in turn (the order rotated per round) runs for a window of --seconds while the others
+are paused (SIGSTOP, so no background thread of theirs takes CPU), and reports its images/s.
+A first round, not counted, warms each worker up alone (a PyTorch evaluation worker also picks
+its fastest batch size there). Each figure is the median over rounds; each
+ratio is taken within a round (paired: both sides saw the same state of a shared machine) and
+reported as the median with its min-max over rounds.
+
+Training contenders, all on the same synthetic records and the same tf.data pipeline (the
+notebook's per-record preprocessing, shuffle, batch, prefetch):
+  session_fp32, session_bf16     run_train.py's Session loop (--precision=fp32 / bf16)
+  keras_fp32, keras_bf16         the same model in Keras 3, model.fit (float32 / mixed_bfloat16)
+  keras_spe_fp32, keras_spe_bf16 the same with steps_per_execution=16 (less Python per step)
+  torch_fp32, torch_bf16         PyTorch eager, channels_last (float32 / bf16 autocast)
+  torch_compile_fp32, _bf16      the same under torch.compile (inductor), on request: slower
+                                 than eager at batch 32 here, so not in the default list
+  session_xla_fp32 (on request)  the Session loop with XLA auto-clustering (no run_train flag)
+Evaluation contenders, over 10,000 test images (uint8 records in, classes out):
+  eval_session_fp32, _bf16       run_train.py's --mode=eval path, squeezenet_v1.evaluate.Evaluator
+  eval_savedmodel_fp32, _bf16    the exported SavedModel, tf.saved_model.load
+  eval_tflite_fp32, _int8        the exported TFLite flat buffers
+  eval_torch_fp32, _bf16         PyTorch inference_mode, channels_last (bf16: autocast)
+  eval_torch_compile_fp32, _bf16 the same under torch.compile
+plus the wall time of a whole evaluation process (start-up included) and this machine's matmul
+peak (tf.matmul, 2048 and 4096 square, fp32 and bf16), against which every contender's
+achieved GFLOP/s is reported (training = 3 x forward FLOPs x images/s, forward FLOPs per image
+from the TF profiler). PyTorch contenders are skipped, with a note, when torch is not installed.
 """
 
+import collections
 import datetime
 import json
 import os
 import platform
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,228 +54,725 @@ import time
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from squeezenet_v1 import datasets, input_pipeline, session_options, train  # noqa: E402
-from squeezenet_v1 import model as model_lib  # noqa: E402
+from squeezenet_v1 import cifar10, datasets  # noqa: E402
 
-tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
 
-flags.DEFINE_list('batch_sizes', ['32', '128'], 'Batch sizes to measure.')
-flags.DEFINE_integer('rounds', 5, 'Alternating rounds per contender; the median is reported.')
-flags.DEFINE_integer('steps', 100, 'Timed training steps per round.')
-flags.DEFINE_integer('warmup_steps', 20, 'Untimed steps before each round.')
-flags.DEFINE_list('contenders', ['session_fp32', 'keras_fit', 'session_bf16', 'session_xla',
-                                 'torch_eager'], 'Which contenders to run.')
-flags.DEFINE_string('output', os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                           'results.json'), 'Where to write the JSON results.')
+# torch_compile_fp32/_bf16 and session_xla_fp32 run when named in --contenders: compiled
+# PyTorch training was slower than eager at batch 32 in every trial here, and costs a compile
+# per batch size.
+TRAIN_CONTENDERS = ['session_fp32', 'session_bf16', 'keras_fp32', 'keras_bf16', 'keras_spe_fp32',
+                    'keras_spe_bf16', 'torch_fp32', 'torch_bf16']
+KERAS_STEPS_PER_EXECUTION = 16  # keras_spe_*: fit runs 16 steps per call of its train function
+EVAL_CONTENDERS = ['eval_session_fp32', 'eval_session_bf16', 'eval_savedmodel_fp32',
+                   'eval_savedmodel_bf16', 'eval_tflite_fp32', 'eval_tflite_int8',
+                   'eval_torch_fp32', 'eval_torch_bf16', 'eval_torch_compile_fp32',
+                   'eval_torch_compile_bf16']
+# PyTorch inference picks its fastest batch (compiled: of the two largest, each one compile).
+TORCH_EVAL_BATCH_SIZES = (32, 128, 500)
+OURS = ('session', 'session_xla', 'eval_session', 'eval_savedmodel', 'eval_tflite')
+
+flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure.')
+flags.DEFINE_integer('rounds', 4, 'Alternating rounds; medians and spreads are over rounds.')
+flags.DEFINE_integer('eval_rounds', 3, 'Alternating rounds of evaluation (each window is at '
+                     'least one pass over the test images).')
+flags.DEFINE_float('seconds', 2.0, 'Length of one timed window (one contender, one round).')
+flags.DEFINE_float('warmup_seconds', 1.0, 'Untimed steps each training worker runs at start-up, '
+                   'before the untimed warm-up round.')
+flags.DEFINE_list('contenders', TRAIN_CONTENDERS, 'Training contenders to run.')
+flags.DEFINE_list('eval_contenders', EVAL_CONTENDERS, 'Evaluation contenders to run.')
+flags.DEFINE_integer('eval_images', 10000, 'Test images per evaluation pass.')
+flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch (run_train.py\'s default).')
+flags.DEFINE_bool('quick', False, 'Smoke test: batch 32, 2 rounds of 0.5 s, 1,000 eval images.')
+flags.DEFINE_string('output', os.path.join(HERE, 'results.json'),
+                    'Where to write the JSON results.')
+# A worker's flags (set by the parent).
+flags.DEFINE_string('worker', None, 'Internal: run one contender as a worker process.')
+flags.DEFINE_integer('batch_size', 32, 'Internal: the worker\'s batch size.')
+flags.DEFINE_string('scratch', None, 'A folder for records, model and export, reused by later '
+                    'runs (default: a temporary one).')
 
 
-class SessionTrainer(object):
-    """run_train.py's loop body: the training graph, its session config, one callable per step."""
+# ----------------------------------------------------------------------------------------------
+# Worker side: one contender per process, driven over stdin/stdout.
 
-    def __init__(self, source, batch_size, precision='fp32', xla=False):
-        self.training = train.build_training_graph(source, batch_size, precision=precision)
-        self.sess = tf1.Session(graph=self.training.graph,
-                                config=session_options.session_config(precision, xla))
-        self.sess.run(self.training.init_op)
-        self.step = self.sess.make_callable(self.training.fetches)
-
-    def images_per_second(self, batch_size, warmup, steps):
-        return _timed(self.step, batch_size, warmup, steps)
+def _say(message):
+    sys.stdout.write('@@ %s\n' % message)
+    sys.stdout.flush()
 
 
-class KerasTrainer(object):
-    """Keras 3 model.fit on the same tf.data pipeline, timed by a per-batch callback."""
-
-    def __init__(self, source, batch_size):
-        import keras
-        from keras_squeezenet import build_keras_squeezenet
-        self.model = build_keras_squeezenet(len(source.label_names))
-        self.dataset = input_pipeline.make_dataset(source.record_files,
-                                                   model_lib.new_model(len(source.label_names)),
-                                                   True, batch_size)
-        times = self.times = []
-
-        class _Clock(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                times.append(time.perf_counter())
-
-        self.clock = _Clock()
-
-    def images_per_second(self, batch_size, warmup, steps):
-        del self.times[:]
-        self.model.fit(self.dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0,
-                       callbacks=[self.clock])
-        return steps * batch_size / (self.times[-1] - self.times[warmup - 1])
+def _command():
+    """The parent's next order: the window length in seconds, or None to stop."""
+    words = sys.stdin.readline().split()
+    if not words or words[0] != 'run':
+        return None
+    return float(words[1])
 
 
-class TorchTrainer(object):
-    """The same model in PyTorch eager, channels_last, fed from the same tf.data pipeline."""
+class _Ticker(object):
+    """Paces a training worker: call tick() after every step; False means stop.
 
-    def __init__(self, source, batch_size):
-        import torch
-        from torch_squeezenet import TorchSqueezeNet
-        torch.manual_seed(0)
-        self.torch = torch
-        self.model = TorchSqueezeNet(len(source.label_names)).to(
-            memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.001)
-        self.loss = torch.nn.CrossEntropyLoss()
-        dataset = input_pipeline.make_dataset(source.record_files,
-                                              model_lib.new_model(len(source.label_names)),
-                                              True, batch_size)
-        self.batches = iter(dataset.as_numpy_iterator())
+    Warm-up (at least warmup_seconds and 20 steps after the first, which may compile) is not
+    timed; then each window counts the steps finished within the seconds the parent asked for.
+    """
 
-    def _step(self):
-        images, labels = next(self.batches)
-        # NHWC numpy -> NCHW tensor in channels_last memory: no copy of the pixels.
-        x = self.torch.from_numpy(np.require(images, requirements="W")).permute(0, 3, 1, 2)
-        y = self.torch.from_numpy(labels.astype(np.int64))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(self.model(x), y)
-        loss.backward()
-        self.optimizer.step()
-        return loss.item()
+    def __init__(self, batch_size, warmup_seconds):
+        self.batch_size = batch_size
+        self.warmup_seconds = warmup_seconds
+        self.warming = True
+        self.start = None
+        self.steps = 0
+        self.seconds = 0.0
 
-    def images_per_second(self, batch_size, warmup, steps):
-        self.model.train()
-        return _timed(self._step, batch_size, warmup, steps)
-
-
-def session_eval_rate(source, batch_size, steps):
-    """Evaluation graph (eval preprocessing, no dropout) over the test set, repeated."""
-    with tf.Graph().as_default() as graph:
-        model = model_lib.new_model(len(source.label_names))
-        dataset = input_pipeline.make_dataset(source.record_files, model, False, batch_size)
-        images, labels = tf1.data.make_one_shot_iterator(dataset.repeat()).get_next()
-        model.run_model_setup(images, labels, is_training=False)
-        init = tf1.global_variables_initializer()
-    with tf1.Session(graph=graph, config=session_options.session_config()) as sess:
-        sess.run(init)
-        step = sess.make_callable([model.loss, model.predictions])
-        return _timed(step, batch_size, FLAGS.warmup_steps, steps)
+    def tick(self, steps=1):
+        """`steps`: how many steps finished since the last tick (Keras runs several per call
+        with steps_per_execution)."""
+        now = time.perf_counter()
+        self.steps += steps
+        if self.start is None:  # the first step: compilation and graph set-up, not warm-up
+            self.start, self.steps = now, 0
+            return True
+        elapsed = now - self.start
+        if self.warming:
+            if elapsed < self.warmup_seconds or self.steps < 20:
+                return True
+            _say('ready')
+        else:
+            if elapsed < self.seconds:
+                return True
+            _say('rate %.3f %d %.4f' % (self.steps * self.batch_size / elapsed, self.steps,
+                                         elapsed))
+        seconds = _command()
+        if seconds is None:
+            return False
+        self.warming, self.seconds, self.steps = False, seconds, 0
+        self.start = time.perf_counter()
+        return True
 
 
-def keras_eval_rate(keras_trainer, source, batch_size, steps):
+def _serve_passes(run_pass, images_per_pass, before_first_window=None, warm_up=None):
+    """Protocol loop for evaluation workers: each window is whole passes, at least `seconds`.
+
+    `before_first_window` runs once when the first window is ordered (the parent's untimed
+    warm-up round, when no other worker runs): a worker can time its choices there.
+    `warm_up` (default: one pass) runs before the worker says it is ready.
+    """
+    (warm_up or run_pass)()
+    _say('ready')
+    while True:
+        seconds = _command()
+        if seconds is None:
+            return
+        if before_first_window:
+            before_first_window()
+            before_first_window = None
+        start, passes = time.perf_counter(), 0
+        while True:
+            run_pass()
+            passes += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+        _say('rate %.3f %d %.4f' % (passes * images_per_pass / elapsed, passes, elapsed))
+
+
+def _train_source(scratch):
+    return datasets.prepare_split('synthetic', 'train', 'data', scratch)
+
+
+def _session_worker(precision, batch_size, scratch, xla=False):
+    import tensorflow as tf
+    from squeezenet_v1 import session_options, train
+    training = train.build_training_graph(_train_source(scratch), batch_size,
+                                          precision=precision)
+    config = session_options.session_config(precision, xla)
+    with tf.compat.v1.Session(graph=training.graph, config=config) as sess:
+        sess.run(training.init_op)
+        train.start_input(sess, training)
+        step = sess.make_callable(training.fetches)  # run_train.py's per-step call
+        ticker = _Ticker(batch_size, FLAGS.warmup_seconds)
+        step()
+        while ticker.tick():
+            step()
+
+
+def _keras_worker(precision, batch_size, scratch, steps_per_execution=1):
+    import keras
+    from squeezenet_v1 import input_pipeline, model as model_lib
+    from keras_squeezenet import build_keras_squeezenet
+    if precision == 'bf16':
+        keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    source = _train_source(scratch)
+    model = build_keras_squeezenet(len(source.label_names),
+                                   steps_per_execution=steps_per_execution)
     dataset = input_pipeline.make_dataset(source.record_files,
                                           model_lib.new_model(len(source.label_names)),
-                                          False, batch_size).repeat()
-    keras_trainer.model.evaluate(dataset, steps=FLAGS.warmup_steps, verbose=0)
-    start = time.perf_counter()
-    keras_trainer.model.evaluate(dataset, steps=steps, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+                                          True, batch_size)
+    ticker = _Ticker(batch_size, FLAGS.warmup_seconds)
+
+    finished = [0]
+
+    class _Pace(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            # `batch` is the index of the last step run: several with steps_per_execution.
+            steps, finished[0] = batch + 1 - finished[0], batch + 1
+            if not ticker.tick(steps):
+                self.model.stop_training = True
+
+    model.fit(dataset, steps_per_epoch=10 ** 9, epochs=1, verbose=0, callbacks=[_Pace()])
 
 
-def pipeline_rate(source, batch_size, steps):
-    """The training input pipeline alone: images/s it can deliver."""
-    with tf.Graph().as_default() as graph:
-        images, labels = input_pipeline.input_fn(
-            source.record_files, model_lib.new_model(len(source.label_names)), True, batch_size)
-    with tf1.Session(graph=graph) as sess:
-        return _timed(sess.make_callable([images.op, labels.op]), batch_size,
-                      FLAGS.warmup_steps, steps)
+def _torch_model(num_classes, compiled, training):
+    import torch
+    from torch_squeezenet import TorchSqueezeNet
+    torch.manual_seed(0)
+    model = TorchSqueezeNet(num_classes).to(memory_format=torch.channels_last)
+    model.train(training)
+    return model, (torch.compile(model, dynamic=False) if compiled else model)
 
 
-def _timed(step, batch_size, warmup, steps):
-    """Images/s of `steps` calls of step() after `warmup` untimed ones."""
-    for _ in range(warmup):
+def _torch_worker(precision, compiled, batch_size, scratch):
+    import contextlib
+    import torch
+    from squeezenet_v1 import input_pipeline, model as model_lib
+    source = _train_source(scratch)
+    model, forward = _torch_model(len(source.label_names), compiled, True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, fused=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    dataset = input_pipeline.make_dataset(source.record_files,
+                                          model_lib.new_model(len(source.label_names)),
+                                          True, batch_size)
+    batches = dataset.as_numpy_iterator()
+
+    def autocast():
+        if precision == 'bf16':
+            return torch.autocast('cpu', dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def step():
+        images, labels = next(batches)
+        # NHWC numpy -> NCHW tensor in channels_last memory: no copy of the pixels.
+        x = torch.from_numpy(np.require(images, requirements='W')).permute(0, 3, 1, 2)
+        y = torch.from_numpy(labels.astype(np.int64))
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_fn(forward(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    ticker = _Ticker(batch_size, FLAGS.warmup_seconds)
+    step()
+    while ticker.tick():
         step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
 
 
-def forward_flops_per_image():
-    """Float operations of one image's forward pass, as the TF profiler counts them."""
+def _test_images(scratch):
+    """The evaluation split as uint8 NHWC images and int32 labels (numpy, no TensorFlow)."""
+    with open(os.path.join(scratch, 'test_records.bin'), 'rb') as f:
+        records = np.frombuffer(f.read(), np.uint8).reshape(-1, cifar10.RECORD_BYTES)
+    images = records[:, cifar10.LABEL_BYTES:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), records[:, 0].astype(np.int32)
+
+
+def _batches(array, batch_size):
+    return [array[i:i + batch_size] for i in range(0, len(array), batch_size)]
+
+
+def _eval_session_worker(precision, scratch, setup):
+    import tensorflow as tf
+    from squeezenet_v1 import evaluate, session_options
+    model_dir = os.path.join(scratch, 'model_' + precision)  # each worker writes its own results
+    shutil.copytree(setup['model_dir'], model_dir, dirs_exist_ok=True)
+    source = datasets.SplitSource('synthetic', 'test', [os.path.join(scratch, 'test_records.bin')],
+                                  setup['eval_images'], setup['label_names'])
+    evaluator = evaluate.Evaluator(model_dir, source, FLAGS.eval_batch_size)
+    if precision == 'bf16':  # run_train.py's Evaluator, under the bf16 session settings
+        evaluator._sess.close()
+        evaluator._sess = tf.compat.v1.Session(graph=evaluator._graph,
+                                               config=session_options.session_config('bf16'))
+    with evaluator:
+        _serve_passes(evaluator.evaluate, setup['eval_images'])
+
+
+def _eval_savedmodel_worker(precision, scratch, setup):
+    import tensorflow as tf
+    from squeezenet_v1 import export, serving
+    if precision == 'bf16':
+        tf.config.optimizer.set_experimental_options(
+            {'auto_mixed_precision_onednn_bfloat16': True})
+    loaded = tf.saved_model.load(os.path.join(setup['export_dir'], export.SAVED_MODEL_DIR))
+    predict = loaded.signatures['serving_default']
+    images, _ = _test_images(scratch)
+    batches = [tf.constant(b) for b in _batches(images, FLAGS.eval_batch_size)]
+
+    def run_pass():
+        for batch in batches:
+            predict(**{serving.INPUT_KEY: batch})[serving.CLASSES_KEY].numpy()
+    _serve_passes(run_pass, len(images))
+
+
+def _eval_tflite_worker(precision, scratch, setup):
+    import tensorflow as tf
+    from squeezenet_v1 import export
+    name = export.TFLITE_FLOAT_FILE if precision == 'fp32' else export.TFLITE_INT8_FILE
+    path = os.path.join(setup['export_dir'], name)
+    # export.tflite_interpreter's interpreter, given both cores.
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    images, _ = _test_images(scratch)
+    batch = FLAGS.eval_batch_size
+    input_index = interpreter.get_input_details()[0]['index']
+    interpreter.resize_tensor_input(input_index, [batch, 32, 32, 3])
+    interpreter.allocate_tensors()
+    output_index = next(d['index'] for d in interpreter.get_output_details()
+                        if len(d['shape']) == 1)  # classes
+    batches = [b for b in _batches(images, batch) if len(b) == batch]
+
+    def run_pass():
+        for b in batches:
+            interpreter.set_tensor(input_index, b)
+            interpreter.invoke()
+            interpreter.get_tensor(output_index)
+    _serve_passes(run_pass, len(batches) * batch)
+
+
+def _eval_torch_worker(precision, compiled, scratch, setup):
+    import contextlib
+    import torch
+    model, forward = _torch_model(len(setup['label_names']), compiled, False)
+    images, _ = _test_images(scratch)
+
+    def preprocess(batch):
+        # The notebook's evaluation preprocessing: centre crop 24x24, per-image standardization.
+        x = batch[:, 4:28, 4:28, :].float()
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
+        x = (x - mean) / torch.clamp(std, min=1.0 / (24 * 24 * 3) ** 0.5)
+        return x.permute(0, 3, 1, 2)  # NCHW view of channels_last memory
+
+    def autocast():
+        if precision == 'bf16':
+            return torch.autocast('cpu', dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def run_pass(batches):
+        with torch.inference_mode(), autocast():
+            for batch in batches:
+                forward(preprocess(batch)).argmax(dim=1).numpy()
+
+    # At its best: the fastest of a few batch sizes, timed in the untimed warm-up round.
+    sizes = TORCH_EVAL_BATCH_SIZES[-2:] if compiled else TORCH_EVAL_BATCH_SIZES
+    candidates = {size: [torch.from_numpy(b) for b in _batches(images, size)] for size in sizes}
+    chosen = [candidates[max(candidates)]]
+
+    def warm_up():
+        for batches in candidates.values():
+            run_pass(batches[:1] + batches[-1:])  # compiles for its shapes
+
+    def choose():
+        timings = {}
+        for size, batches in candidates.items():
+            start = time.perf_counter()
+            run_pass(batches)
+            timings[size] = time.perf_counter() - start
+        best = min(timings, key=timings.get)
+        sys.stderr.write('torch evaluation batch %d chosen from %s\n' % (best, timings))
+        _say('batch %d' % best)
+        chosen[0] = candidates[best]
+    _serve_passes(lambda: run_pass(chosen[0]), len(images), before_first_window=choose,
+                  warm_up=warm_up)
+
+
+def _eval_wall_worker(scratch, setup):
+    """What a user's `--mode=eval` costs, start-up included: import, build, restore, evaluate."""
+    from squeezenet_v1 import evaluate
+    model_dir = os.path.join(scratch, 'model_wall')
+    if not os.path.isdir(model_dir):
+        shutil.copytree(setup['model_dir'], model_dir, dirs_exist_ok=True)
+    source = datasets.SplitSource('synthetic', 'test', [os.path.join(scratch, 'test_records.bin')],
+                                  setup['eval_images'], setup['label_names'])
+    evaluate.evaluate(model_dir, source, FLAGS.eval_batch_size)
+
+
+def _setup_worker(scratch):
+    """Records, a briefly trained model, its export, forward FLOPs; written to setup.json."""
+    import tensorflow as tf
+    from squeezenet_v1 import export, model as model_lib, train
+    train_source = _train_source(scratch)
+    test_source = datasets.prepare_split('synthetic', 'test', 'data', scratch)
+    with open(test_source.record_files[0], 'rb') as f:
+        test_records = f.read()
+    repeats = -(-FLAGS.eval_images // test_source.num_examples)
+    with open(os.path.join(scratch, 'test_records.bin'), 'wb') as f:
+        f.write((test_records * repeats)[:FLAGS.eval_images * cifar10.RECORD_BYTES])
+    model_dir = os.path.join(scratch, 'model')
+    train.train(model_dir, train_source, max_steps=50, save_checkpoints_steps=50, seed=1,
+                log_every_n_steps=50)
+    train.set_determinism(None)
+    export_dir = os.path.join(scratch, 'export')
+    export.export(model_dir, export_dir, train_source.label_names)
     with tf.Graph().as_default() as graph:
         model = model_lib.new_model(10)
-        model.model_layers(tf1.placeholder(tf.float32, [1, 24, 24, 3]), is_training=False)
-        options = tf1.profiler.ProfileOptionBuilder.float_operation()
+        model.model_layers(tf.compat.v1.placeholder(tf.float32, [1, 24, 24, 3]),
+                           is_training=False)
+        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         options['output'] = 'none'
-        return tf1.profiler.profile(graph, options=options).total_float_ops
+        flops = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    setup = {'model_dir': model_dir, 'export_dir': export_dir, 'eval_images': FLAGS.eval_images,
+             'label_names': list(train_source.label_names), 'forward_flops_per_image': flops}
+    with open(os.path.join(scratch, 'setup.json'), 'w') as f:
+        json.dump(setup, f)
+
+
+def _matmul_worker():
+    """This machine's matmul GFLOP/s in fp32 and bf16: the best over sizes and repetitions."""
+    import tensorflow as tf
+    peak = {}
+    for dtype, name in ((tf.float32, 'fp32'), (tf.bfloat16, 'bf16')):
+        best = 0.0
+        for n in (2048, 4096):
+            a = tf.cast(tf.random.stateless_uniform([n, n], [1, 2]), dtype)
+            b = tf.cast(tf.random.stateless_uniform([n, n], [3, 4]), dtype)
+            matmul = tf.function(lambda a, b: tf.matmul(a, b))
+            matmul(a, b).numpy()
+            for _ in range(3):
+                start = time.perf_counter()
+                matmul(a, b).numpy()
+                best = max(best, 2.0 * n ** 3 / (time.perf_counter() - start) / 1e9)
+        peak[name] = round(best, 1)
+    _say('peak %s' % json.dumps(peak))
+
+
+def _run_worker(name):
+    scratch = FLAGS.scratch
+    setup = None
+    if os.path.exists(os.path.join(scratch, 'setup.json')):
+        with open(os.path.join(scratch, 'setup.json')) as f:
+            setup = json.load(f)
+    precision = name.rsplit('_', 1)[-1]
+    if name == 'setup':
+        return _setup_worker(scratch)
+    if name == 'matmul':
+        return _matmul_worker()
+    if name == 'eval_wall':
+        return _eval_wall_worker(scratch, setup)
+    if name.startswith('session_'):
+        return _session_worker(precision, FLAGS.batch_size, scratch, xla='xla' in name)
+    if name.startswith('keras_'):
+        return _keras_worker(precision, FLAGS.batch_size, scratch,
+                             KERAS_STEPS_PER_EXECUTION if '_spe' in name else 1)
+    if name.startswith('torch_'):
+        return _torch_worker(precision, 'compile' in name, FLAGS.batch_size, scratch)
+    if name.startswith('eval_session_'):
+        return _eval_session_worker(precision, scratch, setup)
+    if name.startswith('eval_savedmodel_'):
+        return _eval_savedmodel_worker(precision, scratch, setup)
+    if name.startswith('eval_tflite_'):
+        return _eval_tflite_worker(precision, scratch, setup)
+    if name.startswith('eval_torch_'):
+        return _eval_torch_worker(precision, 'compile' in name, scratch, setup)
+    raise app.UsageError('unknown worker %r' % name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parent side: start workers, alternate them, collect and report.
+
+class _Worker(object):
+    """One contender's process; the parent talks to it over its stdin/stdout."""
+
+    def __init__(self, name, scratch, settings, batch_size=None):
+        self.name = name
+        self.log_path = os.path.join(scratch, '%s_%s.log' % (name, batch_size or 'eval'))
+        self.log = open(self.log_path, 'w')
+        command = [sys.executable, os.path.abspath(__file__), '--worker=' + name,
+                   '--scratch=' + scratch, '--warmup_seconds=%g' % settings.warmup_seconds,
+                   '--eval_batch_size=%d' % FLAGS.eval_batch_size,
+                   '--eval_images=%d' % settings.eval_images]
+        if batch_size:
+            command.append('--batch_size=%d' % batch_size)
+        # Its own process group, so that it can be paused whole (helper processes included).
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True, bufsize=1,
+                                        start_new_session=True)
+        self.paused = False
+        self.batch_size = batch_size
+
+    def pause(self):
+        """Stops every thread of the worker (SIGSTOP) while others are timed: a waiting
+        process's background threads (tf.data, OpenMP spinning, compile pools) take no CPU."""
+        if not self.paused and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.paused:
+            os.killpg(self.process.pid, signal.SIGCONT)
+            self.paused = False
+
+    def read(self):
+        """The worker's next protocol message (its other output is ignored)."""
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                self.process.wait()
+                self.log.flush()
+                with open(self.log_path) as f:
+                    tail = f.read()[-3000:]
+                raise RuntimeError('worker %s exited (status %s):\n%s'
+                                   % (self.name, self.process.returncode, tail))
+            if line.startswith('@@ '):
+                return line[3:].strip()
+
+    def run(self, seconds):
+        """Resumes the worker, has it run one timed window, pauses it; returns its images/s."""
+        self.resume()
+        self.process.stdin.write('run %g\n' % seconds)
+        self.process.stdin.flush()
+        words = self.read().split()
+        while words[0] == 'batch':  # a worker that chose its batch size says which
+            self.batch_size = int(words[1])
+            words = self.read().split()
+        self.pause()
+        return float(words[1])
+
+    def stop(self):
+        """Tells the worker to finish (close() waits for it)."""
+        if self.process.poll() is None:
+            self.resume()
+        try:
+            self.process.stdin.write('quit\n')
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def close(self):
+        self.stop()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+def _run_once(name, scratch, settings):
+    """Runs a one-shot worker (setup, matmul, eval_wall); returns (wall seconds, messages)."""
+    worker = _Worker(name, scratch, settings)
+    start = time.perf_counter()
+    messages = []
+    try:
+        while True:
+            messages.append(worker.read())
+    except RuntimeError:
+        if worker.process.returncode != 0:
+            raise
+    wall = time.perf_counter() - start
+    worker.close()
+    return wall, messages
+
+
+def _alternate(names, scratch, settings, batch_size):
+    """Starts one worker per name, waits for all to warm up, then runs the rounds.
+
+    Returns ({name: [images/s per round]}, {name: reason} for workers that failed to start,
+    {name: batch size} for workers that chose their own).
+    """
+    workers, failed, chosen_batch = {}, {}, {}
+    if not names:
+        return {}, failed, chosen_batch
+    for name in names:
+        workers[name] = _Worker(name, scratch, settings, batch_size)
+    for name in list(workers):
+        try:
+            message = workers[name].read()
+            assert message == 'ready', message
+            workers[name].pause()
+        except RuntimeError as e:
+            failed[name] = str(e).strip().splitlines()[-1]
+            print('%s failed to start: %s' % (name, failed[name]), flush=True)
+            del workers[name]
+    names = [n for n in names if n in workers]
+    rates = {name: [] for name in names}
+    if not names:
+        return rates, failed, chosen_batch
+    try:
+        for name in names:  # round 0, not counted: each warms up alone
+            workers[name].run(settings.seconds)
+        chosen_batch.update((n, w.batch_size) for n, w in workers.items()
+                            if w.batch_size != batch_size)
+        for round_index in range(settings.eval_rounds if batch_size is None else settings.rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                rates[name].append(workers[name].run(settings.seconds))
+            print('%s round %d: %s' % ('batch %d' % batch_size if batch_size else 'eval',
+                                       round_index + 1,
+                                       ', '.join('%s %.0f' % (n, rates[n][-1]) for n in names)),
+                  flush=True)
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        for worker in workers.values():
+            worker.close()
+    return rates, failed, chosen_batch
+
+
+def _precision(name):
+    return name.rsplit('_', 1)[-1]
+
+
+def _peak(peak, name):
+    """The matmul peak a contender is held to: bf16's for bf16 and int8, else fp32's."""
+    return peak['fp32' if _precision(name) == 'fp32' else 'bf16']
+
+
+def _is_ours(name):
+    return name.rsplit('_', 1)[0] in OURS
+
+
+def _spread(values):
+    return {'median': round(statistics.median(values), 3), 'min': round(min(values), 3),
+            'max': round(max(values), 3)}
+
+
+def _paired(rates, ours, peers):
+    """Per-round ratio of `ours` to the best of `peers` in that round, with its spread."""
+    peers = [p for p in peers if p in rates]
+    if ours not in rates or not peers:
+        return None
+    ratios = [rates[ours][r] / max(rates[p][r] for p in peers) for r in range(len(rates[ours]))]
+    best = [max(peers, key=lambda p: rates[p][r]) for r in range(len(rates[ours]))]
+    result = _spread(ratios)
+    result['best_peer_by_round'] = best
+    result['all_rounds'] = [round(x, 3) for x in ratios]
+    return result
+
+
+def _available(names):
+    skipped = {}
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        for name in names:
+            if 'torch' in name:
+                skipped[name] = 'PyTorch is not installed (pip install torch); not measured.'
+    flags_here = set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags_here = set(next(l for l in f if l.startswith('flags')).split(':', 1)[1].split())
+    except (OSError, StopIteration):
+        pass
+    if not flags_here & {'avx512_bf16', 'amx_bf16'}:
+        for name in names:
+            if name.endswith('bf16'):
+                skipped[name] = 'no AVX512-BF16 or AMX on this CPU; bf16 would be emulated.'
+    return [n for n in names if n not in skipped], skipped
 
 
 def machine():
     cpu = platform.processor() or 'unknown'
+    cpu_flags = set()
     try:
         with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                if line.startswith('flags'):
+                    cpu_flags = set(line.split(':', 1)[1].split())
+    except OSError:
         pass
-    flags_present = sorted(session_options.cpu_flags() & {'avx512f', 'avx512_bf16', 'amx_bf16',
-                                                          'amx_tile', 'avx2'})
-    import keras
-    versions = {'tensorflow': tf.__version__, 'keras': keras.__version__,
-                'python': platform.python_version()}
-    try:
-        import torch
-        versions['torch'] = torch.__version__
-    except ImportError:
-        pass
-    return dict(versions, cpu=cpu, cores=os.cpu_count(), cpu_flags=flags_present)
+    versions = {'python': platform.python_version()}
+    for module in ('tensorflow', 'keras', 'torch'):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            pass
+    return dict(versions, cpu=cpu, cores=os.cpu_count(), cpu_flags=sorted(
+        cpu_flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'amx_tile'}))
 
 
-def _available(contenders):
-    """The contenders that can run here, and a plain reason for each that cannot."""
-    runnable, skipped = [], {}
-    for name in contenders:
-        if name == 'session_bf16':
-            try:
-                session_options.check_precision_supported('bf16')
-            except session_options.UnsupportedPrecisionError as e:
-                skipped[name] = str(e)
-                continue
-        if name == 'torch_eager':
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                skipped[name] = 'PyTorch is not installed (pip install torch); not measured.'
-                continue
-        runnable.append(name)
-    return runnable, skipped
+Settings = collections.namedtuple('Settings', ['batch_sizes', 'rounds', 'eval_rounds', 'seconds',
+                                               'warmup_seconds', 'eval_images'])
 
 
-def _make(name, source, batch_size):
-    if name == 'session_fp32':
-        return SessionTrainer(source, batch_size)
-    if name == 'session_bf16':
-        return SessionTrainer(source, batch_size, precision='bf16')
-    if name == 'session_xla':
-        return SessionTrainer(source, batch_size, xla=True)
-    if name == 'keras_fit':
-        return KerasTrainer(source, batch_size)
-    if name == 'torch_eager':
-        return TorchTrainer(source, batch_size)
-    raise app.UsageError('unknown contender %r' % name)
+def _settings():
+    """The run's settings from the flags; --quick's smoke-test settings override them."""
+    if FLAGS.quick:
+        return Settings([32], 2, 2, 0.5, 0.5, 1000)
+    return Settings([int(b) for b in FLAGS.batch_sizes], FLAGS.rounds, FLAGS.eval_rounds,
+                    FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if FLAGS.worker:
+        _run_worker(FLAGS.worker)
+        if FLAGS.worker == 'eval_wall':
+            return  # a user's process ends normally: its shutdown is part of the wall time
+        # Straight out: interpreter shutdown with both TensorFlow's and PyTorch's thread pools
+        # alive can hang, and a worker has nothing left to clean up.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    settings = _settings()
     started = time.time()
-    contenders, skipped = _available(FLAGS.contenders)
+    train_names, skipped = _available(FLAGS.contenders)
+    eval_names, eval_skipped = _available(FLAGS.eval_contenders)
+    skipped.update(eval_skipped)
     for name, reason in skipped.items():
-        print('%s skipped: %s' % (name, reason))
-    flops = forward_flops_per_image()
-    results = {'date': datetime.date.today().isoformat(), 'machine': machine(),
-               'command': 'python benchmarks/benchmark_training.py ' + ' '.join(argv[1:]),
-               'rounds': FLAGS.rounds, 'steps': FLAGS.steps, 'warmup_steps': FLAGS.warmup_steps,
-               'forward_flops_per_image': flops, 'skipped': skipped, 'batch_sizes': {}}
-    with tempfile.TemporaryDirectory() as scratch:
-        train_source = datasets.prepare_split('synthetic', 'train', 'data', scratch)
-        test_source = datasets.prepare_split('synthetic', 'test', 'data', scratch)
-        for batch_size in [int(b) for b in FLAGS.batch_sizes]:
-            results['batch_sizes'][str(batch_size)] = _measure_batch_size(
-                batch_size, contenders, train_source, test_source, flops)
+        print('%s skipped: %s' % (name, reason), flush=True)
+    results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+               'machine': machine(),
+               'command': ' '.join(['python', 'benchmarks/benchmark_training.py'] + sys.argv[1:]),
+               'rounds': settings.rounds, 'eval_rounds': settings.eval_rounds,
+               'seconds_per_window': settings.seconds,
+               'warmup_seconds': settings.warmup_seconds, 'skipped': skipped, 'training': {},
+               'load_average_at_start': round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = FLAGS.scratch or temporary  # a given folder keeps its set-up for the next run
+        if not os.path.exists(os.path.join(scratch, 'setup.json')):
+            _run_once('setup', scratch, settings)
+        with open(os.path.join(scratch, 'setup.json')) as f:
+            setup = json.load(f)
+        if setup['eval_images'] != settings.eval_images:
+            raise app.UsageError('--scratch=%s was set up for %d evaluation images, not %d; '
+                                 'choose another folder.' % (scratch, setup['eval_images'],
+                                                             settings.eval_images))
+        flops = setup['forward_flops_per_image']
+        results['forward_flops_per_image'] = flops
+        _, messages = _run_once('matmul', scratch, settings)
+        peak = json.loads(messages[-1].split(' ', 1)[1])
+        results['matmul_gflops_per_sec'] = peak
+        print('matmul peak GFLOP/s: %s' % peak, flush=True)
+        failed = {}
+        for batch_size in settings.batch_sizes if train_names else []:
+            rates, failed_here, _ = _alternate(train_names, scratch, settings, batch_size)
+            failed.update(failed_here)
+            results['training'][str(batch_size)] = _training_summary(rates, flops, peak)
+        if eval_names:
+            rates, failed_here, chosen_batch = _alternate(eval_names, scratch, settings, None)
+            failed.update(failed_here)
+            results['evaluation'] = _eval_summary(rates, flops, peak)
+            results['evaluation']['images'] = settings.eval_images
+            results['evaluation']['batch_size'] = FLAGS.eval_batch_size
+            results['evaluation']['torch_batch_size'] = dict(chosen_batch)
+            walls = [_run_once('eval_wall', scratch, settings)[0]
+                     for _ in range(1 if FLAGS.quick else 3)]
+            results['evaluation']['eval_process_wall_seconds'] = _spread(walls)
+        results['failed'] = failed
     results['wall_seconds'] = round(time.time() - started, 1)
+    results['load_average_at_end'] = round(os.getloadavg()[0], 2)  # ours included
     _print_report(results)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     tmp = FLAGS.output + '.tmp'
@@ -261,88 +783,91 @@ def main(argv):
     print('wrote %s' % FLAGS.output)
 
 
-def _measure_batch_size(batch_size, contenders, train_source, test_source, flops):
-    trainers = {name: _make(name, train_source, batch_size) for name in contenders}
-    rates = {name: [] for name in contenders}
-    for round_index in range(FLAGS.rounds):
-        order = contenders[round_index % len(contenders):] + \
-            contenders[:round_index % len(contenders)]
-        for name in order:
-            rates[name].append(trainers[name].images_per_second(
-                batch_size, FLAGS.warmup_steps, FLAGS.steps))
-        print('batch %d round %d: %s' % (batch_size, round_index + 1, ', '.join(
-            '%s %.0f' % (n, rates[n][-1]) for n in contenders)), flush=True)
-    train_rates = {n: statistics.median(r) for n, r in rates.items()}
-    eval_rates = {}
-    if 'session_fp32' in contenders and 'keras_fit' in contenders:
-        session_eval, keras_eval = [], []
-        for _ in range(FLAGS.rounds):
-            session_eval.append(session_eval_rate(test_source, batch_size, FLAGS.steps))
-            keras_eval.append(keras_eval_rate(trainers['keras_fit'], test_source, batch_size,
-                                              FLAGS.steps))
-        eval_rates = {'session_fp32': statistics.median(session_eval),
-                      'keras_evaluate': statistics.median(keras_eval)}
-    for trainer in trainers.values():
-        if isinstance(trainer, SessionTrainer):
-            trainer.sess.close()
-    pipeline = statistics.median(pipeline_rate(train_source, batch_size, 4 * FLAGS.steps)
-                                 for _ in range(3))
-    base = train_rates.get('session_fp32')
-
-    def paired(a, b):
-        # Same-round ratios cancel the drift of a shared machine better than ratios of medians.
-        if a not in rates or b not in rates:
-            return None
-        return round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)
-
-    return {
-        'train_images_per_sec': {n: round(v, 1) for n, v in train_rates.items()},
-        'train_images_per_sec_all_rounds': {n: [round(v, 1) for v in r]
-                                            for n, r in rates.items()},
-        'train_gflops_per_sec': {n: round(3 * flops * v / 1e9, 1)
-                                 for n, v in train_rates.items()},
-        'paired_ratios': {
-            'session_fp32_vs_keras_fit': paired('session_fp32', 'keras_fit'),
-            'session_bf16_vs_session_fp32': paired('session_bf16', 'session_fp32'),
-            'session_xla_vs_session_fp32': paired('session_xla', 'session_fp32'),
-            'session_fp32_vs_torch_eager': paired('session_fp32', 'torch_eager'),
-        },
-        'ratios': {
-            'session_fp32_vs_keras_fit': _ratio(base, train_rates.get('keras_fit')),
-            'session_bf16_vs_session_fp32': _ratio(train_rates.get('session_bf16'), base),
-            'session_xla_vs_session_fp32': _ratio(train_rates.get('session_xla'), base),
-            'session_fp32_vs_torch_eager': _ratio(base, train_rates.get('torch_eager')),
-            'eval_session_vs_keras': _ratio(eval_rates.get('session_fp32'),
-                                            eval_rates.get('keras_evaluate')),
-            'pipeline_vs_session_fp32_training': _ratio(pipeline, base),
-        },
-        'eval_images_per_sec': {n: round(v, 1) for n, v in eval_rates.items()},
-        'input_pipeline_images_per_sec': round(pipeline, 1),
-    }
+def _training_summary(rates, flops, peak):
+    summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
+               'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
+               'gflops_per_sec': {}, 'share_of_matmul_peak': {}, 'paired_ratios': {}}
+    for name, r in rates.items():
+        gflops = 3 * flops * statistics.median(r) / 1e9
+        summary['gflops_per_sec'][name] = round(gflops, 1)
+        summary['share_of_matmul_peak'][name] = round(gflops / _peak(peak, name), 3)
+    for precision in ('fp32', 'bf16'):
+        ours = 'session_' + precision
+        peers = [n for n in rates if not _is_ours(n) and _precision(n) == precision]
+        summary['paired_ratios']['%s_vs_best_%s_peer' % (ours, precision)] = \
+            _paired(rates, ours, peers)
+        for peer in peers:
+            summary['paired_ratios']['%s_vs_%s' % (ours, peer)] = _paired(rates, ours, [peer])
+    summary['paired_ratios']['session_bf16_vs_session_fp32'] = _paired(
+        rates, 'session_bf16', ['session_fp32'])
+    summary['paired_ratios'] = {k: v for k, v in summary['paired_ratios'].items() if v}
+    return summary
 
 
-def _ratio(a, b):
-    return round(a / b, 3) if a and b else None
+def _eval_summary(rates, flops, peak):
+    summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
+               'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
+               'share_of_matmul_peak': {
+                   n: round(flops * statistics.median(r) / 1e9 / _peak(peak, n), 3)
+                   for n, r in rates.items()},
+               'paired_ratios': {}}
+    for precision in ('fp32', 'bf16', 'int8'):
+        # int8 (TFLite's dynamic-range model) has no PyTorch twin: it meets the best of all.
+        peers = [n for n in rates if 'torch' in n
+                 and (_precision(n) == precision or precision == 'int8')]
+        for ours in [n for n in rates if _is_ours(n) and _precision(n) == precision]:
+            summary['paired_ratios']['%s_vs_best_torch_%s' % (
+                ours, 'any' if precision == 'int8' else precision)] = _paired(rates, ours, peers)
+    summary['paired_ratios'] = {k: v for k, v in summary['paired_ratios'].items() if v}
+    return summary
+
+
+def _fmt(spread, digits=0):
+    pattern = '%%.%df [%%.%df-%%.%df]' % (digits, digits, digits)
+    return pattern % (spread['median'], spread['min'], spread['max'])
 
 
 def _print_report(results):
+    m = results['machine']
     print()
-    print('machine: %(cpu)s, %(cores)d cores, TensorFlow %(tensorflow)s' % results['machine'])
-    print('forward FLOPs per image: {:,}'.format(results['forward_flops_per_image']))
-    for batch_size, r in results['batch_sizes'].items():
-        print('\nbatch size %s (median of %d rounds of %d steps)' % (
-            batch_size, results['rounds'], results['steps']))
-        print('  %-16s %12s %10s' % ('training', 'images/s', 'GFLOP/s'))
-        for name, rate in r['train_images_per_sec'].items():
-            print('  %-16s %12.1f %10.1f' % (name, rate, r['train_gflops_per_sec'][name]))
-        for name, rate in r['eval_images_per_sec'].items():
-            print('  eval %-11s %12.1f' % (name, rate))
-        print('  %-16s %12.1f' % ('input pipeline', r['input_pipeline_images_per_sec']))
-        print('  %-42s %10s %10s' % ('ratio', 'of medians', 'paired'))
-        for name, ratio in r['ratios'].items():
-            if ratio is not None:
-                pair = r['paired_ratios'].get(name)
-                print(('  %-42s %9.3fx %10s' % (name, ratio, '%.3fx' % pair if pair else '')).rstrip())
+    print('machine: %s, %d cores (%s), TensorFlow %s, Keras %s, PyTorch %s' % (
+        m['cpu'], m['cores'], ' '.join(m['cpu_flags']), m.get('tensorflow'), m.get('keras'),
+        m.get('torch', 'not installed')))
+    peak = results['matmul_gflops_per_sec']
+    print('matmul peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16; forward FLOPs per image: {:,}'
+          .format(results['forward_flops_per_image']) % (peak['fp32'], peak['bf16']))
+    print('%d rounds of %g s per contender; median [min-max] over rounds; ratios paired by round'
+          % (results['rounds'], results['seconds_per_window']))
+    for batch_size, r in results['training'].items():
+        print('\ntraining, batch %s' % batch_size)
+        print('  %-20s %26s %9s %8s' % ('contender', 'images/s', 'GFLOP/s', 'of peak'))
+        for name, spread in r['images_per_sec'].items():
+            print('  %-20s %26s %9.1f %7.0f%%' % (name, _fmt(spread), r['gflops_per_sec'][name],
+                                                 100 * r['share_of_matmul_peak'][name]))
+        for name, ratio in r['paired_ratios'].items():
+            print('  %-42s %s' % (name, _fmt(ratio, 3)))
+    e = results.get('evaluation')
+    if e:
+        print('\nevaluation, %d images, batch %d (PyTorch: its fastest, %s), median [min-max] of %d '
+              'rounds' % (e['images'], e['batch_size'], ', '.join(
+                  '%s %d' % (n, b) for n, b in e['torch_batch_size'].items()) or '-',
+                  results['eval_rounds']))
+        print('  %-24s %26s %8s' % ('contender', 'images/s', 'of peak'))
+        for name, spread in e['images_per_sec'].items():
+            print('  %-24s %26s %7.0f%%' % (name, _fmt(spread),
+                                            100 * e['share_of_matmul_peak'][name]))
+        for name, ratio in e['paired_ratios'].items():
+            print('  %-46s %s' % (name, _fmt(ratio, 3)))
+        print('  whole --mode=eval process (start-up included): %s s'
+              % _fmt(e['eval_process_wall_seconds'], 2))
+    for name, reason in results.get('failed', {}).items():
+        print('FAILED %s: %s' % (name, reason))
+    if results['load_average_at_start'] > 0.5 * m['cores']:
+        # PyTorch's OpenMP suffers most from other processes' load: its figures would be low.
+        print('\nWARNING: the machine was busy when this run started (load average %.1f on %d '
+              'cores); measure again on a quiet machine.' % (results['load_average_at_start'],
+                                                            m['cores']))
+    print('\n%.0f s in all' % results['wall_seconds'])
 
 
 if __name__ == '__main__':

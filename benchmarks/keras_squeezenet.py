@@ -20,7 +20,8 @@ def _fire(x, squeeze_depth, expand_depth, name):
         _conv(squeezed, expand_depth, 3, name + '_expand3x3')])
 
 
-def build_keras_squeezenet(num_classes=10, resize_dim=24, learning_rate=0.001):
+def build_keras_squeezenet(num_classes=10, resize_dim=24, learning_rate=0.001,
+                           steps_per_execution=1):
     """A compiled keras.Model: images [b, 24, 24, 3] -> logits [b, num_classes]."""
     inputs = keras.Input((resize_dim, resize_dim, 3))
     x = _conv(inputs, 64, 3, 'conv1')
@@ -36,5 +37,5 @@ def build_keras_squeezenet(num_classes=10, resize_dim=24, learning_rate=0.001):
     model = keras.Model(inputs, logits, name='squeezenet_keras')
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=['accuracy'])
+                  metrics=['accuracy'], steps_per_execution=steps_per_execution)
     return model
