@@ -59,7 +59,8 @@ def _start(model_dir, *extra):
         list(extra), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+# SIGTERM's save and exact resume are tests/test_reproduction.py's (bit for bit, with --seed).
+@pytest.mark.parametrize('signum', [signal.SIGINT])
 def test_signal_saves_and_the_next_start_continues_from_that_step(tmp_path, signum):
     model_dir = str(tmp_path / 'run')
     proc = _start(model_dir, '--max_steps=100000')
@@ -99,27 +100,7 @@ def test_resume_keeps_adam_state(tmp_path):
     np.testing.assert_allclose(before['beta1_power'], 0.9 ** 6, rtol=1e-6)
 
 
-def test_same_seed_same_losses_and_weights(tmp_path):
-    runs = []
-    for name in ('a', 'b'):
-        model_dir = str(tmp_path / name)
-        proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir,
-                         '--max_steps=30', '--log_every_n_steps=5', '--seed=11')
-        assert proc.returncode == 0, proc.stdout[-3000:]
-        losses = [m.group(2, 3) for m in LOG_LINE.finditer(proc.stdout)]
-        runs.append((losses, _checkpoint_values(os.path.join(model_dir, 'model.ckpt-30'))))
-    (losses_a, weights_a), (losses_b, weights_b) = runs
-    assert len(losses_a) == 6 and losses_a == losses_b
-    with open(os.path.join(str(tmp_path / 'a'), 'eval_results.json')) as f:
-        accuracy_a = json.load(f)['accuracy']
-    with open(os.path.join(str(tmp_path / 'b'), 'eval_results.json')) as f:
-        assert json.load(f)['accuracy'] == accuracy_a
-    assert weights_a.keys() == weights_b.keys()
-    for name in weights_a:
-        np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
-
-
-@pytest.mark.parametrize('flag, message', [
+pytest.mark.parametrize('flag, message', [
     ('--batch_size=0', '--batch_size must be between 1 and'),
     ('--batch_size=-3', '--batch_size must be between 1 and'),
     ('--max_steps=0', '--max_steps must be a positive integer'),
