@@ -100,7 +100,7 @@ def test_resume_keeps_adam_state(tmp_path):
     np.testing.assert_allclose(before['beta1_power'], 0.9 ** 6, rtol=1e-6)
 
 
-pytest.mark.parametrize('flag, message', [
+@pytest.mark.parametrize('flag, message', [
     ('--batch_size=0', '--batch_size must be between 1 and'),
     ('--batch_size=-3', '--batch_size must be between 1 and'),
     ('--max_steps=0', '--max_steps must be a positive integer'),
