@@ -21,7 +21,6 @@ resumes in one process, and a cluster resumes a single process's model_dir.
 """
 
 import contextlib
-import os
 import re
 import signal
 import time
@@ -32,16 +31,12 @@ from absl import logging
 
 from squeezenet_v1 import checkpoints
 from squeezenet_v1 import cluster
-from squeezenet_v1 import datasets
-from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
 from squeezenet_v1 import params
-from squeezenet_v1 import provenance
 from squeezenet_v1 import session_options
 from squeezenet_v1 import train as training_loop
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.model import RESIZE_DIM, new_model
-from squeezenet_v1.model_dir_lock import model_dir_lock
 from squeezenet_v1.sync_replicas import SyncReplicas
 
 tf1 = tf.compat.v1
@@ -363,27 +358,8 @@ def train_worker(task, model_dir, source, batch_size=32, max_steps=1000,
     if not task.is_chief:
         sess = _open(task, server, training, config)
         return _guarded(task, lambda: _train_non_chief(sess, task, replica, training, settings))
-    checked = checkpoints.latest_checkpoint(model_dir)
-    if checked:
-        checkpoints.check_compatible(checked, training.variables)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise training_loop.ModelDirError('--model_dir %s cannot be created (%s). Choose a '
-                                          'folder you can write to.'
-                                          % (model_dir, e.strerror or e))
-    with model_dir_lock(model_dir):
-        found = checkpoints.prepare_for_training(model_dir)
-        resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
-        if resume and resume != checked:  # another trainer saved since the check above
-            checkpoints.check_compatible(resume, training.variables)
-        if on_start:
-            on_start(checkpoints.global_step_of(resume) if resume else 0)
-        if run_record is not None:
-            if resume:
-                training_loop.warn_about_changed_flags(model_dir, run_record)
-            files.write_json_atomic(os.path.join(model_dir, provenance.FLAGS_FILE), run_record)
-        datasets.write_label_names(model_dir, source.label_names)
+    with training_loop.claimed_model_dir(model_dir, training, source, run_record,
+                                         on_start) as (found, resume):
         sess = _open(task, server, training, config)
         with training.graph.as_default():
             return _guarded(task, lambda: _train_chief(sess, task, replica, training, settings,

@@ -192,6 +192,30 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
     settings = LoopSettings(batch_size, max_steps, learning_rate, save_checkpoints_steps,
                             keep_checkpoint_max, log_every_n_steps, save_summary_steps)
     training = build_training_graph(source, batch_size, learning_rate, seed, precision)
+    with claimed_model_dir(model_dir, training, source, run_record, on_start) as (found,
+                                                                                 resume):
+        config = session_options.session_config(precision)
+        with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
+            if resume:
+                checkpoints.restore(sess, training.saver, resume, training.variables)
+                logging.info('Resuming from %s', resume)
+            else:
+                sess.run(training.init_op)
+                logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
+                             training.report['total_parameters'],
+                             training.report['float32_bytes'])
+            start_input(sess, training)
+            return _train_loop(sess, training, model_dir, settings, found.complete,
+                               write_graph=not resume, after_save=after_save)
+
+
+@contextlib.contextmanager
+def claimed_model_dir(model_dir, training, source, run_record=None, on_start=None):
+    """Checks, creates and locks model_dir for training; yields (its Scan, the checkpoint to
+    resume from or None) once flags.json and labels.txt are written and on_start was called.
+
+    Every check that can refuse the run comes before the first write (see train()).
+    """
     checked = checkpoints.latest_checkpoint(model_dir)
     if checked:
         checkpoints.check_compatible(checked, training.variables)
@@ -212,19 +236,7 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                 warn_about_changed_flags(model_dir, run_record)
             files.write_json_atomic(os.path.join(model_dir, provenance.FLAGS_FILE), run_record)
         datasets.write_label_names(model_dir, source.label_names)
-        config = session_options.session_config(precision)
-        with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
-            if resume:
-                checkpoints.restore(sess, training.saver, resume, training.variables)
-                logging.info('Resuming from %s', resume)
-            else:
-                sess.run(training.init_op)
-                logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
-                             training.report['total_parameters'],
-                             training.report['float32_bytes'])
-            start_input(sess, training)
-            return _train_loop(sess, training, model_dir, settings, found.complete,
-                               write_graph=not resume, after_save=after_save)
+        yield found, resume
 
 
 def warn_about_changed_flags(model_dir, run_record):
