@@ -49,8 +49,8 @@ class Evaluator(object):
             # that builds an iterator needs a seed.
             tf1.set_random_seed(0)
             self._model = new_model(len(source.label_names))
-            iterator = tf1.data.make_initializable_iterator(input_pipeline.make_dataset(
-                source.record_files, self._model, is_training=False, batch_size=batch_size))
+            iterator = tf1.data.make_initializable_iterator(input_pipeline.evaluation_dataset(
+                source.record_files, self._model, batch_size))
             self._start_input = iterator.initializer
             images, self._labels = iterator.get_next()
             self._model.run_model_setup(images, self._labels, is_training=False)

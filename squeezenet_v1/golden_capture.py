@@ -3,8 +3,9 @@
 `capture(fixed_weights)` builds everything with the package's own functions, so that a change in
 our code or in TensorFlow shows:
 
-- the training graph (`train.build_training_graph`) and the evaluation graph (as evaluate.py
-  builds it), listed op by op (name, type, output dtypes and shapes, inputs), with the input
+- the training graph (`train.build_training_graph`) and the evaluation graph (the notebook's
+  input_fn and forward pass; evaluate.py's batched input yields the same images bit for bit,
+  which tests/test_data.py checks), listed op by op (name, type, output dtypes and shapes, inputs), with the input
   pipeline's functions and every variable's shape and initializer expression;
 - the loss at every step of a seeded short run on the synthetic set (op determinism on), and
   the trained weights after it, read back from a checkpoint the running Saver wrote;
@@ -172,14 +173,14 @@ def _round_trip(which, reader, weights):
 # --- the evaluation graph and the fixed checkpoint --------------------------------------------
 
 def _evaluate(settings, weights, scratch):
-    """Eval logits of `weights` on the first test images, through evaluate.py's graph."""
+    """Eval logits of `weights` on the first test images, through the notebook's eval graph."""
     source = datasets.prepare_split('synthetic', 'test', 'data', datasets.records_cache_dir())
     model_dir = os.path.join(scratch, 'fixed')
     prefix = write_checkpoint(weights, checkpoints.checkpoint_prefix(model_dir, settings['steps']),
                               settings['steps'])
     graph = tf.Graph()
     with graph.as_default():
-        tf1.set_random_seed(0)  # as evaluate.py: under op determinism an iterator needs a seed
+        tf1.set_random_seed(0)  # under op determinism an iterator needs a seed
         model = new_model(len(source.label_names))
         images, labels = input_pipeline.input_fn(
             source.record_files, model, is_training=False, batch_size=settings['eval_images'])

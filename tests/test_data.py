@@ -15,11 +15,18 @@ from squeezenet_v1.model import new_model
 tf1 = tf.compat.v1
 
 
-def _read_all(record_files, batch_size=3, is_training=False):
-    """Every (image, label) the evaluation pipeline yields, as numpy arrays."""
+def _read_all(record_files, batch_size=3, is_training=False, pipeline=None):
+    """Every (image, label) the evaluation pipeline yields, as numpy arrays.
+
+    `pipeline(record_files, model, batch_size)` is a dataset to read instead of the notebook's.
+    """
     with tf.Graph().as_default():
-        images, labels = input_pipeline.input_fn(record_files, new_model(10), is_training,
-                                                 batch_size)
+        if pipeline:
+            images, labels = tf1.data.make_one_shot_iterator(
+                pipeline(record_files, new_model(10), batch_size)).get_next()
+        else:
+            images, labels = input_pipeline.input_fn(record_files, new_model(10), is_training,
+                                                     batch_size)
         out_images, out_labels = [], []
         with tf1.Session() as sess:
             while True:
@@ -58,6 +65,29 @@ def test_reader_keeps_plane_order_red_green_blue(tmp_path):
     hwc = images[0].reshape(3, 32, 32).transpose(1, 2, 0)
     assert (hwc[0, 0, 0], hwc[0, 1, 1], hwc[31, 31, 2]) == (10, 20, 30)
     assert os.path.getsize(path) == 3073
+
+
+@pytest.mark.parametrize('batch_size', [1, 300, 500])
+def test_batched_evaluation_input_is_the_notebooks_bit_for_bit(tmp_path, batch_size):
+    # The Evaluator's vectorized preprocessing must not move a single bit of any image, with a
+    # partial last batch (300) and without (500, 1).
+    source = datasets.prepare_split('synthetic', 'test', 'data', str(tmp_path))
+    files = source.record_files[:1] if batch_size > 1 else [_first_records(source, tmp_path, 7)]
+    notebook = _read_all(files, batch_size)
+    batched = _read_all(files, batch_size, pipeline=input_pipeline.evaluation_dataset)
+    assert len(batched[1]) == (1000 if batch_size > 1 else 7)
+    assert batched[0].dtype == notebook[0].dtype and batched[1].dtype == notebook[1].dtype
+    np.testing.assert_array_equal(batched[1], notebook[1])
+    np.testing.assert_array_equal(batched[0], notebook[0])
+
+
+def _first_records(source, tmp_path, count):
+    with open(source.record_files[0], 'rb') as f:
+        head = f.read(count * cifar10.RECORD_BYTES)
+    path = str(tmp_path / 'head.bin')
+    with open(path, 'wb') as f:
+        f.write(head)
+    return path
 
 
 def test_training_pipeline_shapes_and_sparse_int32_labels(binary_release, tmp_path):
