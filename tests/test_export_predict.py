@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_checkpoint_of_output_size, run_train
+from conftest import run_in_process, run_train, write_checkpoint_of_output_size
 from squeezenet_v1 import cifar10, export, input_pipeline, synthetic
 from squeezenet_v1.model import new_model
 
@@ -22,9 +22,8 @@ def trained(tmp_path_factory):
     """A model_dir trained on the synthetic set, exported once through run_train.py."""
     model_dir = str(tmp_path_factory.mktemp('trained') / 'run')
     # Seeded, so the notebook's dying final ReLU cannot fail the accuracy checks by chance.
-    proc = run_train('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
-                     '--max_steps=400', '--seed=1')
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert run_in_process('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
+                          '--max_steps=400', '--seed=1') == 0
     proc = run_train('--mode=export', '--model_dir=' + model_dir)
     assert proc.returncode == 0, proc.stdout[-3000:]
     return model_dir, proc.stdout

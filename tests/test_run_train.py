@@ -1,6 +1,12 @@
-"""run_train.py end to end on the synthetic set, as a user runs it: a subprocess per run."""
+"""run_train.py end to end on the synthetic set, as a user runs it.
+
+A subprocess per run where the process is part of what is tested (its output, its exit status,
+a signal, a resume by a new process); runner.run in this process where only the outcome is, which
+saves TensorFlow's start-up (conftest.run_in_process: the same flags, the same runner).
+"""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -11,12 +17,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, RUN_TRAIN, run_train
+from conftest import REPO, RUN_TRAIN, run_in_process, run_train
 from squeezenet_v1 import SqueezeNetModel
 
 tf1 = tf.compat.v1
 LOG_LINE = re.compile(r'step (\d+), loss = ([\d.]+), accuracy = ([\d.]+) '
                       r'\(([\d.]+) examples/sec; ([\d.]+) sec/batch\)')
+
+
+def _run_here(caplog, *args):
+    """(status, what it logged) of run_train.py's flags run by runner.run in this process."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        status = run_in_process(*args)
+    return status, caplog.text
 
 
 def _checkpoint_values(checkpoint):
@@ -133,13 +147,14 @@ def test_bad_flags_are_refused_before_any_work(tmp_path, flag, message):
     assert not model_dir.exists()
 
 
-def test_model_dir_that_is_a_file_or_under_a_file(tmp_path):
+def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, caplog):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    proc = run_train('--dataset=synthetic', '--model_dir=%s' % blocker)
-    assert proc.returncode == 1 and 'is a file, not a folder' in proc.stdout
-    proc = run_train('--dataset=synthetic', '--model_dir=%s' % (blocker / 'sub'))
-    assert proc.returncode == 1 and 'cannot be created' in proc.stdout
+    status, log = _run_here(caplog, '--dataset=synthetic', '--model_dir=%s' % blocker)
+    assert status == 1 and 'is a file, not a folder' in log
+    status, log = _run_here(caplog, '--dataset=synthetic', '--model_dir=%s' % (blocker / 'sub'))
+    assert status == 1 and 'cannot be created' in log
+    assert blocker.read_text() == 'x'
 
 
 def test_missing_cifar10_says_how_to_get_it(tmp_path):
@@ -149,12 +164,13 @@ def test_missing_cifar10_says_how_to_get_it(tmp_path):
     assert 'Traceback' not in proc.stdout
 
 
-def test_eval_without_a_checkpoint_is_a_clear_error(tmp_path):
-    proc = run_train('--dataset=synthetic', '--mode=eval', '--model_dir=%s' % tmp_path)
-    assert proc.returncode == 1 and 'no complete checkpoint in' in proc.stdout
+def test_eval_without_a_checkpoint_is_a_clear_error(tmp_path, caplog):
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=eval',
+                            '--model_dir=%s' % tmp_path)
+    assert status == 1 and 'no complete checkpoint in' in log
 
 
-def test_checkpoint_of_another_output_size_names_the_variables(tmp_path):
+def test_checkpoint_of_another_output_size_names_the_variables(tmp_path, caplog):
     model_dir = tmp_path / 'run'
     model_dir.mkdir()
     with tf.Graph().as_default():
@@ -165,24 +181,24 @@ def test_checkpoint_of_another_output_size_names_the_variables(tmp_path):
             sess.run(tf1.global_variables_initializer())
             tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=3)
     for mode in ('train', 'eval'):
-        proc = run_train('--dataset=synthetic', '--mode=' + mode, '--model_dir=%s' % model_dir)
-        assert proc.returncode == 1, proc.stdout[-2000:]
-        assert 'was written by a different model' in proc.stdout
-        assert 'final_conv/kernel is [1, 1, 256, 5] in the checkpoint but [1, 1, 256, 10]' \
-            in proc.stdout
-        assert 'Traceback' not in proc.stdout
+        status, log = _run_here(caplog, '--dataset=synthetic', '--mode=' + mode,
+                                '--model_dir=%s' % model_dir)
+        assert status == 1, log[-2000:]
+        assert 'was written by a different model' in log
+        assert 'final_conv/kernel is [1, 1, 256, 5] in the checkpoint but [1, 1, 256, 10]' in log
 
 
-def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
+def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
-    assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
-                     '--max_steps=10').returncode == 0
-    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
-                     '--max_steps=200', '--learning_rate=1e30', '--save_checkpoints_steps=1')
-    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=10')[0] == 0
+    status, log = _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir,
+                            '--mode=train', '--max_steps=200', '--learning_rate=1e30',
+                            '--save_checkpoints_steps=1')
+    assert status == 1, log[-3000:]
     match = re.search(r'(loss is (nan|inf) at step (\d+))|(weights are not finite at step (\d+))',
-                      proc.stdout)
-    assert match, proc.stdout[-3000:]
+                      log)
+    assert match, log[-3000:]
     latest = tf1.train.latest_checkpoint(model_dir)
     values = _checkpoint_values(latest)
     assert all(np.all(np.isfinite(v)) for v in values.values())
@@ -190,19 +206,19 @@ def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
     assert values['global_step'] < failed_step
 
 
-def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path):
+def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
     for max_steps in (4, 6):
-        assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
-                         '--max_steps=%d' % max_steps, '--save_checkpoints_steps=1',
-                         '--keep_checkpoint_max=3').returncode == 0
+        assert _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir,
+                         '--mode=train', '--max_steps=%d' % max_steps,
+                         '--save_checkpoints_steps=1', '--keep_checkpoint_max=3')[0] == 0
     kept = sorted(n for n in os.listdir(model_dir) if n.endswith('.index'))
     assert kept == ['model.ckpt-4.index', 'model.ckpt-5.index', 'model.ckpt-6.index']
     with open(os.path.join(model_dir, 'checkpoint')) as f:
         assert 'model_checkpoint_path: "model.ckpt-6"' in f.read()  # relative: model_dir can move
 
 
-def test_dead_final_relu_is_warned_about(tmp_path):
+def test_dead_final_relu_is_warned_about(tmp_path, caplog):
     # A checkpoint whose final_conv can only output zeros: the notebook's ReLU on its logits
     # has died, the loss sits at ln(10) and no gradient can revive it.
     model_dir = tmp_path / 'run'
@@ -218,8 +234,8 @@ def test_dead_final_relu_is_warned_about(tmp_path):
             sess.run(tf1.global_variables_initializer())
             sess.run(kill)
             tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=0)
-    proc = run_train('--dataset=synthetic', '--mode=train', '--model_dir=%s' % model_dir,
-                     '--max_steps=3', '--log_every_n_steps=1')
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert 'loss = 2.3026' in proc.stdout
-    assert 'loss is ln(10) = 2.3026: every final_conv ReLU output is zero' in proc.stdout
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train',
+                            '--model_dir=%s' % model_dir, '--max_steps=3', '--log_every_n_steps=1')
+    assert status == 0, log[-3000:]
+    assert 'loss = 2.3026' in log
+    assert 'loss is ln(10) = 2.3026: every final_conv ReLU output is zero' in log
