@@ -287,18 +287,13 @@ def _batches(array, batch_size):
 
 
 def _eval_session_worker(precision, scratch, setup):
-    import tensorflow as tf
-    from squeezenet_v1 import evaluate, session_options
+    from squeezenet_v1 import evaluate
     model_dir = os.path.join(scratch, 'model_' + precision)  # each worker writes its own results
     shutil.copytree(setup['model_dir'], model_dir, dirs_exist_ok=True)
     source = datasets.SplitSource('synthetic', 'test', [os.path.join(scratch, 'test_records.bin')],
                                   setup['eval_images'], setup['label_names'])
-    evaluator = evaluate.Evaluator(model_dir, source, FLAGS.eval_batch_size)
-    if precision == 'bf16':  # run_train.py's Evaluator, under the bf16 session settings
-        evaluator._sess.close()
-        evaluator._sess = tf.compat.v1.Session(graph=evaluator._graph,
-                                               config=session_options.session_config('bf16'))
-    with evaluator:
+    # run_train.py --mode=eval [--precision=bf16]'s Evaluator.
+    with evaluate.Evaluator(model_dir, source, FLAGS.eval_batch_size, precision) as evaluator:
         _serve_passes(evaluator.evaluate, setup['eval_images'])
 
 
@@ -741,6 +736,7 @@ def main(argv):
                'load_average_at_start': round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as temporary:
         scratch = FLAGS.scratch or temporary  # a given folder keeps its set-up for the next run
+        os.makedirs(scratch, exist_ok=True)
         if not os.path.exists(os.path.join(scratch, 'setup.json')):
             _run_once('setup', scratch, settings)
         with open(os.path.join(scratch, 'setup.json')) as f:

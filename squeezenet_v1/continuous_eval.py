@@ -24,14 +24,14 @@ class NoCheckpointAppearedError(UserError):
 
 
 def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
-                    poll_secs=POLL_SECS):
+                    poll_secs=POLL_SECS, precision='fp32'):
     """Evaluates model_dir's checkpoints as they appear; returns the steps evaluated."""
     done = evaluate.evaluated_steps(model_dir)
     if done:
         logging.info('%s already holds results for steps %s; they are not evaluated again.',
                      evaluate.EVAL_HISTORY_FILE, _steps(done))
     evaluated = []
-    with evaluate.Evaluator(model_dir, source, batch_size) as evaluator:
+    with evaluate.Evaluator(model_dir, source, batch_size, precision) as evaluator:
         last_news = time.time()
         while not any(step >= max_steps for step in done):
             for name in checkpoints.scan(model_dir).complete:

@@ -40,9 +40,10 @@ class Evaluator(object):
     Use as a context manager, or call close().
     """
 
-    def __init__(self, model_dir, source, batch_size=DEFAULT_EVAL_BATCH_SIZE):
+    def __init__(self, model_dir, source, batch_size=DEFAULT_EVAL_BATCH_SIZE, precision='fp32'):
         self.model_dir = model_dir
         self.source = source
+        self.precision = precision
         self._graph = tf.Graph()
         with self._graph.as_default():
             # Evaluation draws no random numbers, but under op determinism (--seed) every graph
@@ -57,7 +58,8 @@ class Evaluator(object):
             self._variables = tf1.global_variables()
             self._saver = tf1.train.Saver(self._variables)
         self._graph.finalize()
-        self._sess = tf1.Session(graph=self._graph, config=session_config())
+        # --precision applies to evaluation as a TF1 session_config did to every session.
+        self._sess = tf1.Session(graph=self._graph, config=session_config(precision))
         self._writer = None
 
     def close(self):
@@ -75,8 +77,9 @@ class Evaluator(object):
         """Evaluates checkpoint_path (default: model_dir's newest), records and returns the results.
 
         The results dict holds global_step, accuracy, loss (mean cross-entropy), num_examples,
-        per_class_accuracy (by class name), dataset, split, checkpoint, the run's experiment
-        flags, versions, evaluated_at and eval_seconds.
+        per_class_accuracy (by class name), dataset, split, checkpoint, eval_precision (the
+        session's, see session_options), the run's experiment flags, versions, evaluated_at and
+        eval_seconds.
         """
         started = time.time()
         checkpoint_path = checkpoints.with_checkpoint(self.model_dir, self._restore,
@@ -125,6 +128,7 @@ class Evaluator(object):
             'dataset': self.source.dataset,
             'split': self.source.split,
             'checkpoint': _checkpoint_name(self.model_dir, checkpoint_path),
+            'eval_precision': self.precision,
             'flags': {name: flags[name] for name in provenance.EXPERIMENT_FLAGS if name in flags},
             'versions': provenance.versions(),
             'evaluated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -166,10 +170,11 @@ def _checkpoint_name(model_dir, checkpoint_path):
     return os.path.abspath(checkpoint_path)
 
 
-def evaluate(model_dir, source, batch_size=DEFAULT_EVAL_BATCH_SIZE, checkpoint_path=None):
+def evaluate(model_dir, source, batch_size=DEFAULT_EVAL_BATCH_SIZE, checkpoint_path=None,
+             precision='fp32'):
     """Evaluates one checkpoint (default: the newest in model_dir); records and returns results."""
     checkpoints.require_chosen_checkpoint(model_dir, checkpoint_path)  # before building anything
-    with Evaluator(model_dir, source, batch_size) as evaluator:
+    with Evaluator(model_dir, source, batch_size, precision) as evaluator:
         return evaluator.evaluate(checkpoint_path)
 
 

@@ -157,14 +157,16 @@ def _train_and_evaluate(flags_obj, run_log):
         run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
             model_dir, flags_obj.checkpoint_path)))
         evaluate.evaluate(model_dir, test_source, flags_obj.eval_batch_size,
-                          flags_obj.checkpoint_path)
+                          flags_obj.checkpoint_path, precision=flags_obj.precision)
     elif flags_obj.mode == 'continuous_eval':
         latest = checkpoints.latest_checkpoint(model_dir)
         run_log.start(checkpoints.global_step_of(latest) if latest else None)
         continuous_eval.continuous_eval(model_dir, test_source, flags_obj.eval_batch_size,
-                                        flags_obj.max_steps, flags_obj.eval_timeout_secs)
+                                        flags_obj.max_steps, flags_obj.eval_timeout_secs,
+                                        precision=flags_obj.precision)
     elif test_source:  # train_and_eval, alone or as a cluster's chief
-        with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size) as evaluator:
+        with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size,
+                                flags_obj.precision) as evaluator:
             _train(flags_obj, run_log, train_source, task, after_save=evaluator.evaluate)
             latest = checkpoints.latest_checkpoint(model_dir)
             if checkpoints.global_step_of(latest) in evaluate.evaluated_steps(model_dir):
