@@ -81,7 +81,8 @@ def load_history(path):
 def _setting(record):
     """What must match across runs: {label: value}, None where the record does not say."""
     flags = record.get('flags') or {}
-    setting = {key: record.get(key) for key in ('dataset', 'split', 'num_examples')}
+    setting = {key: record.get(key)
+               for key in ('dataset', 'split', 'num_examples', 'eval_precision')}
     setting.update(('--' + name, flags.get(name)) for name in _COMPARED_FLAGS)
     return setting
 

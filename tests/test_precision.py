@@ -15,9 +15,9 @@ from squeezenet_v1.session_options import UnsupportedPrecisionError
 tf1 = tf.compat.v1
 
 
-def _eval_accuracy(model_dir):
+def _eval_results(model_dir):
     with open(os.path.join(model_dir, 'eval_results.json')) as f:
-        return json.load(f)['accuracy']
+        return json.load(f)
 
 
 def _supported(precision):
@@ -35,7 +35,7 @@ GPU_HERE = bool(tf.config.list_physical_devices('GPU'))
 @pytest.mark.skipif(not BF16_HERE, reason='this CPU has neither AVX512-BF16 nor AMX: bf16 '
                     'accuracy cannot be measured here')
 def test_bf16_learns_within_two_points_of_fp32(tmp_path):
-    accuracies = {}
+    results = {}
     for precision in ('fp32', 'bf16'):
         model_dir = str(tmp_path / precision)
         # The notebook's ReLU on final_conv can die early in any precision, and a seed that
@@ -43,11 +43,23 @@ def test_bf16_learns_within_two_points_of_fp32(tmp_path):
         # both (seed 4 reaches 0.87 in fp32 by step 800), so the comparison is of precision alone.
         assert run_in_process('--dataset=synthetic', '--model_dir=' + model_dir,
                               '--max_steps=800', '--seed=5', '--precision=' + precision) == 0
-        accuracies[precision] = _eval_accuracy(model_dir)
+        results[precision] = _eval_results(model_dir)
+        # The run's evaluation ran in the run's precision, and says so.
+        assert results[precision]['eval_precision'] == precision
+    accuracies = {precision: r['accuracy'] for precision, r in results.items()}
     print('synthetic test accuracy: fp32 %.4f, bf16 %.4f' % (accuracies['fp32'],
                                                               accuracies['bf16']))
     assert accuracies['fp32'] > 0.9
     assert abs(accuracies['fp32'] - accuracies['bf16']) <= 0.02
+
+    # The fp32 model evaluated in bf16: the same checkpoint, nearly the same answers.
+    fp32_dir = str(tmp_path / 'fp32')
+    assert run_in_process('--mode=eval', '--model_dir=' + fp32_dir, '--precision=bf16') == 0
+    in_bf16 = _eval_results(fp32_dir)
+    assert in_bf16['eval_precision'] == 'bf16'
+    assert in_bf16['global_step'] == results['fp32']['global_step'] == 800
+    assert abs(in_bf16['accuracy'] - accuracies['fp32']) <= 0.01
+    assert in_bf16['loss'] != results['fp32']['loss']  # it did run in another precision
 
 
 def test_bf16_without_the_hardware_is_refused(tmp_path, monkeypatch, caplog):

@@ -58,6 +58,7 @@ def test_train_and_eval_evaluates_every_checkpoint_once(straight):
     assert [line['checkpoint'] for line in history] == [
         'model.ckpt-100', 'model.ckpt-200', 'model.ckpt-300']
     assert all(line['num_examples'] == 1000 and 'eval_seconds' in line for line in history)
+    assert all(line['eval_precision'] == 'fp32' for line in history)
     assert history[-1]['flags'] == {'dataset': 'synthetic', 'batch_size': 32,
                                     'learning_rate': 0.001, 'precision': 'fp32', 'seed': 11,
                                     'sync_replicas': False}

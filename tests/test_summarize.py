@@ -184,6 +184,16 @@ def test_a_different_dataset_is_refused(in_tmp, capsys):
     assert 'mean ± std' not in out
 
 
+def test_a_run_evaluated_in_another_precision_is_refused(in_tmp, capsys):
+    # --mode=eval --precision=bf16 gives other numbers for the same checkpoints.
+    seeded_runs(in_tmp, runA={'eval_precision': 'bf16'}, runB={'eval_precision': 'fp32'},
+                runC={'eval_precision': 'fp32'})
+    status, out, _ = run_main(capsys, 'runA', 'runB', 'runC')
+    assert status == 1
+    assert '  runA: eval_precision bf16 vs fp32 (runB, runC)' in out.splitlines()
+    assert 'mean ± std' not in out
+
+
 def test_a_split_changing_within_a_run_is_refused(in_tmp, capsys):
     seeded_runs(in_tmp)
     with open('runA/eval_history.jsonl', 'a') as f:
