@@ -13,7 +13,9 @@ runtime or an allocator with another. The parent then alternates them: in each r
 worker in turn (the order rotated per round) runs for a window of --seconds while the others
 are paused (SIGSTOP, so no background thread of theirs takes CPU), and reports its images/s.
 A first round, not counted, warms each worker up alone (a PyTorch evaluation worker also picks
-its fastest batch size there). Each figure is the median over rounds; each
+its fastest batch size there). The rounds are shared by --processes fresh processes of each
+contender in turn (2: half the rounds each), because a contender's speed differs more from one
+process to the next than from one round to the next. Each figure is the median over rounds; each
 ratio is taken within a round (paired: both sides saw the same state of a shared machine) and
 reported as the median with its min-max over rounds.
 
@@ -81,7 +83,10 @@ OURS = ('session', 'session_xla', 'eval_session', 'eval_savedmodel', 'eval_tflit
 
 flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure.')
 flags.DEFINE_integer('rounds', 4, 'Alternating rounds; medians and spreads are over rounds.')
-flags.DEFINE_integer('eval_rounds', 3, 'Alternating rounds of evaluation (each window is at '
+flags.DEFINE_integer('processes', 2, 'Worker processes per contender, one after the other, '
+                     'the rounds shared between them: the spread then holds what differs from '
+                     'one process to the next (thread placement, allocations, compiled code).')
+flags.DEFINE_integer('eval_rounds', 4, 'Alternating rounds of evaluation (each window is at '
                      'least one pass over the test images).')
 flags.DEFINE_float('seconds', 2.0, 'Length of one timed window (one contender, one round).')
 flags.DEFINE_float('warmup_seconds', 1.0, 'Untimed steps each training worker runs at start-up, '
@@ -578,14 +583,34 @@ def _run_once(name, scratch, settings):
 
 
 def _alternate(names, scratch, settings, batch_size):
-    """Starts one worker per name, waits for all to warm up, then runs the rounds.
+    """Runs the rounds over settings.processes generations of workers, one per name each.
 
-    Returns ({name: [images/s per round]}, {name: reason} for workers that failed to start,
-    {name: batch size} for workers that chose their own).
+    A contender's speed differs from one process to the next more than from one round to the
+    next (three runs with one process per contender disagreed by up to 5% where each run's
+    rounds spread 2-4%), so every contender gets `processes` fresh processes in turn, each
+    warmed up before its share of the rounds. Returns ({name: [images/s per round]},
+    {name: reason} for workers that failed to start, {name: batch size} for workers that chose
+    their own).
     """
-    workers, failed, chosen_batch = {}, {}, {}
+    rounds = settings.eval_rounds if batch_size is None else settings.rounds
+    per_process = [len(range(g, rounds, settings.processes)) for g in range(settings.processes)]
+    rates, failed, chosen_batch = {name: [] for name in names}, {}, {}
+    first_round = 0
+    for generation_rounds in per_process:
+        if not generation_rounds:
+            continue
+        _one_generation([n for n in names if n not in failed], scratch, settings, batch_size,
+                        first_round, generation_rounds, rates, failed, chosen_batch)
+        first_round += generation_rounds
+    return {n: r for n, r in rates.items() if n not in failed}, failed, chosen_batch
+
+
+def _one_generation(names, scratch, settings, batch_size, first_round, rounds, rates, failed,
+                    chosen_batch):
+    """Starts one worker per name, waits for all to warm up, runs `rounds` rounds into rates."""
+    workers = {}
     if not names:
-        return {}, failed, chosen_batch
+        return
     for name in names:
         workers[name] = _Worker(name, scratch, settings, batch_size)
     for name in list(workers):
@@ -598,15 +623,14 @@ def _alternate(names, scratch, settings, batch_size):
             print('%s failed to start: %s' % (name, failed[name]), flush=True)
             del workers[name]
     names = [n for n in names if n in workers]
-    rates = {name: [] for name in names}
     if not names:
-        return rates, failed, chosen_batch
+        return
     try:
-        for name in names:  # round 0, not counted: each warms up alone
+        for name in names:  # not counted: each warms up alone
             workers[name].run(settings.seconds)
         chosen_batch.update((n, w.batch_size) for n, w in workers.items()
                             if w.batch_size != batch_size)
-        for round_index in range(settings.eval_rounds if batch_size is None else settings.rounds):
+        for round_index in range(first_round, first_round + rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 rates[name].append(workers[name].run(settings.seconds))
@@ -619,7 +643,6 @@ def _alternate(names, scratch, settings, batch_size):
             worker.stop()
         for worker in workers.values():
             worker.close()
-    return rates, failed, chosen_batch
 
 
 def _precision(name):
@@ -697,15 +720,15 @@ def machine():
 
 
 Settings = collections.namedtuple('Settings', ['batch_sizes', 'rounds', 'eval_rounds', 'seconds',
-                                               'warmup_seconds', 'eval_images'])
+                                               'warmup_seconds', 'eval_images', 'processes'])
 
 
 def _settings():
     """The run's settings from the flags; --quick's smoke-test settings override them."""
     if FLAGS.quick:
-        return Settings([32], 2, 2, 0.5, 0.5, 1000)
+        return Settings([32], 2, 2, 0.5, 0.5, 1000, FLAGS.processes)
     return Settings([int(b) for b in FLAGS.batch_sizes], FLAGS.rounds, FLAGS.eval_rounds,
-                    FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images)
+                    FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images, FLAGS.processes)
 
 
 def main(argv):
@@ -731,6 +754,7 @@ def main(argv):
                'machine': machine(),
                'command': ' '.join(['python', 'benchmarks/benchmark_training.py'] + sys.argv[1:]),
                'rounds': settings.rounds, 'eval_rounds': settings.eval_rounds,
+               'processes_per_contender': settings.processes,
                'seconds_per_window': settings.seconds,
                'warmup_seconds': settings.warmup_seconds, 'skipped': skipped, 'training': {},
                'load_average_at_start': round(os.getloadavg()[0], 2)}
@@ -832,8 +856,10 @@ def _print_report(results):
     peak = results['matmul_gflops_per_sec']
     print('matmul peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16; forward FLOPs per image: {:,}'
           .format(results['forward_flops_per_image']) % (peak['fp32'], peak['bf16']))
-    print('%d rounds of %g s per contender; median [min-max] over rounds; ratios paired by round'
-          % (results['rounds'], results['seconds_per_window']))
+    print('%d rounds of %g s per contender, shared by %d processes of each in turn; median '
+          '[min-max] over rounds; ratios paired by round'
+          % (results['rounds'], results['seconds_per_window'],
+             results.get('processes_per_contender', 1)))
     for batch_size, r in results['training'].items():
         print('\ntraining, batch %s' % batch_size)
         print('  %-20s %26s %9s %8s' % ('contender', 'images/s', 'GFLOP/s', 'of peak'))

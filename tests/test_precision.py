@@ -40,9 +40,10 @@ def test_bf16_learns_within_two_points_of_fp32(tmp_path):
         model_dir = str(tmp_path / precision)
         # The notebook's ReLU on final_conv can die early in any precision, and a seed that
         # learns slowly in one precision says nothing about the other; seed 5 trains well in
-        # both (seed 4 reaches 0.87 in fp32 by step 800), so the comparison is of precision alone.
+        # both (fp32 0.962, bf16 0.956 at step 600 here; seed 4 reaches 0.87 in fp32 by step
+        # 800), so the comparison is of precision alone.
         assert run_in_process('--dataset=synthetic', '--model_dir=' + model_dir,
-                              '--max_steps=800', '--seed=5', '--precision=' + precision) == 0
+                              '--max_steps=600', '--seed=5', '--precision=' + precision) == 0
         results[precision] = _eval_results(model_dir)
         # The run's evaluation ran in the run's precision, and says so.
         assert results[precision]['eval_precision'] == precision
@@ -57,7 +58,7 @@ def test_bf16_learns_within_two_points_of_fp32(tmp_path):
     assert run_in_process('--mode=eval', '--model_dir=' + fp32_dir, '--precision=bf16') == 0
     in_bf16 = _eval_results(fp32_dir)
     assert in_bf16['eval_precision'] == 'bf16'
-    assert in_bf16['global_step'] == results['fp32']['global_step'] == 800
+    assert in_bf16['global_step'] == results['fp32']['global_step'] == 600
     assert abs(in_bf16['accuracy'] - accuracies['fp32']) <= 0.01
     assert in_bf16['loss'] != results['fp32']['loss']  # it did run in another precision
 
