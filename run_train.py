@@ -47,7 +47,8 @@ flags.DEFINE_integer('log_every_n_steps', 100, 'Log loss and speed every this ma
 flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries this often.')
 flags.DEFINE_enum('precision', 'fp32', ['fp32', 'bf16', 'fp16'],
                   'fp32 (the notebook); bf16: oneDNN mixed precision on CPUs with AVX512-BF16 or '
-                  'AMX; fp16: CUDA mixed precision with loss scaling on a GPU.')
+                  'AMX; fp16: CUDA mixed precision with loss scaling on a GPU. Training and '
+                  'evaluation alike.')
 flags.DEFINE_bool('sync_replicas', False, 'In a TF_CONFIG cluster: average one gradient from '
                   'each worker per step, instead of applying each as it comes.')
 flags.DEFINE_integer('seed', None, 'Seed for a repeatable run (enables op determinism).')

@@ -60,6 +60,7 @@ SETTINGS = {
 
 def run_setting(source, batch_size, steps, apply):
     """(images/s over `steps` timed steps, the untimed steps' losses) under one setting."""
+    train.set_determinism(3)  # as run_train.py --seed=3 runs
     training = train.build_training_graph(source, batch_size, seed=3)
     config = session_options.session_config()
     apply(config)

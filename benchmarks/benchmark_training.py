@@ -3,13 +3,13 @@
     python benchmarks/benchmark_training.py [--rounds=4] [--seconds=2] [--quick]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
 
-(about 14 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
+(about 12 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
 quiet machine: it warns when the load average was high at its start.
 
-Every contender runs in its own worker process (this script with --worker=NAME), started once
-per batch size and warmed up before anything is timed, so start-up, graph building, compilation
-and the first steps stay out of the figures, and no contender shares a thread pool, a tf.data
-runtime or an allocator with another. The parent then alternates them: in each round every
+Every contender runs in its own worker processes (this script with --worker=NAME), --processes
+of them per batch size one after the other, each warmed up before anything is timed, so
+start-up, graph building, compilation and the first steps stay out of the figures, and no
+contender shares a thread pool, a tf.data runtime or an allocator with another. The parent then alternates them: in each round every
 worker in turn (the order rotated per round) runs for a window of --seconds while the others
 are paused (SIGSTOP, so no background thread of theirs takes CPU), and reports its images/s.
 A first round, not counted, warms each worker up alone (a PyTorch evaluation worker also picks
@@ -85,7 +85,8 @@ flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure
 flags.DEFINE_integer('rounds', 4, 'Alternating rounds; medians and spreads are over rounds.')
 flags.DEFINE_integer('processes', 2, 'Worker processes per contender, one after the other, '
                      'the rounds shared between them: the spread then holds what differs from '
-                     'one process to the next (thread placement, allocations, compiled code).')
+                     'one process to the next (thread placement, allocations, compiled code).',
+                     lower_bound=1)
 flags.DEFINE_integer('eval_rounds', 4, 'Alternating rounds of evaluation (each window is at '
                      'least one pass over the test images).')
 flags.DEFINE_float('seconds', 2.0, 'Length of one timed window (one contender, one round).')

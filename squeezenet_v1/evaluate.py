@@ -29,15 +29,16 @@ tf1 = tf.compat.v1
 
 EVAL_RESULTS_FILE = 'eval_results.json'
 EVAL_HISTORY_FILE = 'eval_history.jsonl'
-# The fastest batch measured here (250 to 1,000 are within a few per cent); the logits are bit
-# for bit the same at every batch size, so the results do not depend on it.
+# The fastest batch measured here (250 to 1,000 are within a few per cent); in fp32 the logits
+# are bit for bit the same at every batch size, so the results do not depend on it.
 DEFAULT_EVAL_BATCH_SIZE = 500
 
 
 class Evaluator(object):
     """Evaluates checkpoints of one model on `source` and records each result in model_dir.
 
-    Use as a context manager, or call close().
+    `precision` is run_train.py's --precision ('fp32', 'bf16' or 'fp16'), applied to the
+    evaluation session through session_options. Use as a context manager, or call close().
     """
 
     def __init__(self, model_dir, source, batch_size=DEFAULT_EVAL_BATCH_SIZE, precision='fp32'):

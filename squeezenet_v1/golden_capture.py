@@ -5,8 +5,9 @@ our code or in TensorFlow shows:
 
 - the training graph (`train.build_training_graph`) and the evaluation graph (the notebook's
   input_fn and forward pass; evaluate.py's batched input yields the same images bit for bit,
-  which tests/test_data.py checks), listed op by op (name, type, output dtypes and shapes, inputs), with the input
-  pipeline's functions and every variable's shape and initializer expression;
+  which tests/test_data.py checks), listed op by op (name, type, output dtypes and shapes,
+  inputs), with the input pipeline's functions and every variable's shape and initializer
+  expression;
 - the loss at every step of a seeded short run on the synthetic set (op determinism on), and
   the trained weights after it, read back from a checkpoint the running Saver wrote;
 - the eval logits of a fixed checkpoint (`fixed_weights`, or the weights just trained when

@@ -1,7 +1,11 @@
-"""The notebook's tf.data pipeline over binary CIFAR-10 records, and its resumable seeded twin.
+"""The notebook's tf.data pipeline over binary CIFAR-10 records, its resumable seeded twin, and
+its batched evaluation twin.
 
 records -> (shuffle, repeat when training) -> image_preprocessing per record -> batch ->
 prefetch -> one-shot iterator. Labels come out as sparse int32 of shape (batch,).
+
+Evaluation reads `evaluation_dataset`: the same images, bit for bit, preprocessed a batch at a
+time.
 
 A seeded training run reads `resumable_dataset` instead: the same preprocessing, with every
 random draw (data order, crop, flip, and the dropout mask through `dropout_seed`) a function of
@@ -71,9 +75,10 @@ def evaluation_dataset(record_files, model, batch_size):
         labels = tf.cast(raw[:, 0], tf.int32)
         return tf.vectorized_map(preprocess, raw[:, cifar10.LABEL_BYTES:]), labels
 
-    # One batch preprocessed ahead is enough: a batch's preprocessing takes about a sixth of
-    # its forward pass. tf.data's autotuner is off because on 2 cores its own work took a core
-    # for whole passes (1 pass in 3 ran at 3,900 images/s instead of 6,300).
+    # One batch preprocessed ahead, on one thread, is enough on this project's 2 cores: a
+    # batch's preprocessing takes about a sixth of its forward pass. tf.data's autotuner is off
+    # because there its own work took a core for whole passes (1 pass in 3 ran at 3,900
+    # images/s instead of 6,300). Many more cores than that would want more threads here.
     dataset = dataset.batch(batch_size).map(preprocess_batch, num_parallel_calls=1).prefetch(1)
     options = tf.data.Options()
     options.autotune.enabled = False

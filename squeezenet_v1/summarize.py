@@ -81,8 +81,9 @@ def load_history(path):
 def _setting(record):
     """What must match across runs: {label: value}, None where the record does not say."""
     flags = record.get('flags') or {}
-    setting = {key: record.get(key)
-               for key in ('dataset', 'split', 'num_examples', 'eval_precision')}
+    setting = {key: record.get(key) for key in ('dataset', 'split', 'num_examples')}
+    # Histories written before --precision reached evaluation were evaluated in fp32.
+    setting['eval_precision'] = record.get('eval_precision', 'fp32')
     setting.update(('--' + name, flags.get(name)) for name in _COMPARED_FLAGS)
     return setting
 

@@ -93,7 +93,8 @@ def test_three_seeds_exact_statistics(in_tmp, capsys):
     assert [(r['run'], r['seed'], r['dead_relu']) for r in report['runs']] == [
         ('runA', 1, False), ('runB', 2, False), ('runC', 3, False)]
     assert out.startswith('3 runs (seeds 1, 2, 3): dataset synthetic, split test, '
-                          'num_examples 1000, --batch_size 32, --learning_rate 0.001, '
+                          'num_examples 1000, eval_precision fp32, --batch_size 32, '
+                          '--learning_rate 0.001, '
                           '--precision fp32\n')
     assert '100      3      0.6000 ± 0.1000  0.5000  0.7000  1.3000 ± 0.2000  1.1000  1.5000' \
         in out.splitlines()
