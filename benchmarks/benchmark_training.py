@@ -3,7 +3,7 @@
     python benchmarks/benchmark_training.py [--rounds=4] [--seconds=2] [--quick]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
 
-(about 12 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
+(about 13 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
 quiet machine: it warns when the load average was high at its start.
 
 Every contender runs in its own worker processes (this script with --worker=NAME), --processes
