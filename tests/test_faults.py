@@ -269,7 +269,7 @@ def test_killed_runs_leave_nothing_in_tmpdir_and_the_cache_is_reused(tmp_path):
     tmpdir.mkdir()
     env = dict(os.environ, TMPDIR=str(tmpdir), SQUEEZENET_V1_CACHE_DIR=str(cache))
     model_dir = str(tmp_path / 'run')
-    for attempt, kill in enumerate(['in start-up', 'in training']):
+    for attempt, kill in enumerate(['in training', 'in start-up', 'in training']):
         log_path = str(tmp_path / ('log%d.txt' % attempt))
         with open(log_path, 'w') as log:
             proc = subprocess.Popen(
