@@ -414,13 +414,7 @@ def _lost_ps(task, error):
 
 def _train_chief(sess, task, replica, training, settings, model_dir, complete, resume):
     step_before_restore = replica.before_restore(sess)
-    if resume:
-        checkpoints.restore(sess, training.saver, resume, training.variables)
-        logging.info('Resuming from %s', resume)
-    else:
-        sess.run(training.init_op)
-        logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
-                     training.report['total_parameters'], training.report['float32_bytes'])
+    training_loop.restore_or_initialize(sess, training, resume)
     replica.start_chief(sess, step_before_restore)
     writer = tf1.summary.FileWriter(model_dir, graph=None if resume else training.graph)
     try:

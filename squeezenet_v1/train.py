@@ -196,17 +196,21 @@ def train(model_dir, source, batch_size=32, max_steps=1000,
                                                                                  resume):
         config = session_options.session_config(precision)
         with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
-            if resume:
-                checkpoints.restore(sess, training.saver, resume, training.variables)
-                logging.info('Resuming from %s', resume)
-            else:
-                sess.run(training.init_op)
-                logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
-                             training.report['total_parameters'],
-                             training.report['float32_bytes'])
+            restore_or_initialize(sess, training, resume)
             start_input(sess, training)
             return _train_loop(sess, training, model_dir, settings, found.complete,
                                write_graph=not resume, after_save=after_save)
+
+
+def restore_or_initialize(sess, training, resume):
+    """Restores the checkpoint `resume`, or initializes the variables when it is None."""
+    if resume:
+        checkpoints.restore(sess, training.saver, resume, training.variables)
+        logging.info('Resuming from %s', resume)
+    else:
+        sess.run(training.init_op)
+        logging.info('Starting from scratch: %d parameters (%d float32 bytes)',
+                     training.report['total_parameters'], training.report['float32_bytes'])
 
 
 @contextlib.contextmanager
