@@ -1,9 +1,9 @@
 """Is the TF1 graph code slower than its peers at their best? Training and evaluation, measured.
 
-    python benchmarks/benchmark_training.py [--rounds=4] [--seconds=2] [--quick]
+    python benchmarks/benchmark_training.py [--rounds=12] [--processes=3] [--quick]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
 
-(about 13 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
+(about 20 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
 quiet machine: it warns when the load average was high at its start.
 
 Every contender runs in its own worker processes (this script with --worker=NAME), --processes
@@ -14,10 +14,12 @@ worker in turn (the order rotated per round) runs for a window of --seconds whil
 are paused (SIGSTOP, so no background thread of theirs takes CPU), and reports its images/s.
 A first round, not counted, warms each worker up alone (a PyTorch evaluation worker also picks
 its fastest batch size there). The rounds are shared by --processes fresh processes of each
-contender in turn (2: half the rounds each), because a contender's speed differs more from one
-process to the next than from one round to the next. Each figure is the median over rounds; each
-ratio is taken within a round (paired: both sides saw the same state of a shared machine) and
-reported as the median with its min-max over rounds.
+contender in turn (3: four rounds each), because a contender's speed differs from one
+process to the next about as much as from one round to the next (about 3% each here), and a
+median over few processes and rounds moves from run to run by more than its rounds spread.
+Each figure is the median over rounds; each ratio is taken within a round (paired: both sides
+saw the same state of a shared machine) and reported as the median with its min-max over
+rounds.
 
 Training contenders, all on the same synthetic records and the same tf.data pipeline (the
 notebook's per-record preprocessing, shuffle, batch, prefetch):
@@ -82,12 +84,12 @@ TORCH_EVAL_BATCH_SIZES = (32, 128, 500)
 OURS = ('session', 'session_xla', 'eval_session', 'eval_savedmodel', 'eval_tflite')
 
 flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure.')
-flags.DEFINE_integer('rounds', 4, 'Alternating rounds; medians and spreads are over rounds.')
-flags.DEFINE_integer('processes', 2, 'Worker processes per contender, one after the other, '
+flags.DEFINE_integer('rounds', 12, 'Alternating rounds; medians and spreads are over rounds.')
+flags.DEFINE_integer('processes', 3, 'Worker processes per contender, one after the other, '
                      'the rounds shared between them: the spread then holds what differs from '
                      'one process to the next (thread placement, allocations, compiled code).',
                      lower_bound=1)
-flags.DEFINE_integer('eval_rounds', 4, 'Alternating rounds of evaluation (each window is at '
+flags.DEFINE_integer('eval_rounds', 12, 'Alternating rounds of evaluation (each window is at '
                      'least one pass over the test images).')
 flags.DEFINE_float('seconds', 2.0, 'Length of one timed window (one contender, one round).')
 flags.DEFINE_float('warmup_seconds', 1.0, 'Untimed steps each training worker runs at start-up, '
@@ -586,9 +588,9 @@ def _run_once(name, scratch, settings):
 def _alternate(names, scratch, settings, batch_size):
     """Runs the rounds over settings.processes generations of workers, one per name each.
 
-    A contender's speed differs from one process to the next more than from one round to the
-    next (three runs with one process per contender disagreed by up to 5% where each run's
-    rounds spread 2-4%), so every contender gets `processes` fresh processes in turn, each
+    A contender's speed differs from one process to the next about as much as from one round
+    to the next (three runs with one process per contender disagreed by up to 5% where each
+    run's rounds spread 2-4%), so every contender gets `processes` fresh processes in turn, each
     warmed up before its share of the rounds. Returns ({name: [images/s per round]},
     {name: reason} for workers that failed to start, {name: batch size} for workers that chose
     their own).

@@ -6,27 +6,97 @@ For every paired ratio the runs share, prints each run's median [min-max over ro
 whether the runs agree: every run's median lies within every other run's min-max. The summary
 also counts the looser reading, ranges that overlap, and the largest gap between two runs'
 medians, as a share of the smaller.
+
+Then, from every round of every run (results.json keeps them, with how many processes shared
+the rounds), it estimates the two kinds of noise a ratio carries: from one round to the next
+within a process, and from one process to the next. A simulation of that noise says how many
+ratios such runs should agree on, for the runs' own design and for others (processes x rounds):
+how many rounds and processes a run needs before its spread holds the next run's median.
 """
 
 import json
+import math
+import random
+import statistics
 import sys
+
+DESIGNS = [(1, 4), (2, 4), (2, 8), (3, 12), (4, 16), (6, 12)]  # (processes, rounds) to simulate
+TRIALS = 2000
 
 
 def _ratios(results):
     ratios = {}
     for batch_size, summary in results.get('training', {}).items():
         for name, ratio in summary['paired_ratios'].items():
-            ratios['train b%s %s' % (batch_size, name)] = ratio
+            if ratio:
+                ratios['train b%s %s' % (batch_size, name)] = ratio
     for name, ratio in results.get('evaluation', {}).get('paired_ratios', {}).items():
-        ratios['%s' % name] = ratio
+        if ratio:
+            ratios['%s' % name] = ratio
     return ratios
 
 
+def _process_groups(rounds, processes):
+    """The rounds' values split by the process that ran them (consecutive, as the benchmark
+    shares them: process g runs len(range(g, rounds, processes)) rounds)."""
+    groups, start = [], 0
+    for g in range(processes):
+        count = len(range(g, len(rounds), processes))
+        groups.append(rounds[start:start + count])
+        start += count
+    return [group for group in groups if group]
+
+
+def noise(results_list):
+    """(sd between rounds of one process, sd between processes), of log ratios, pooled; None
+    when the runs keep no rounds or give nothing to estimate from."""
+    within, within_dof, process_means = 0.0, 0, []
+    for results in results_list:
+        processes = results.get('processes_per_contender', 1)
+        for ratio in _ratios(results).values():
+            rounds = [math.log(r) for r in ratio.get('all_rounds', [])]
+            groups = _process_groups(rounds, processes)
+            for group in groups:
+                if len(group) > 1:
+                    mean = statistics.fmean(group)
+                    within += sum((x - mean) ** 2 for x in group)
+                    within_dof += len(group) - 1
+            if len(groups) > 1 and all(len(g) == len(groups[0]) for g in groups):
+                process_means.append(([statistics.fmean(g) for g in groups], len(groups[0])))
+    if not within_dof or not process_means:
+        return None
+    round_var = within / within_dof
+    # The spread of a process's mean holds its rounds' noise too (round_var / rounds): take it out.
+    between = statistics.fmean(statistics.variance(means) - round_var / size
+                               for means, size in process_means)
+    return math.sqrt(round_var), math.sqrt(max(between, 0.0))
+
+
+def simulated_agreement(round_sd, process_sd, processes, rounds, runs, trials=TRIALS, seed=0):
+    """The share of ratios whose `runs` runs would agree (each median inside every other run's
+    min-max), each run sharing `rounds` rounds among `processes` processes."""
+    rng = random.Random(seed)
+    agreed = 0
+    for _ in range(trials):
+        samples = []
+        for _ in range(runs):
+            values = []
+            for g in range(processes):
+                offset = rng.gauss(0.0, process_sd)
+                values += [offset + rng.gauss(0.0, round_sd)
+                           for _ in range(len(range(g, rounds, processes)))]
+            samples.append(values)
+        medians = [statistics.median(values) for values in samples]
+        agreed += all(min(values) <= m <= max(values) for values in samples for m in medians)
+    return agreed / trials
+
+
 def main(paths):
-    runs = []
+    results_list = []
     for path in paths:
         with open(path) as f:
-            runs.append(_ratios(json.load(f)))
+            results_list.append(json.load(f))
+    runs = [_ratios(results) for results in results_list]
     names = [n for n in runs[0] if all(n in run for run in runs)]
     disagree = overlap = 0
     largest_gap = (0.0, None)
@@ -37,7 +107,9 @@ def main(paths):
         disagree += not agree
         overlap += max(s['min'] for s in spreads) <= min(s['max'] for s in spreads)
         medians = [s['median'] for s in spreads]
-        largest_gap = max(largest_gap, (max(medians) / min(medians) - 1, name))
+        gap = max(medians) / min(medians) - 1
+        if largest_gap[1] is None or gap > largest_gap[0]:
+            largest_gap = (gap, name)
         print('%-58s %s  %s' % (name, '  '.join(
             '%.3f [%.3f-%.3f]' % (s['median'], s['min'], s['max']) for s in spreads),
             'agree' if agree else 'DISAGREE'))
@@ -45,6 +117,20 @@ def main(paths):
                                                      len(runs)))
     print('%d of %d have ranges that all overlap; the medians differ by at most %.1f%% (%s)'
           % (overlap, len(names), 100 * largest_gap[0], largest_gap[1]))
+    estimate = noise(results_list)
+    if estimate is None:
+        return
+    round_sd, process_sd = estimate
+    print('noise in these runs\' ratios: %.1f%% from round to round within a process, %.1f%% '
+          'from process to process (sd)' % (100 * round_sd, 100 * process_sd))
+    own = (results_list[0].get('processes_per_contender', 1), results_list[0].get('rounds'))
+    print('ratios expected to agree across %d runs, simulated with that noise '
+          '(processes x rounds):' % len(runs))
+    for processes, rounds in sorted(set(DESIGNS + [own] if own[1] else DESIGNS)):
+        share = simulated_agreement(round_sd, process_sd, processes, rounds, len(runs))
+        print('  %d x %-3d %4.1f of %d%s' % (processes, rounds, share * len(names), len(names),
+                                            '  (these runs)' if (processes, rounds) == own
+                                            else ''))
 
 
 if __name__ == '__main__':

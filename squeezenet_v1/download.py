@@ -19,6 +19,7 @@ import urllib.request
 from absl import logging
 
 from squeezenet_v1 import files
+from squeezenet_v1 import interrupts
 from squeezenet_v1.cifar10 import DataError
 
 _CHUNK_BYTES = 1 << 20
@@ -107,6 +108,7 @@ def download(url, dest_path, expected_md5=None, timeout=60,
             done, last_report, last_data = 0, start, start
             read = getattr(response, 'read1', response.read)  # what has arrived, not 1 MB
             while True:
+                interrupts.answer_dropped()
                 chunk = read(_CHUNK_BYTES)
                 now = time.time()
                 if not chunk:

@@ -3,10 +3,21 @@
 The training loop has its own handling (train.stop_requests: save, then stop). Elsewhere a
 signal raises Interrupted where the program is, so `finally` blocks remove what was half
 written, and run_train.py reports one line instead of a traceback.
+
+Python runs a signal handler wherever the main thread is, a destructor included, and an
+exception raised inside a destructor (or a weakref callback, or under a library's bare
+`except`) is printed ("Exception ignored in ...") and dropped: the run would go on as if nothing
+had been asked. Graph building collects garbage all the time; a SIGTERM 3 s into a cold start
+that once went unanswered in CI is suspected to have been lost this way. So `raised()`
+remembers the signal, and answers a dropped one: when the next handler is installed (the
+training loop's, a cluster task's), in the long waits (`answer_dropped()`: continuous
+evaluation, a cluster's start, a download), and at the end of its block.
 """
 
 import contextlib
 import signal
+import sys
+import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -19,9 +30,30 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+# Signals raised() turned into Interrupted, cleared when raised() starts and ends. While one
+# is here and no Interrupted is being handled, it was dropped.
+_raised = []
+
+
+def answer_dropped():
+    """Raises Interrupted for a signal whose Interrupted was dropped; else nothing.
+
+    Nothing either while an Interrupted is propagating (cleanup code in `finally` may install
+    handlers), and off the main thread, which signals never reach.
+    """
+    if (_raised and threading.current_thread() is threading.main_thread()
+            and not isinstance(sys.exc_info()[1], Interrupted)):
+        raise Interrupted(_raised[0])
+
+
 @contextlib.contextmanager
 def handled_by(handler):
-    """Within the block, `handler` receives SIGINT and SIGTERM; the previous ones come back."""
+    """Within the block, `handler` receives SIGINT and SIGTERM; the previous ones come back.
+
+    A signal raised() turned into an Interrupted that was dropped is raised first: the new
+    handler would otherwise never hear of it.
+    """
+    answer_dropped()
     previous = {}
     for signum in SIGNALS:
         try:
@@ -39,10 +71,16 @@ def handled_by(handler):
 def raised():
     """Within the block, SIGINT and SIGTERM raise Interrupted."""
     def handler(signum, frame):
+        _raised.append(signum)
         raise Interrupted(signum)
 
-    with handled_by(handler):
-        yield
+    del _raised[:]
+    try:
+        with handled_by(handler):
+            yield
+            answer_dropped()  # the block finished: a dropped signal still ends the run
+    finally:
+        del _raised[:]
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import math
 import os
 
 _PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks',
@@ -43,3 +44,47 @@ def test_overlapping_ranges_are_counted_apart_from_agreement(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '0 of 2 ratios agree' in out
     assert '2 of 2 have ranges that all overlap; the medians differ by at most 8.0%' in out
+
+
+def _rounds_run(tmp_path, name, rounds, processes):
+    ratio = {'median': sorted(rounds)[len(rounds) // 2], 'min': min(rounds), 'max': max(rounds),
+             'all_rounds': rounds}
+    path = tmp_path / name
+    path.write_text(json.dumps({'rounds': len(rounds), 'processes_per_contender': processes,
+                                'training': {'32': {'paired_ratios': {'a_vs_b': ratio}}}}))
+    return str(path)
+
+
+def test_noise_is_split_into_rounds_and_processes():
+    # Two processes of two rounds: rounds equal within each, the processes a factor 2 apart.
+    results = {'processes_per_contender': 2, 'training': {'32': {'paired_ratios': {'a_vs_b': {
+        'median': 1.5, 'min': 1.0, 'max': 2.0, 'all_rounds': [1.0, 1.0, 2.0, 2.0]}}}}}
+    round_sd, process_sd = compare_runs.noise([results])
+    assert round_sd == 0.0
+    assert abs(process_sd - 0.4901) < 1e-3  # the sd of log(1) and log(2)
+    # Rounds alone: both processes alike, their two rounds 10% apart (in log).
+    results['training']['32']['paired_ratios']['a_vs_b']['all_rounds'] = [
+        1.0, math.exp(0.1), 1.0, math.exp(0.1)]
+    round_sd, process_sd = compare_runs.noise([results])
+    assert abs(round_sd - 0.1 / math.sqrt(2)) < 1e-9 and process_sd == 0.0
+    # One process: nothing to say about processes.
+    results['processes_per_contender'] = 1
+    assert compare_runs.noise([results]) is None
+
+
+def test_more_rounds_and_processes_agree_more_and_process_noise_agrees_less():
+    few = compare_runs.simulated_agreement(0.03, 0.0, 1, 4, runs=3)
+    many = compare_runs.simulated_agreement(0.03, 0.0, 3, 12, runs=3)
+    with_processes = compare_runs.simulated_agreement(0.03, 0.03, 3, 12, runs=3)
+    assert few < with_processes < many
+    # Distribution-free when rounds are alike: the same share for any round noise.
+    assert compare_runs.simulated_agreement(0.01, 0.0, 1, 4, runs=3) == few
+
+
+def test_the_comparison_ends_with_the_noise_and_what_other_designs_would_agree_on(
+        tmp_path, capsys):
+    compare_runs.main([_rounds_run(tmp_path, '1.json', [1.0, 1.1, 1.2, 1.3], 2),
+                       _rounds_run(tmp_path, '2.json', [1.1, 1.0, 1.3, 1.2], 2)])
+    out = capsys.readouterr().out
+    assert 'from round to round within a process' in out
+    assert '2 x 4 ' in out and '(these runs)' in out and '3 x 12' in out

@@ -6,18 +6,21 @@ a trainer rotating beside readers) are in test_faults.py.
 """
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
 
-from conftest import write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_train
-from squeezenet_v1 import checkpoints, datasets, download, export, files, synthetic, train
+from conftest import write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_in_process, run_train
+from squeezenet_v1 import (checkpoints, datasets, download, export, files, interrupts, provenance,
+                           synthetic, train)
 
 tf1 = tf.compat.v1
 LABELS = list(synthetic.LABEL_NAMES)
@@ -356,6 +359,43 @@ def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, so
     assert _steps(model_dir) == [5, 10]
     assert [n for n in os.listdir(model_dir) if n.startswith('.') and n != '.lock'] == []
     assert checkpoints.read_state(model_dir) == (['model.ckpt-5', 'model.ckpt-10'], None)
+
+
+def test_a_signal_a_destructor_dropped_in_start_up_still_stops_the_run(tmp_path, monkeypatch):
+    # Python runs a signal handler wherever the main thread is; raised inside a destructor, its
+    # Interrupted is printed and dropped. Graph building collects garbage all the time.
+    class SignalsWhenCollected(object):
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    real_build = train.build_training_graph
+
+    def build_then_drop_a_signal(*args, **kwargs):
+        training = real_build(*args, **kwargs)
+        SignalsWhenCollected()  # collected at once: the handler raises inside __del__
+        return training
+
+    dropped = []
+    monkeypatch.setattr(sys, 'unraisablehook', lambda unraisable: dropped.append(
+        unraisable.exc_type))
+    monkeypatch.setattr(train, 'build_training_graph', build_then_drop_a_signal)
+    model_dir = str(tmp_path / 'run')
+    status = run_in_process('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                            '--max_steps=300', '--save_checkpoints_steps=100')
+    assert dropped == [interrupts.Interrupted]  # the signal was dropped where it was raised
+    assert status == 128 + signal.SIGTERM
+    assert checkpoints.latest_checkpoint(model_dir) is None  # not one step was trained
+    with open(os.path.join(model_dir, provenance.RUNS_FILE)) as f:
+        assert json.loads(f.readlines()[-1])['ended'] == 'signal'
+
+
+def test_an_answered_signal_is_not_raised_again():
+    with pytest.raises(interrupts.Interrupted):
+        with interrupts.raised():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)  # not reached: the handler raises when os.kill returns
+    with interrupts.handled_by(lambda signum, frame: None):  # would raise a dropped one
+        pass
 
 
 @pytest.mark.parametrize('mode', ['eval', 'export'])
