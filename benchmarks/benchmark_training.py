@@ -65,6 +65,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
 
+import compare_runs  # noqa: E402
 from squeezenet_v1 import cifar10, datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -596,7 +597,7 @@ def _alternate(names, scratch, settings, batch_size):
     their own).
     """
     rounds = settings.eval_rounds if batch_size is None else settings.rounds
-    per_process = [len(range(g, rounds, settings.processes)) for g in range(settings.processes)]
+    per_process = compare_runs.rounds_per_process(rounds, settings.processes)
     rates, failed, chosen_batch = {name: [] for name in names}, {}, {}
     first_round = 0
     for generation_rounds in per_process:

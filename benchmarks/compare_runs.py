@@ -36,12 +36,16 @@ def _ratios(results):
     return ratios
 
 
+def rounds_per_process(rounds, processes):
+    """How many of `rounds` each of `processes` processes runs, in turn (the benchmark's split)."""
+    return [len(range(g, rounds, processes)) for g in range(processes)]
+
+
 def _process_groups(rounds, processes):
-    """The rounds' values split by the process that ran them (consecutive, as the benchmark
-    shares them: process g runs len(range(g, rounds, processes)) rounds)."""
+    """The rounds' values split by the process that ran them, consecutive as the benchmark runs
+    them."""
     groups, start = [], 0
-    for g in range(processes):
-        count = len(range(g, len(rounds), processes))
+    for count in rounds_per_process(len(rounds), processes):
         groups.append(rounds[start:start + count])
         start += count
     return [group for group in groups if group]
@@ -81,10 +85,9 @@ def simulated_agreement(round_sd, process_sd, processes, rounds, runs, trials=TR
         samples = []
         for _ in range(runs):
             values = []
-            for g in range(processes):
+            for count in rounds_per_process(rounds, processes):
                 offset = rng.gauss(0.0, process_sd)
-                values += [offset + rng.gauss(0.0, round_sd)
-                           for _ in range(len(range(g, rounds, processes)))]
+                values += [offset + rng.gauss(0.0, round_sd) for _ in range(count)]
             samples.append(values)
         medians = [statistics.median(values) for values in samples]
         agreed += all(min(values) <= m <= max(values) for values in samples for m in medians)
@@ -94,8 +97,11 @@ def simulated_agreement(round_sd, process_sd, processes, rounds, runs, trials=TR
 def main(paths):
     results_list = []
     for path in paths:
-        with open(path) as f:
-            results_list.append(json.load(f))
+        try:
+            with open(path) as f:
+                results_list.append(json.load(f))
+        except (OSError, ValueError) as e:
+            sys.exit('%s is not a results file of benchmark_training.py (%s)' % (path, e))
     runs = [_ratios(results) for results in results_list]
     names = [n for n in runs[0] if all(n in run for run in runs)]
     disagree = overlap = 0

@@ -50,8 +50,7 @@ def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
                 if waited >= timeout_secs:
                     _report_timeout(model_dir, timeout_secs, done)
                     break
-                interrupts.answer_dropped()
-                time.sleep(min(poll_secs, timeout_secs - waited))
+                interrupts.sleep(min(poll_secs, timeout_secs - waited))
     if done and max(done) >= max_steps:
         logging.info('The checkpoint at --max_steps=%d is evaluated; stopping.', max_steps)
     return evaluated

@@ -135,8 +135,7 @@ def serve(task):
                 logging.warning('[%s] the chief has finished and %s never reported, their ports '
                                 'closed: stopping without them.', task.name, ', '.join(missing))
                 break
-        interrupts.answer_dropped()
-        time.sleep(_POLL_SECS)
+        interrupts.sleep(_POLL_SECS)
     logging.info('[%s] every worker has finished: this ps stops.', task.name)
 
 
@@ -380,8 +379,7 @@ def _open(task, server, training, config):
             if time.time() - logged > _WAITING_LOG_SECS:
                 logging.info('[%s] waiting for ps:%d at %s to start.', task.name, i, address)
                 logged = time.time()
-            interrupts.answer_dropped()
-            time.sleep(_POLL_SECS)
+            interrupts.sleep(_POLL_SECS)
     return _cluster_session(server.target, training.graph, config)
 
 
@@ -440,8 +438,7 @@ def _train_non_chief(sess, task, replica, training, settings):
             logging.info('[%s] waiting for the chief (%s) to initialize or restore the '
                          'variables.', task.name, task.chief_name)
             logged = time.time()
-        interrupts.answer_dropped()
-        time.sleep(_POLL_SECS)
+        interrupts.sleep(_POLL_SECS)
     step = _train_loop(sess, replica, training, settings, None)
     sess.run(replica.finished_op)
     return step

@@ -10,14 +10,15 @@ exception raised inside a destructor (or a weakref callback, or under a library'
 had been asked. Graph building collects garbage all the time; a SIGTERM 3 s into a cold start
 that once went unanswered in CI is suspected to have been lost this way. So `raised()`
 remembers the signal, and answers a dropped one: when the next handler is installed (the
-training loop's, a cluster task's), in the long waits (`answer_dropped()`: continuous
-evaluation, a cluster's start, a download), and at the end of its block.
+training loop's, a cluster task's), in the long waits (`sleep()`: continuous evaluation, a
+cluster's start and a ps; `answer_dropped()`: a download's loop), and at the end of its block.
 """
 
 import contextlib
 import signal
 import sys
 import threading
+import time
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -44,6 +45,12 @@ def answer_dropped():
     if (_raised and threading.current_thread() is threading.main_thread()
             and not isinstance(sys.exc_info()[1], Interrupted)):
         raise Interrupted(_raised[0])
+
+
+def sleep(seconds):
+    """time.sleep for a polling wait: a dropped signal is answered first, not after the wait."""
+    answer_dropped()
+    time.sleep(seconds)
 
 
 @contextlib.contextmanager
