@@ -38,10 +38,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from squeezenet_v1 import distributed  # noqa: E402
-from squeezenet_v1 import params  # noqa: E402
-from squeezenet_v1 import provenance  # noqa: E402
-from squeezenet_v1.local_cluster import cluster_spec, tf_config  # noqa: E402
+from squeezenet_v1 import machine
+from squeezenet_v1.cluster import placement  # noqa: E402
+from squeezenet_v1 import parameters  # noqa: E402
+from squeezenet_v1.cluster.local_cluster import cluster_spec, tf_config_json  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('batch_size', 32, 'Images per step and worker.')
@@ -106,7 +106,7 @@ def _run(name, workers, sync, steps, warmup, workdir):
         for task in tasks:
             if spec:
                 job, index = task.split(':')
-                env['TF_CONFIG'] = tf_config(spec, job, int(index))
+                env['TF_CONFIG'] = tf_config_json(spec, job, int(index))
             logs[task] = os.path.join(workdir, '%s-%s.log' % (name, task.replace(':', '')))
             with open(logs[task], 'w') as log:
                 procs[task] = subprocess.Popen([sys.executable, RUN_TRAIN] + run_flags,
@@ -164,10 +164,10 @@ def _predictions(bytes_per_step, images_per_sec_per_worker):
     """What ps links of 10 Gb/s allow 8 and 64 workers of images_per_sec_per_worker each.
 
     Every worker step moves bytes_per_step through the ps tasks, each its share of the weights
-    (distributed.py plans them by size; the largest variable is placed whole).
+    (cluster/placement.py plans them by size; the largest variable is placed whole).
     """
     steps_per_sec = _LINK_BYTES_PER_SEC / bytes_per_step  # every worker's steps, together
-    busiest = {n: max(distributed.planned_weight_shares(n)) for n in range(1, _MAX_PS + 1)}
+    busiest = {n: max(placement.planned_weight_shares(n)) for n in range(1, _MAX_PS + 1)}
     rows = {}
     for workers in (8, 64):
         wanted = workers * images_per_sec_per_worker
@@ -189,9 +189,9 @@ def _predictions(bytes_per_step, images_per_sec_per_worker):
 def main(argv):
     del argv
     started, load_before = time.time(), os.getloadavg()
-    report = params.model_parameter_report()
+    report = parameters.model_parameter_report()
     weights_bytes = report['float32_bytes']
-    largest = max(layer['count'] for layer in report['layers']) * params.FLOAT32_BYTES
+    largest = max(layer['count'] for layer in report['layers']) * parameters.FLOAT32_BYTES
     counted = 2 * weights_bytes  # every weight read, every gradient sent, each step
     runs = {}
     with tempfile.TemporaryDirectory(prefix='benchmark_distributed_') as workdir:
@@ -207,8 +207,8 @@ def main(argv):
     per_worker = runs['single_process']['images_per_sec']
     results = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        'machine': '%s, %d cores, TensorFlow %s' % (provenance.cpu_model(), os.cpu_count(),
-                                                     provenance.versions()['tensorflow']),
+        'machine': '%s, %d cores, TensorFlow %s' % (machine.cpu_model(), os.cpu_count(),
+                                                     machine.versions()['tensorflow']),
         'batch_size': FLAGS.batch_size,
         'runs': runs,
         'weights_float32_bytes': weights_bytes,

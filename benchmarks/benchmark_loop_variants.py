@@ -32,7 +32,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from squeezenet_v1 import cifar10, datasets, input_pipeline, session_options  # noqa: E402
+from squeezenet_v1.data import cifar10  # noqa: E402
+
+from squeezenet_v1.data import datasets  # noqa: E402
+
+from squeezenet_v1.data import input_pipeline  # noqa: E402
+
+from squeezenet_v1.training import session_options  # noqa: E402
 from squeezenet_v1 import model as model_lib  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -85,7 +91,7 @@ def _looped_step(source, batch_size):
         iterator = tf1.data.make_one_shot_iterator(input_pipeline.make_dataset(
             source.record_files, model, True, batch_size))
         global_step = tf1.train.get_or_create_global_step()
-        adam = tf1.train.AdamOptimizer(model_lib.DEFAULT_LEARNING_RATE)
+        adam = tf1.train.AdamOptimizer()
 
         def step():
             images, labels = iterator.get_next()

@@ -19,18 +19,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from squeezenet_v1 import datasets, session_options, train  # noqa: E402
+from squeezenet_v1.data import datasets  # noqa: E402
+
+from squeezenet_v1.training import session_options  # noqa: E402
+
+from squeezenet_v1.training.graph import build_training_graph, op_determinism  # noqa: E402
+from squeezenet_v1.training.loop import start_input  # noqa: E402
 
 tf1 = tf.compat.v1
 WARM_UP_STEPS = 20
+LEARNING_RATE = 0.001  # run_train.py's default
 
 
 def images_per_second(source, batch_size, steps, seed):
-    train.set_determinism(seed)
-    training = train.build_training_graph(source, batch_size, seed=seed)
-    with tf1.Session(graph=training.graph, config=session_options.session_config()) as sess:
+    with op_determinism(seed):
+        training = build_training_graph(source, batch_size, LEARNING_RATE, seed=seed)
+    with op_determinism(seed), tf1.Session(graph=training.graph,
+                                           config=session_options.session_config()) as sess:
         sess.run(training.init_op)
-        train.start_input(sess, training)
+        start_input(sess, training)
         run_step = sess.make_callable(training.fetches)
         for _ in range(WARM_UP_STEPS):
             run_step()

@@ -27,7 +27,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
-from squeezenet_v1 import datasets, session_options, train  # noqa: E402
+from squeezenet_v1.data import datasets  # noqa: E402
+
+from squeezenet_v1.training import session_options  # noqa: E402
+
+from squeezenet_v1.training.graph import build_training_graph, op_determinism  # noqa: E402
+from squeezenet_v1.training.loop import start_input  # noqa: E402
 
 tf1 = tf.compat.v1
 WARM_UP_STEPS = 30
@@ -60,13 +65,13 @@ SETTINGS = {
 
 def run_setting(source, batch_size, steps, apply):
     """(images/s over `steps` timed steps, the untimed steps' losses) under one setting."""
-    train.set_determinism(3)  # as run_train.py --seed=3 runs
-    training = train.build_training_graph(source, batch_size, seed=3)
+    with op_determinism(3):  # as run_train.py --seed=3 runs
+        training = build_training_graph(source, batch_size, 0.001, seed=3)
     config = session_options.session_config()
     apply(config)
-    with tf1.Session(graph=training.graph, config=config) as sess:
+    with op_determinism(3), tf1.Session(graph=training.graph, config=config) as sess:
         sess.run(training.init_op)
-        train.start_input(sess, training)
+        start_input(sess, training)
         step = sess.make_callable(training.fetches)
         losses = [step()[1] for _ in range(WARM_UP_STEPS)]
         start = time.perf_counter()

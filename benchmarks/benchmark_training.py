@@ -31,7 +31,7 @@ notebook's per-record preprocessing, shuffle, batch, prefetch):
                                  than eager at batch 32 here, so not in the default list
   session_xla_fp32 (on request)  the Session loop with XLA auto-clustering (no run_train flag)
 Evaluation contenders, over 10,000 test images (uint8 records in, classes out):
-  eval_session_fp32, _bf16       run_train.py's --mode=eval path, squeezenet_v1.evaluate.Evaluator
+  eval_session_fp32, _bf16       run_train.py's --mode=eval path, squeezenet_v1.evaluation.evaluate.Evaluator
   eval_savedmodel_fp32, _bf16    the exported SavedModel, tf.saved_model.load
   eval_tflite_fp32, _int8        the exported TFLite flat buffers
   eval_torch_fp32, _bf16         PyTorch inference_mode, channels_last (bf16: autocast)
@@ -66,7 +66,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # noqa: E402
 
 import compare_runs  # noqa: E402
-from squeezenet_v1 import cifar10, datasets  # noqa: E402
+from squeezenet_v1.data import cifar10  # noqa: E402
+from squeezenet_v1.data import datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -198,13 +199,15 @@ def _train_source(scratch):
 
 def _session_worker(precision, batch_size, scratch, xla=False):
     import tensorflow as tf
-    from squeezenet_v1 import session_options, train
-    training = train.build_training_graph(_train_source(scratch), batch_size,
-                                          precision=precision)
+    from squeezenet_v1.training import session_options
+    from squeezenet_v1.training.graph import build_training_graph
+    from squeezenet_v1.training.loop import start_input
+    training = build_training_graph(_train_source(scratch), batch_size, 0.001,
+                                    precision=precision)
     config = session_options.session_config(precision, xla)
     with tf.compat.v1.Session(graph=training.graph, config=config) as sess:
         sess.run(training.init_op)
-        train.start_input(sess, training)
+        start_input(sess, training)
         step = sess.make_callable(training.fetches)  # run_train.py's per-step call
         ticker = _Ticker(batch_size, FLAGS.warmup_seconds)
         step()
@@ -214,7 +217,8 @@ def _session_worker(precision, batch_size, scratch, xla=False):
 
 def _keras_worker(precision, batch_size, scratch, steps_per_execution=1):
     import keras
-    from squeezenet_v1 import input_pipeline, model as model_lib
+    from squeezenet_v1.data import input_pipeline
+    from squeezenet_v1 import model as model_lib
     from keras_squeezenet import build_keras_squeezenet
     if precision == 'bf16':
         keras.mixed_precision.set_global_policy('mixed_bfloat16')
@@ -250,7 +254,8 @@ def _torch_model(num_classes, compiled, training):
 def _torch_worker(precision, compiled, batch_size, scratch):
     import contextlib
     import torch
-    from squeezenet_v1 import input_pipeline, model as model_lib
+    from squeezenet_v1.data import input_pipeline
+    from squeezenet_v1 import model as model_lib
     source = _train_source(scratch)
     model, forward = _torch_model(len(source.label_names), compiled, True)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001, fused=True)
@@ -296,7 +301,7 @@ def _batches(array, batch_size):
 
 
 def _eval_session_worker(precision, scratch, setup):
-    from squeezenet_v1 import evaluate
+    from squeezenet_v1.evaluation import evaluate
     model_dir = os.path.join(scratch, 'model_' + precision)  # each worker writes its own results
     shutil.copytree(setup['model_dir'], model_dir, dirs_exist_ok=True)
     source = datasets.SplitSource('synthetic', 'test', [os.path.join(scratch, 'test_records.bin')],
@@ -308,7 +313,8 @@ def _eval_session_worker(precision, scratch, setup):
 
 def _eval_savedmodel_worker(precision, scratch, setup):
     import tensorflow as tf
-    from squeezenet_v1 import export, serving
+    from squeezenet_v1.deploy import export
+    from squeezenet_v1.deploy import serving
     if precision == 'bf16':
         tf.config.optimizer.set_experimental_options(
             {'auto_mixed_precision_onednn_bfloat16': True})
@@ -325,7 +331,7 @@ def _eval_savedmodel_worker(precision, scratch, setup):
 
 def _eval_tflite_worker(precision, scratch, setup):
     import tensorflow as tf
-    from squeezenet_v1 import export
+    from squeezenet_v1.deploy import export
     name = export.TFLITE_FLOAT_FILE if precision == 'fp32' else export.TFLITE_INT8_FILE
     path = os.path.join(setup['export_dir'], name)
     # export.tflite_interpreter's interpreter, given both cores.
@@ -400,7 +406,7 @@ def _eval_torch_worker(precision, compiled, scratch, setup):
 
 def _eval_wall_worker(scratch, setup):
     """What a user's `--mode=eval` costs, start-up included: import, build, restore, evaluate."""
-    from squeezenet_v1 import evaluate
+    from squeezenet_v1.evaluation import evaluate
     model_dir = os.path.join(scratch, 'model_wall')
     if not os.path.isdir(model_dir):
         shutil.copytree(setup['model_dir'], model_dir, dirs_exist_ok=True)
@@ -412,7 +418,10 @@ def _eval_wall_worker(scratch, setup):
 def _setup_worker(scratch):
     """Records, a briefly trained model, its export, forward FLOPs; written to setup.json."""
     import tensorflow as tf
-    from squeezenet_v1 import export, model as model_lib, train
+    from squeezenet_v1.deploy import export
+    from squeezenet_v1 import model as model_lib
+    from squeezenet_v1.training import loop, trainer
+    from squeezenet_v1.training.graph import op_determinism
     train_source = _train_source(scratch)
     test_source = datasets.prepare_split('synthetic', 'test', 'data', scratch)
     with open(test_source.record_files[0], 'rb') as f:
@@ -421,9 +430,10 @@ def _setup_worker(scratch):
     with open(os.path.join(scratch, 'test_records.bin'), 'wb') as f:
         f.write((test_records * repeats)[:FLAGS.eval_images * cifar10.RECORD_BYTES])
     model_dir = os.path.join(scratch, 'model')
-    train.train(model_dir, train_source, max_steps=50, save_checkpoints_steps=50, seed=1,
-                log_every_n_steps=50)
-    train.set_determinism(None)
+    with op_determinism(1):
+        trainer.train(model_dir, train_source, loop.LoopSettings(
+            batch_size=32, max_steps=50, learning_rate=0.001, save_checkpoints_steps=50,
+            keep_checkpoint_max=5, log_every_n_steps=50, save_summary_steps=100), seed=1)
     export_dir = os.path.join(scratch, 'export')
     export.export(model_dir, export_dir, train_source.label_names)
     with tf.Graph().as_default() as graph:

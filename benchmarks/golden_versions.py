@@ -106,10 +106,12 @@ def markdown_table(results):
             diffs = result.get('max_abs_diff', {})
             numbers = ['n/a' if diffs.get(k) is None else '%.2g' % diffs[k]
                        for k, _ in _NUMBER_COLUMNS]
-            shown = result['differences'][:2]
+            listed = result['differences'] + [
+                k['difference'] + ' (known, harmless)' for k in result.get('known_differences', [])]
+            shown = listed[:2]
             notes = '; '.join('`%s`' % _short(d) for d in shown)
-            if len(result['differences']) > len(shown):
-                notes += '; and %d more' % (len(result['differences']) - len(shown))
+            if len(listed) > len(shown):
+                notes += '; and %d more' % (len(listed) - len(shown))
             cells = [result['tensorflow'], result.get('numpy', '?'),
                      str(result.get('exit_status')),
                      'yes' if result['structure_same'] else 'no'] + numbers + [

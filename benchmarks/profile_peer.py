@@ -33,11 +33,14 @@ SIDES = ('session', 'keras_spe')
 def _trace(side, precision, batch_size, steps, logdir):
     """Runs one side's steps under the profiler; returns the wall seconds of the traced steps."""
     import tensorflow as tf
-    from squeezenet_v1 import datasets, input_pipeline, session_options, train
+    from squeezenet_v1.data import datasets
+    from squeezenet_v1.data import input_pipeline
+    from squeezenet_v1.training import session_options
+    from squeezenet_v1.training.graph import build_training_graph
     from squeezenet_v1 import model as model_lib
     source = datasets.prepare_split('synthetic', 'train', 'data', datasets.records_cache_dir())
     if side == 'session':
-        training = train.build_training_graph(source, batch_size, precision=precision)
+        training = build_training_graph(source, batch_size, 0.001, precision=precision)
         with tf.compat.v1.Session(graph=training.graph,
                                   config=session_options.session_config(precision)) as sess:
             sess.run(training.init_op)

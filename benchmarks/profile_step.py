@@ -25,7 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from squeezenet_v1 import datasets, input_pipeline, session_options, train  # noqa: E402
+from squeezenet_v1.data import datasets  # noqa: E402
+
+from squeezenet_v1.data import input_pipeline  # noqa: E402
+
+from squeezenet_v1.training import session_options  # noqa: E402
+
+from squeezenet_v1.training.graph import build_training_graph  # noqa: E402
 from squeezenet_v1 import model as model_lib  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -62,7 +68,7 @@ def kind_of(op_type, name):
 def profile(batch_size, precision, steps, warmup=30):
     with tempfile.TemporaryDirectory() as scratch:
         source = datasets.prepare_split('synthetic', 'train', 'data', scratch)
-        training = train.build_training_graph(source, batch_size, precision=precision)
+        training = build_training_graph(source, batch_size, 0.001, precision=precision)
         config = session_options.session_config(precision)
         with tf1.Session(graph=training.graph, config=config) as sess:
             sess.run(training.init_op)

@@ -1,6 +1,6 @@
 """SIGINT and SIGTERM outside the training loop: end the run cleanly with 128 + the signal.
 
-The training loop has its own handling (train.stop_requests: save, then stop). Elsewhere a
+The training loop has its own handling (loop.stop_requests: save, then stop). Elsewhere a
 signal raises Interrupted where the program is, so `finally` blocks remove what was half
 written, and run_train.py reports one line instead of a traceback.
 

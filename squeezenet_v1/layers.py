@@ -8,14 +8,9 @@ ops live under the same name scopes (`conv1/Conv2D`, `pool1/MaxPool`, `logits/Re
 Checkpoints are therefore interchangeable with graphs built on the real TF1 layers API.
 """
 
-import contextlib
-
 import tensorflow as tf
 
 tf1 = tf.compat.v1
-
-# Seeds for stateless dropout, innermost last; see stateless_dropout_seed.
-_stateless_seeds = []
 
 
 def _pair(value):
@@ -78,25 +73,15 @@ def flatten(inputs, name=None):
         return tf.reshape(inputs, [batch, -1], name='Reshape')
 
 
-@contextlib.contextmanager
-def stateless_dropout_seed(seed):
-    """Dropout built inside draws its mask from `seed`, a [2] int64 tensor, not a stateful RNG.
+def dropout(inputs, rate=0.5, training=False, seed=None, name=None, stateless_seed=None):
+    """Dropout that is active only when `training` is True, as TF1's layers API did it.
 
-    A resumable seeded run passes (its seed, the step): the mask then depends on the step only,
-    not on how many steps this process has run before it.
+    `stateless_seed` (a [2] int64 tensor; not TF1's) draws the mask from it statelessly: a
+    seeded run passes (its seed, the step), so the mask depends on the step only, not on how
+    many steps this process has run before it.
     """
-    _stateless_seeds.append(seed)
-    try:
-        yield
-    finally:
-        _stateless_seeds.pop()
-
-
-def dropout(inputs, rate=0.5, training=False, seed=None, name=None):
-    """Dropout that is active only when `training` is True, as TF1's layers API did it."""
     with tf1.name_scope(name, 'dropout'):
-        if _stateless_seeds:
-            stateless_seed = _stateless_seeds[-1]
+        if stateless_seed is not None:
             drop = lambda: tf.nn.experimental.stateless_dropout(inputs, rate, stateless_seed)
         else:
             drop = lambda: tf.nn.dropout(inputs, rate=rate, seed=seed)

@@ -8,10 +8,25 @@ Call sequence, as in the notebook:
     # -> model.probs, model.predictions, model.accuracy, model.loss, model.train_op,
     #    model.global_step
 
-Only the notebook's two defects are mended: `run_model_setup` takes `is_training`, and
-`global_step` is created. `tf.layers` calls go to `squeezenet_v1.layers`, which keeps their
-variable names, initializers and ops; everything else is the notebook's code.
+Every difference from the notebook's code:
+- `run_model_setup(inputs, labels, is_training=True, training=None)`: the notebook's version
+  used an undefined `is_training` and `self.global_step`; here is_training is an argument
+  (a Python bool or a boolean tensor) and global_step is created. It also sets `self.logits`,
+  and `train_op` is None when is_training is False, so evaluation and export graphs carry no
+  optimizer.
+- `training`, a `TrainingOptions`, carries what training adds: the optimizer (default: the
+  notebook's `AdamOptimizer()`) and a seeded run's dropout seed.
+- `image_preprocessing(data, is_training, seed=None)` and `random_crop_and_flip(float_image,
+  seed=None)`: given a seed (a [2] int64 tensor), the crop and flip are stateless draws from it,
+  so a seeded run resumed at any step continues as the uninterrupted one. Without it they are
+  the notebook's ops.
+- `model_layers(inputs, is_training, dropout_seed=None)` passes the dropout seed on.
+- `tf.layers` calls go to `squeezenet_v1.layers`, which keeps their variable names,
+  initializers and ops (tf.compat.v1.layers needs tf-keras on TensorFlow 2.16+).
+- `random_crop` and `resize_image_with_crop_or_pad` are reached through `tf.compat.v1`.
 """
+
+import collections
 
 import tensorflow as tf
 
@@ -19,10 +34,16 @@ from squeezenet_v1 import layers
 
 tf1 = tf.compat.v1
 
-# Adam's own default, which the notebook used by calling AdamOptimizer().
-DEFAULT_LEARNING_RATE = 0.001
 ORIGINAL_DIM = 32  # CIFAR-10's images are 32x32 ...
 RESIZE_DIM = 24  # ... randomly cropped to 24x24 in training, centre-cropped in evaluation.
+
+TrainingOptions = collections.namedtuple('TrainingOptions', ['optimizer', 'dropout_seed'])
+TrainingOptions.__new__.__defaults__ = (None, None)
+TrainingOptions.__doc__ = """What training adds to run_model_setup.
+
+`optimizer`: a tf.compat.v1 optimizer (None: the notebook's AdamOptimizer()); `dropout_seed`:
+a [2] int64 tensor the dropout mask is drawn from statelessly (None: a stateful draw).
+"""
 
 
 class SqueezeNetModel(object):
@@ -35,19 +56,30 @@ class SqueezeNetModel(object):
         self.output_size = output_size
 
     # Random crop and flip
-    def random_crop_and_flip(self, float_image):
+    def random_crop_and_flip(self, float_image, seed=None):
+        if seed is not None:  # a seeded run's stateless draws (see the module docstring)
+            return self._stateless_crop_and_flip(float_image, seed)
         crop_image = tf1.random_crop(float_image, [self.resize_dim, self.resize_dim, 3])
         updated_image = tf.image.random_flip_left_right(crop_image)
         return updated_image
 
+    def _stateless_crop_and_flip(self, float_image, seed):
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        crop = tf.image.stateless_random_crop(
+            float_image, [self.resize_dim, self.resize_dim, 3], crop_seed)
+        return tf.image.stateless_random_flip_left_right(crop, flip_seed)
+
     # Data Augmentation
-    def image_preprocessing(self, data, is_training):
+    def image_preprocessing(self, data, is_training, seed=None):
         """Turns one CIFAR-10 record's 3,072 pixel values (R, G, B planes) into a model input."""
         reshaped_image = tf.reshape(data, [3, self.original_dim, self.original_dim])
         transposed_image = tf.transpose(reshaped_image, [1, 2, 0])
         float_image = tf.cast(transposed_image, tf.float32)
         if is_training:
-            updated_image = self.random_crop_and_flip(float_image)
+            if seed is None:
+                updated_image = self.random_crop_and_flip(float_image)
+            else:
+                updated_image = self.random_crop_and_flip(float_image, seed)
         else:
             updated_image = tf1.image.resize_image_with_crop_or_pad(
                 float_image, self.resize_dim, self.resize_dim)
@@ -111,7 +143,7 @@ class SqueezeNetModel(object):
 
     # Model Layers
     # inputs: [batch_size, resize_dim, resize_dim, 3]
-    def model_layers(self, inputs, is_training):
+    def model_layers(self, inputs, is_training, dropout_seed=None):
         conv1 = self.custom_conv2d(
             inputs,
             64,
@@ -138,7 +170,7 @@ class SqueezeNetModel(object):
             pool2,
             fire_params2)
         dropout1 = layers.dropout(multi_fire2, rate=0.5,
-                                  training=is_training)
+                                  training=is_training, stateless_seed=dropout_seed)
         final_conv_layer = self.custom_conv2d(
             dropout1,
             self.output_size,
@@ -147,21 +179,18 @@ class SqueezeNetModel(object):
         return self.get_logits(final_conv_layer)
 
     # Set up and run model training
-    def run_model_setup(self, inputs, labels, is_training=True,
-                        learning_rate=DEFAULT_LEARNING_RATE, loss_scale=None,
-                        wrap_optimizer=None):
-        """Builds the forward pass, metrics and loss, and the Adam train op when training.
+    def run_model_setup(self, inputs, labels, is_training=True, training=None):
+        """Builds the forward pass, metrics and loss, and the train op when training.
 
         `labels` are sparse int32 class indices of shape (batch,). `is_training` is a Python
         bool, or a boolean tensor (say `tf.compat.v1.placeholder_with_default(False, [])`) that
         switches dropout in one graph as TF1 code did; with a tensor the train op is built.
         Sets `logits`, `probs`, `predictions`, `accuracy`, `loss`, `global_step` and `train_op`
-        (None when is_training is False, so evaluation and export graphs carry no optimizer).
-        `loss_scale` ('dynamic' or a number) wraps Adam for float16 mixed precision;
-        `wrap_optimizer(optimizer)`, when given, wraps it again (a cluster's update rule).
+        (None when is_training is False). `training` is a TrainingOptions.
         """
+        training = training or TrainingOptions()
         self.global_step = tf1.train.get_or_create_global_step()
-        logits = self.model_layers(inputs, is_training)
+        logits = self.model_layers(inputs, is_training, training.dropout_seed)
         self.logits = logits
         self.probs = tf.nn.softmax(logits, name='probs')
         self.predictions = tf.argmax(
@@ -182,11 +211,7 @@ class SqueezeNetModel(object):
             cross_entropy)
         self.train_op = None
         if isinstance(is_training, tf.Tensor) or is_training:
-            adam = tf1.train.AdamOptimizer(learning_rate)
-            if loss_scale is not None:
-                adam = tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(adam, loss_scale)
-            if wrap_optimizer is not None:
-                adam = wrap_optimizer(adam)
+            adam = training.optimizer or tf1.train.AdamOptimizer()
             self.train_op = adam.minimize(
                 self.loss, global_step=self.global_step)
 

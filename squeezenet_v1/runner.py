@@ -4,26 +4,28 @@
 and returns the process exit status, turning the errors a user can fix into one clear message.
 """
 
-import functools
 import os
 
 from absl import logging
 
-from squeezenet_v1 import checkpoints
-from squeezenet_v1 import cluster
-from squeezenet_v1 import continuous_eval
-from squeezenet_v1 import datasets
-from squeezenet_v1 import distributed
-from squeezenet_v1 import evaluate
-from squeezenet_v1 import export
 from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
-from squeezenet_v1 import memory
-from squeezenet_v1 import predict
-from squeezenet_v1 import provenance
-from squeezenet_v1 import session_options
-from squeezenet_v1 import train
+from squeezenet_v1.cluster import tf_config
+from squeezenet_v1.cluster import worker
+from squeezenet_v1.data import datasets
+from squeezenet_v1.deploy import export
+from squeezenet_v1.deploy import predict
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.evaluation import continuous_eval
+from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1.training import loop
+from squeezenet_v1.training import memory_check
+from squeezenet_v1.training import model_dir as model_dirs
+from squeezenet_v1.training import run_records
+from squeezenet_v1.training import session_options
+from squeezenet_v1.training import trainer
+from squeezenet_v1.training.graph import op_determinism
 
 _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
               'batch_size', 'eval_batch_size', 'max_steps', 'learning_rate',
@@ -47,12 +49,12 @@ def run(flags_obj):
     A run that gets past its checks appends its line to <model_dir>/runs.jsonl, however it ends.
     """
     names = _RUN_FLAGS + _MODE_FLAGS.get(flags_obj.mode, ())
-    run_log = provenance.RunLog(flags_obj.model_dir, flags_obj.mode,
+    run_log = run_records.RunLog(flags_obj.model_dir, flags_obj.mode,
                                 {name: getattr(flags_obj, name) for name in names})
     try:
         with interrupts.raised():
             _run(flags_obj, run_log)
-    except train.TrainingInterrupted as e:
+    except loop.TrainingInterrupted as e:
         logging.warning('%s', e)
         return _finish(run_log, 'signal', str(e), 128 + e.signum)
     except interrupts.Interrupted as e:
@@ -64,7 +66,7 @@ def run(flags_obj):
         return _finish(run_log, 'signal', 'SIGINT', EXIT_INTERRUPTED)
     except _SomeFilesFailed as e:
         return _finish(run_log, 'error', str(e), EXIT_ERROR)
-    except train.NonFiniteLossError as e:
+    except loop.NonFiniteLossError as e:
         logging.error('%s', e)
         return _finish(run_log, 'non_finite_loss', str(e), EXIT_ERROR)
     except UserError as e:
@@ -77,7 +79,7 @@ def run(flags_obj):
 
 def _finish(run_log, ended, message, status):
     latest = checkpoints.latest_checkpoint(run_log.model_dir) if run_log.started else None
-    run_log.finish(checkpoints.global_step_of(latest) if latest else None, ended, message)
+    run_log.finish(checkpoints.global_step_stored_in(latest) if latest else None, ended, message)
     return status
 
 
@@ -87,7 +89,7 @@ def _run(flags_obj, run_log):
     elif flags_obj.mode == 'export':
         _export(flags_obj, run_log)
     else:
-        with train.op_determinism(flags_obj.seed):
+        with op_determinism(flags_obj.seed):
             _train_and_evaluate(flags_obj, run_log)
 
 
@@ -96,7 +98,7 @@ def _dataset_to_read(flags_obj):
 
     An explicit --dataset other than the recorded one is used, with a warning.
     """
-    recorded = provenance.recorded_flags(flags_obj.model_dir,
+    recorded = run_records.recorded_flags(flags_obj.model_dir,
                                          required=not _given(flags_obj, 'dataset'))
     recorded = recorded.get('dataset')
     if recorded not in datasets.DATASETS:
@@ -124,21 +126,21 @@ def _train_and_evaluate(flags_obj, run_log):
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
     # A TF_CONFIG cluster of several processes makes this process one of its tasks; only its
-    # chief writes into model_dir and evaluates (see distributed.py).
-    task = cluster.task_from_environment() if training else None
+    # chief writes into model_dir and evaluates (see worker.py).
+    task = tf_config.task_from_environment() if training else None
     if task and task.is_ps:
-        distributed.serve(task)
+        worker.serve(task)
         return
     chief = task is None or task.is_chief
     if flags_obj.sync_replicas and not task and training:
         logging.warning('--sync_replicas does nothing here: TF_CONFIG names no cluster of '
                         'several processes, so this process trains alone.')
     session_options.check_precision_supported(flags_obj.precision)
-    _check_model_dir(model_dir, will_write=training and chief)
+    model_dirs.check_model_dir(model_dir, will_write=training and chief)
     if training:
-        memory.check_batch_fits(flags_obj.batch_size, training=True)
+        memory_check.check_batch_fits(flags_obj.batch_size, training=True)
     if flags_obj.mode != 'train':
-        memory.check_batch_fits(flags_obj.eval_batch_size, training=False,
+        memory_check.check_batch_fits(flags_obj.eval_batch_size, training=False,
                                 flag='--eval_batch_size')
     cache_dir = datasets.records_cache_dir()
     dataset = flags_obj.dataset if training else _dataset_to_read(flags_obj)
@@ -154,13 +156,13 @@ def _train_and_evaluate(flags_obj, run_log):
     train_source = source('train') if training else None
     test_source = source('test') if flags_obj.mode != 'train' and chief else None
     if flags_obj.mode == 'eval':
-        run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+        run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
             model_dir, flags_obj.checkpoint_path)))
         evaluate.evaluate(model_dir, test_source, flags_obj.eval_batch_size,
                           flags_obj.checkpoint_path, precision=flags_obj.precision)
     elif flags_obj.mode == 'continuous_eval':
         latest = checkpoints.latest_checkpoint(model_dir)
-        run_log.start(checkpoints.global_step_of(latest) if latest else None)
+        run_log.start(checkpoints.global_step_stored_in(latest) if latest else None)
         continuous_eval.continuous_eval(model_dir, test_source, flags_obj.eval_batch_size,
                                         flags_obj.max_steps, flags_obj.eval_timeout_secs,
                                         precision=flags_obj.precision)
@@ -169,7 +171,7 @@ def _train_and_evaluate(flags_obj, run_log):
                                 flags_obj.precision) as evaluator:
             _train(flags_obj, run_log, train_source, task, after_save=evaluator.evaluate)
             latest = checkpoints.latest_checkpoint(model_dir)
-            if checkpoints.global_step_of(latest) in evaluate.evaluated_steps(model_dir):
+            if checkpoints.global_step_stored_in(latest) in evaluate.evaluated_steps(model_dir):
                 logging.info('%s was evaluated already; its results are in %s.',
                              os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
             else:  # a cluster's last checkpoint, or one an earlier --mode=train wrote
@@ -179,44 +181,23 @@ def _train_and_evaluate(flags_obj, run_log):
 
 
 def _train(flags_obj, run_log, train_source, task, after_save=None):
-    """train.train alone; distributed.train_worker as a cluster's task, whose chief's
-    checkpoints are evaluated after training, the last one only."""
+    """trainer.train alone; worker.train_worker as a cluster's task, whose chief's checkpoints
+    are evaluated after training, the last one only."""
+    settings = loop.LoopSettings(
+        flags_obj.batch_size, flags_obj.max_steps, flags_obj.learning_rate,
+        flags_obj.save_checkpoints_steps, flags_obj.keep_checkpoint_max,
+        flags_obj.log_every_n_steps, flags_obj.save_summary_steps)
+    run_record = {name: getattr(flags_obj, name) for name in _RUN_FLAGS}
     if task:
         run_log.record['cluster'] = task.describe()
-        trainer = functools.partial(distributed.train_worker, task,
-                                    sync_replicas=flags_obj.sync_replicas)
+        worker.train_worker(task, flags_obj.model_dir, train_source, settings,
+                            seed=flags_obj.seed, precision=flags_obj.precision,
+                            sync_replicas=flags_obj.sync_replicas, run_record=run_record,
+                            on_start=run_log.start)
     else:
-        trainer = functools.partial(train.train, after_save=after_save)
-    trainer(flags_obj.model_dir, train_source, batch_size=flags_obj.batch_size,
-                max_steps=flags_obj.max_steps, learning_rate=flags_obj.learning_rate,
-                save_checkpoints_steps=flags_obj.save_checkpoints_steps,
-                keep_checkpoint_max=flags_obj.keep_checkpoint_max,
-                log_every_n_steps=flags_obj.log_every_n_steps,
-                save_summary_steps=flags_obj.save_summary_steps, seed=flags_obj.seed,
-                precision=flags_obj.precision,
-                run_record={name: getattr(flags_obj, name) for name in _RUN_FLAGS},
-                on_start=run_log.start)
-
-
-def _check_model_dir(model_dir, will_write):
-    """Refuses a --model_dir that is a file or cannot be written; creates nothing."""
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise train.ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.'
-                                  % model_dir)
-    if not will_write:
-        return
-    existing = os.path.abspath(model_dir)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise train.ModelDirError('--model_dir %s cannot be created (%s is a file). Choose a '
-                                  'folder you can write to.' % (model_dir, existing))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        if existing == os.path.abspath(model_dir):
-            raise train.ModelDirError('--model_dir %s is not writable. Choose a folder you can '
-                                      'write to, or fix its permissions.' % model_dir)
-        raise train.ModelDirError('--model_dir %s cannot be created (%s is not writable). '
-                                  'Choose a folder you can write to.' % (model_dir, existing))
+        trainer.train(flags_obj.model_dir, train_source, settings, seed=flags_obj.seed,
+                      precision=flags_obj.precision, run_record=run_record,
+                      on_start=run_log.start, after_save=after_save)
 
 
 def _label_names(flags_obj, run_log):
@@ -245,7 +226,7 @@ def _predict(flags_obj, run_log):
     if flags_obj.predictions_json:
         _check_output_file(flags_obj.predictions_json, '--predictions_json')
     label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+    run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
         flags_obj.model_dir, flags_obj.checkpoint_path)))
     results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
                               top_k=flags_obj.top_k, checkpoint_path=flags_obj.checkpoint_path)
@@ -264,7 +245,7 @@ def _export(flags_obj, run_log):
     export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
     export.check_export_dir(export_dir, flags_obj.model_dir)
     label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_of(checkpoints.require_chosen_checkpoint(
+    run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
         flags_obj.model_dir, flags_obj.checkpoint_path)))
     report = export.export(flags_obj.model_dir, export_dir, label_names,
                            flags_obj.checkpoint_path)

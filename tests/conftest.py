@@ -46,6 +46,16 @@ def run_in_process(*args):
         absl_logger.setLevel(level)
 
 
+def train_in_process(model_dir, source, seed=None, run_record=None, after_save=None, **settings):
+    """trainer.train with run_train.py's flag defaults for every loop setting not given."""
+    from squeezenet_v1.training import loop, trainer
+    values = dict(batch_size=32, max_steps=10000, learning_rate=0.001, save_checkpoints_steps=1000,
+                  keep_checkpoint_max=5, log_every_n_steps=100, save_summary_steps=100)
+    values.update(settings)
+    return trainer.train(model_dir, source, loop.LoopSettings(**values), seed=seed,
+                         run_record=run_record, after_save=after_save)
+
+
 def tiny_split(num, seed):
     """Random uint8 images (num, 3072) and labels 0-9 (num,)."""
     rng = np.random.RandomState(seed)

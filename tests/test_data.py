@@ -8,8 +8,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_archive, write_binary_release, write_python_release
-from squeezenet_v1 import cifar10, datasets, input_pipeline, synthetic
-from squeezenet_v1.cifar10 import DataError
+from squeezenet_v1.data import cifar10
+from squeezenet_v1.data import datasets
+from squeezenet_v1.data import input_pipeline
+from squeezenet_v1.data import synthetic
+from squeezenet_v1.data.cifar10 import DataError
 from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
@@ -121,7 +124,7 @@ def test_archive_is_verified_then_extracted(tmp_path, monkeypatch, release):
     data_dir = tmp_path / 'data'
     data_dir.mkdir()
     archive = make_archive(build, release.folder, str(data_dir / release.archive))
-    from squeezenet_v1 import download
+    from squeezenet_v1.data import download
     monkeypatch.setattr(release, 'md5', download.file_md5(archive))
     source = datasets.prepare_split('cifar10', 'test', str(data_dir), str(tmp_path))
     assert source.num_examples == 5
@@ -145,7 +148,7 @@ def test_corrupt_archive_names_the_file(tmp_path, monkeypatch):
     data_dir.mkdir()
     archive = data_dir / cifar10.BINARY.archive
     archive.write_bytes(b'\x1f\x8b\x08\x00' + b'not really gzip' * 10)
-    from squeezenet_v1 import download
+    from squeezenet_v1.data import download
     monkeypatch.setattr(cifar10.BINARY, 'md5', download.file_md5(str(archive)))
     with pytest.raises(DataError, match='cifar-10-binary.tar.gz: cannot be extracted'):
         datasets.prepare_split('cifar10', 'test', str(data_dir), str(tmp_path))
@@ -292,7 +295,7 @@ def test_one_flipped_byte_in_an_archive_fails_its_md5(tmp_path, monkeypatch):
     data_dir = tmp_path / 'data'
     data_dir.mkdir()
     archive = make_archive(build, cifar10.BINARY_DIR, str(data_dir / cifar10.BINARY.archive))
-    from squeezenet_v1 import download
+    from squeezenet_v1.data import download
     monkeypatch.setattr(cifar10.BINARY, 'md5', download.file_md5(archive))
     with open(archive, 'r+b') as f:
         f.seek(os.path.getsize(archive) // 2)

@@ -21,13 +21,20 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from conftest import REPO, RUN_TRAIN
+from conftest import REPO, RUN_TRAIN, train_in_process
 from conftest import run_in_process as _run
-from squeezenet_v1 import checkpoints, cluster, datasets, distributed, evaluate, export, predict
-from squeezenet_v1 import provenance
-from squeezenet_v1 import synthetic, train
-from squeezenet_v1 import local_cluster
-from squeezenet_v1.local_cluster import cluster_spec, tf_config
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1.cluster import tf_config
+from squeezenet_v1.data import datasets
+from squeezenet_v1.cluster import placement
+from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.deploy import export
+from squeezenet_v1.deploy import predict
+from squeezenet_v1.training import run_records
+from squeezenet_v1.data import synthetic
+from squeezenet_v1.training.graph import op_determinism
+from squeezenet_v1.cluster import local_cluster
+from squeezenet_v1.cluster.local_cluster import cluster_spec, tf_config_json
 
 tf1 = tf.compat.v1
 
@@ -55,7 +62,7 @@ class _Cluster(object):
         task_type, index = name.split(':')
         count = self.starts[name] = self.starts.get(name, 0) + 1
         path = str(self.tmp_path / ('%s-%d.log' % (name.replace(':', ''), count)))
-        env = dict(os.environ, TF_CONFIG=tf_config(self.spec, task_type, int(index)),
+        env = dict(os.environ, TF_CONFIG=tf_config_json(self.spec, task_type, int(index)),
                    SQUEEZENET_V1_CACHE_DIR=self.cache_dir)
         with open(path, 'w') as log:
             self.procs[name] = subprocess.Popen([sys.executable, RUN_TRAIN] + run_flags,
@@ -139,9 +146,9 @@ def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_proc
     assert sum(took.values()) == 60, took
     assert 'worker:1 has finished' in logs['ps:0'] and 'this ps stops' in logs['ps:0']
     latest = checkpoints.latest_checkpoint(model_dir)
-    assert latest.endswith('model.ckpt-60') and checkpoints.global_step_of(latest) == 60
+    assert latest.endswith('model.ckpt-60') and checkpoints.global_step_stored_in(latest) == 60
     # Only the chief wrote into model_dir: one run recorded, one summary file.
-    with open(os.path.join(model_dir, provenance.RUNS_FILE)) as f:
+    with open(os.path.join(model_dir, run_records.RUNS_FILE)) as f:
         runs = [json.loads(line) for line in f]
     assert len(runs) == 1 and runs[0]['cluster']['task'] == 'worker:0', runs
     assert runs[0]['global_step_at_end'] == 60 and runs[0]['ended'] == 'finished'
@@ -165,7 +172,7 @@ def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_proc
     assert len(predict.classify(model_dir, images, list(synthetic.LABEL_NAMES))) == 4
     export.export(model_dir, str(tmp_path / 'export'), list(synthetic.LABEL_NAMES))
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
-    assert train.train(model_dir, source, batch_size=8, max_steps=65, seed=3) == 65
+    assert train_in_process(model_dir, source, batch_size=8, max_steps=65, seed=3) == 65
 
 
 def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
@@ -178,11 +185,8 @@ def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
         logs = {name: c.log(name) for name in ('ps:0', 'worker:0')}
     assert statuses == {'ps:0': 0, 'worker:0': 0}, logs
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
-    train.set_determinism(3)  # what run_train.py does for --seed=3
-    try:
-        train.train(single_dir, source, batch_size=8, max_steps=20, seed=3)
-    finally:
-        train.set_determinism(None)
+    with op_determinism(3):  # what run_train.py does for --seed=3
+        train_in_process(single_dir, source, batch_size=8, max_steps=20, seed=3)
     cluster_ckpt = tf1.train.load_checkpoint(checkpoints.latest_checkpoint(cluster_dir))
     single_ckpt = tf1.train.load_checkpoint(checkpoints.latest_checkpoint(single_dir))
     names = sorted(single_ckpt.get_variable_to_shape_map())
@@ -195,7 +199,7 @@ def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
 def test_local_cluster_of_two_ps_a_chief_and_sync_replicas_resumes_one_process(tmp_path):
     model_dir = str(tmp_path / 'run')
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
-    assert train.train(model_dir, source, batch_size=8, max_steps=10, seed=3) == 10
+    assert train_in_process(model_dir, source, batch_size=8, max_steps=10, seed=3) == 10
     env = dict(os.environ, SQUEEZENET_V1_CACHE_DIR=str(tmp_path / 'cache'))
     env.pop('TF_CONFIG', None)
     log_path = str(tmp_path / 'local_cluster.log')
@@ -203,7 +207,7 @@ def test_local_cluster_of_two_ps_a_chief_and_sync_replicas_resumes_one_process(t
         launcher = subprocess.Popen(
             # A chief task beside the workers, as Kubeflow's TFJob lays a cluster out, and the
             # variables spread over two ps tasks.
-            [sys.executable, '-m', 'squeezenet_v1.local_cluster', '--ps=2', '--chief',
+            [sys.executable, '-m', 'squeezenet_v1.cluster.local_cluster', '--ps=2', '--chief',
              '--workers=1', '--']
             + _flags(model_dir, '--mode=train_and_eval', '--max_steps=40', '--sync_replicas'),
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -275,10 +279,10 @@ def test_killed_workers_rejoin_and_a_killed_chief_resumes_from_its_last_checkpoi
     _no_traceback(*logs.values())
     assert 'Resuming from %s\n' % last in logs['worker:0'], logs['worker:0'][-3000:]
     resumed_steps = _steps_logged(logs['worker:0'], 'worker:0')
-    assert resumed_steps and min(resumed_steps) > checkpoints.step_of(last)
+    assert resumed_steps and min(resumed_steps) > checkpoints.step_in_name(last)
     assert _steps_logged(logs['worker:1'], 'worker:1'), logs['worker:1'][-3000:]
     final = checkpoints.latest_checkpoint(model_dir)
-    assert final.endswith('model.ckpt-160') and checkpoints.global_step_of(final) == 160
+    assert final.endswith('model.ckpt-160') and checkpoints.global_step_stored_in(final) == 160
 
 
 @pytest.mark.fault
@@ -306,10 +310,10 @@ def test_sync_replicas_wait_for_a_restarted_worker_and_a_restarted_chief(tmp_pat
     # The restarted chief's steps, each of both workers: all of them from the checkpoint on.
     took = {m.group(1): int(m.group(3)) for name in ('worker:0', 'worker:1')
             for m in TOOK.finditer(logs[name])}
-    assert took['worker:0'] == 80 - checkpoints.step_of(last), (took, last)
+    assert took['worker:0'] == 80 - checkpoints.step_in_name(last), (took, last)
     assert took['worker:1'] >= took['worker:0'], took
     final = checkpoints.latest_checkpoint(model_dir)
-    assert final.endswith('model.ckpt-80') and checkpoints.global_step_of(final) == 80
+    assert final.endswith('model.ckpt-80') and checkpoints.global_step_stored_in(final) == 80
 
 
 @pytest.mark.fault
@@ -327,18 +331,18 @@ def test_killed_ps_stops_the_workers_naming_it_and_the_restarted_cluster_resumes
             assert '[%s] lost ps:0 at %s' % (name, c.spec['ps'][0]) in log, log[-3000:]
             _no_traceback(log)
         last = checkpoints.latest_checkpoint(model_dir)
-        final = checkpoints.step_of(last) + 30
+        final = checkpoints.step_in_name(last) + 30
         for name in TASKS:
             c.start(name, _flags(model_dir, '--max_steps=%d' % final))
         statuses = {name: c.exit_status(name) for name in TASKS}
         logs = {name: c.log(name) for name in TASKS}
     assert statuses == {name: 0 for name in TASKS}, logs
     assert 'Resuming from %s\n' % last in logs['worker:0'], logs['worker:0'][-3000:]
-    assert checkpoints.global_step_of(checkpoints.latest_checkpoint(model_dir)) == final
+    assert checkpoints.global_step_stored_in(checkpoints.latest_checkpoint(model_dir)) == final
     # Checkpoints are named by the step they hold, so the resumed run took exactly the rest.
     took = [int(m.group(3)) for name in ('worker:0', 'worker:1')
             for m in TOOK.finditer(logs[name])]
-    assert sum(took) == final - checkpoints.step_of(last), took
+    assert sum(took) == final - checkpoints.step_in_name(last), took
 
 
 # TF_CONFIG refused before any work, through the runner as run_train.py calls it.
@@ -402,15 +406,15 @@ def test_bad_tf_config_and_a_port_in_use_are_refused_before_any_work(tmp_path, m
      'must be a list of "host:port" strings'),
 ])
 def test_malformed_tf_config_names_the_problem(text, message):
-    with pytest.raises(cluster.ClusterConfigError, match=re.escape(message)):
-        cluster.parse(text)
+    with pytest.raises(tf_config.ClusterConfigError, match=re.escape(message)):
+        tf_config.parse(text)
 
 
 def test_no_cluster_or_a_one_process_cluster_changes_nothing():
-    assert cluster.parse('') is None and cluster.parse('  ') is None
-    assert cluster.parse('{"cluster": {"worker": ["localhost:2222"]}, '
+    assert tf_config.parse('') is None and tf_config.parse('  ') is None
+    assert tf_config.parse('{"cluster": {"worker": ["localhost:2222"]}, '
                          '"task": {"type": "worker", "index": 0}, "environment": "cloud"}') is None
-    task = cluster.parse('{"cluster": {"chief": ["h:1"], "worker": ["h:2", "h:3"], '
+    task = tf_config.parse('{"cluster": {"chief": ["h:1"], "worker": ["h:2", "h:3"], '
                          '"ps": ["h:4"]}, "task": {"type": "worker", "index": 0}}')
     assert task.name == 'worker:0' and not task.is_chief and task.chief_name == 'chief:0'
     assert task.worker_names == ['chief:0', 'worker:0', 'worker:1'] and task.worker_number == 1
@@ -433,13 +437,13 @@ def test_local_cluster_gives_every_task_its_own_free_port():
     addresses = [a for job in ('ps', 'worker', 'chief') for a in spec[job]]
     assert [len(spec['ps']), len(spec['worker']), len(spec['chief'])] == [2, 3, 1]
     assert len(set(addresses)) == 6 and all(a.startswith('127.0.0.1:') for a in addresses)
-    task = cluster.parse(tf_config(spec, 'chief', 0))
+    task = tf_config.parse(tf_config_json(spec, 'chief', 0))
     assert task.is_chief and task.worker_names == ['chief:0', 'worker:0', 'worker:1', 'worker:2']
 
 
 def test_the_weights_spread_evenly_over_the_ps_tasks():
     """By size, not by count: round-robin put 99% of them on one of 2 ps tasks."""
     for num_ps, busiest in ((1, 1.0), (2, 0.51), (3, 0.34), (4, 0.26), (6, 0.26)):
-        shares = distributed.planned_weight_shares(num_ps)
+        shares = placement.planned_weight_shares(num_ps)
         assert len(shares) == num_ps and abs(sum(shares) - 1) < 1e-9
         assert max(shares) <= busiest, (num_ps, shares)

@@ -11,7 +11,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_in_process, run_train, write_checkpoint_of_output_size
-from squeezenet_v1 import cifar10, export, input_pipeline, synthetic
+from squeezenet_v1.data import cifar10
+from squeezenet_v1.deploy import export
+from squeezenet_v1.data import input_pipeline
+from squeezenet_v1.data import synthetic
 from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1

@@ -237,7 +237,11 @@ def test_unwritable_model_dir_is_a_clear_error(tmp_path):
 
 
 def test_readers_beside_a_rotating_trainer_never_fail(tmp_path):
-    from squeezenet_v1 import datasets, evaluate, export, predict, synthetic
+    from squeezenet_v1.data import datasets
+    from squeezenet_v1.evaluation import evaluate
+    from squeezenet_v1.deploy import export
+    from squeezenet_v1.deploy import predict
+    from squeezenet_v1.data import synthetic
     model_dir = str(tmp_path / 'run')
     log_path = str(tmp_path / 'trainer.txt')
     trainer = _trainer(model_dir, log_path, '--max_steps=100000', '--save_checkpoints_steps=10',

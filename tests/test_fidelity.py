@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from conftest import REPO
 import notebook_original
-from squeezenet_v1 import SqueezeNetModel, checkpoints
+from squeezenet_v1 import SqueezeNetModel
+from squeezenet_v1.training import checkpoints
 
 tf1 = tf.compat.v1
 

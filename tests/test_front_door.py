@@ -20,8 +20,12 @@ import pytest
 
 from conftest import make_archive, run_train, write_binary_release
 from conftest import run_in_process as _run
-from squeezenet_v1 import cifar10, datasets, download, memory, provenance
-from squeezenet_v1.cifar10 import DataError
+from squeezenet_v1.data import cifar10
+from squeezenet_v1.data import datasets
+from squeezenet_v1.data import download
+from squeezenet_v1.training import memory_check as memory
+from squeezenet_v1.training import run_records
+from squeezenet_v1.data.cifar10 import DataError
 
 
 
@@ -45,7 +49,7 @@ def trained(tmp_path_factory, cache_dir):
 
 
 def _runs(model_dir):
-    with open(os.path.join(model_dir, provenance.RUNS_FILE)) as f:
+    with open(os.path.join(model_dir, run_records.RUNS_FILE)) as f:
         return [json.loads(line) for line in f]
 
 
@@ -275,7 +279,7 @@ def test_fuzzed_front_door_never_gives_a_traceback(trained, tmp_path, caplog):
     variants = _model_dir_variants(trained, str(tmp_path / 'dirs'))
     images = tmp_path / 'images'
     images.mkdir()
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(images), '2'],
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(images), '2'],
                    check=True, capture_output=True)
     bad_file = tmp_path / 'a_file'
     bad_file.write_text('x')
@@ -315,12 +319,12 @@ def _expected(mode, name, usable, extra):
 
 
 @pytest.mark.parametrize('args, message', [
-    ([], 'usage: python -m squeezenet_v1.synthetic FOLDER [COUNT]'),
+    ([], 'usage: python -m squeezenet_v1.data.synthetic FOLDER [COUNT]'),
     (['folder', 'many'], "COUNT must be a positive whole number, got 'many'"),
     (['folder', '-3'], "COUNT must be a positive whole number, got '-3'"),
 ])
 def test_python_m_synthetic_usage(tmp_path, args, message):
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic'] + args,
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic'] + args,
                           cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr
     assert 'Traceback' not in proc.stderr and os.listdir(str(tmp_path)) == []
@@ -329,7 +333,7 @@ def test_python_m_synthetic_usage(tmp_path, args, message):
 def test_python_m_synthetic_into_a_file_is_a_message(tmp_path):
     target = tmp_path / 'a_file'
     target.write_text('x')
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(target / 'x')],
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(target / 'x')],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'cannot write into' in proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -356,7 +360,7 @@ def test_tensorboard_is_installed_with_the_package():
 
 
 def test_python_m_params_refuses_stray_arguments():
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.params', '--bogus'],
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters', '--bogus'],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and 'takes no arguments, got --bogus' in proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -368,7 +372,7 @@ def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_
     model_dir = _copy(trained, tmp_path / 'run')
     images = tmp_path / 'images'
     images.mkdir()
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', str(images), '1'],
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(images), '1'],
                    check=True, capture_output=True)
     image = os.path.join(str(images), os.listdir(str(images))[0])
     index = os.path.join(model_dir, 'model.ckpt-20.index')
@@ -391,7 +395,7 @@ def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_
 def test_signal_during_eval_ends_with_its_status_and_is_recorded(trained, tmp_path,
                                                                  monkeypatch, caplog):
     import signal
-    from squeezenet_v1 import evaluate
+    from squeezenet_v1.evaluation import evaluate
     model_dir = _copy(trained, tmp_path / 'run')
     assert not os.path.exists(os.path.join(model_dir, 'eval_results.json'))
     real_evaluate = evaluate.evaluate
@@ -416,7 +420,7 @@ def test_refused_reads_leave_no_record_and_unreadable_flags_are_named(tmp_path, 
     for mode in ('eval', 'predict'):
         assert _run('--mode=' + mode, '--dataset=synthetic', '--model_dir=' + model_dir,
                     '--images=' + model_dir) == 1
-    assert not os.path.exists(os.path.join(model_dir, provenance.RUNS_FILE))
+    assert not os.path.exists(os.path.join(model_dir, run_records.RUNS_FILE))
     with open(os.path.join(model_dir, 'flags.json'), 'w') as f:
         f.write('a\nb\n')
     with caplog.at_level(logging.INFO, logger='absl'):
@@ -426,7 +430,7 @@ def test_refused_reads_leave_no_record_and_unreadable_flags_are_named(tmp_path, 
 
 
 def test_special_files_answer_instead_of_hanging(trained, tmp_path, caplog):
-    from squeezenet_v1 import predict
+    from squeezenet_v1.deploy import predict
     model_dir = _copy(trained, tmp_path / 'run')
     os.mkfifo(os.path.join(str(tmp_path), 'fifo'))
     entries = predict.expand_image_paths(['/dev/zero', str(tmp_path / 'fifo')])
@@ -439,8 +443,8 @@ def test_special_files_answer_instead_of_hanging(trained, tmp_path, caplog):
 
 
 def checkpoints_state(model_dir):
-    from squeezenet_v1 import checkpoints
-    return checkpoints.read_state(model_dir)
+    from squeezenet_v1.training import checkpoint_writer
+    return checkpoint_writer.read_state(model_dir)
 
 
 def test_download_deadline_holds_when_the_server_never_answers(tmp_path):

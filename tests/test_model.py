@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from squeezenet_v1 import SqueezeNetModel, layers, params
+from squeezenet_v1 import SqueezeNetModel
+
+from squeezenet_v1 import layers
+
+from squeezenet_v1 import parameters
 
 tf1 = tf.compat.v1
 
@@ -19,15 +23,22 @@ GOLDEN_SHAPES = {
 
 
 def test_notebook_squeeze_example_arithmetic():
-    direct = params.conv2d_parameter_count([3, 3], 50, 100)
-    squeezed = (params.conv2d_parameter_count([1, 1], 50, 10)
-                + params.conv2d_parameter_count([3, 3], 10, 100))
-    assert (direct, squeezed) == (45100, 9610)
-    assert params.conv2d_parameter_count([1, 1], 50, 10) == 510
+    """The notebook's example: 45,100 parameters direct, 510 + 9,100 + 100 through a squeeze."""
+    def counted(build):
+        with tf.Graph().as_default():
+            build(tf1.placeholder(tf.float32, [None, 8, 8, 50]))
+            return parameters.parameter_report(tf1.trainable_variables())['total_parameters']
+
+    model = SqueezeNetModel(32, 24, 10)
+    direct = counted(lambda x: model.custom_conv2d(x, 100, [3, 3], 'direct'))
+    squeeze = counted(lambda x: model.custom_conv2d(x, 10, [1, 1], 'squeeze'))
+    squeezed = counted(lambda x: model.custom_conv2d(
+        model.custom_conv2d(x, 10, [1, 1], 'squeeze'), 100, [3, 3], 'expand'))
+    assert (direct, squeeze, squeezed) == (45100, 510, 9610)
 
 
 def test_parameter_report_totals_146570_and_under_one_megabyte():
-    report = params.model_parameter_report()
+    report = parameters.model_parameter_report()
     assert report['total_parameters'] == 146570
     assert report['float32_bytes'] == 146570 * 4 < 1000000
     assert len(report['layers']) == 28  # kernel + bias for conv1, 4 x 3 fire convs, final_conv
@@ -35,13 +46,13 @@ def test_parameter_report_totals_146570_and_under_one_megabyte():
     for name, shape in GOLDEN_SHAPES.items():
         assert shapes[name] == shape
     assert sum(layer['count'] for layer in report['layers']) == 146570
-    table = params.format_parameter_report(report)
+    table = parameters.format_parameter_report(report)
     assert '146,570' in table and 'fire4/expand3x3/kernel' in table
 
 
 def test_parameter_count_follows_output_size():
     # Only final_conv depends on the number of classes: 256 * k + k.
-    assert params.model_parameter_report(output_size=100)['total_parameters'] == \
+    assert parameters.model_parameter_report(output_size=100)['total_parameters'] == \
         146570 - 2570 + 25700
 
 

@@ -9,8 +9,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_in_process
-from squeezenet_v1 import datasets, session_options, train
-from squeezenet_v1.session_options import UnsupportedPrecisionError
+from squeezenet_v1 import machine
+from squeezenet_v1.data import datasets
+from squeezenet_v1.training import session_options
+from squeezenet_v1.training.graph import build_training_graph
+from squeezenet_v1.training.loop import start_input
+from squeezenet_v1.training.session_options import UnsupportedPrecisionError
 
 tf1 = tf.compat.v1
 
@@ -65,7 +69,7 @@ def test_bf16_learns_within_two_points_of_fp32(tmp_path):
 
 def test_bf16_without_the_hardware_is_refused(tmp_path, monkeypatch, caplog):
     # Any CPU can be the one without: the check reads the flags through cpu_flags().
-    monkeypatch.setattr(session_options, 'cpu_flags', lambda: {'avx2', 'avx512f'})
+    monkeypatch.setattr(machine, 'cpu_flags', lambda: {'avx2', 'avx512f'})
     model_dir = str(tmp_path / 'bf16')
     with caplog.at_level(logging.ERROR):
         assert run_in_process('--dataset=synthetic', '--model_dir=' + model_dir,
@@ -94,12 +98,12 @@ def test_fp16_graph_scales_the_loss_and_still_trains(tmp_path):
     # The float16 rewrite itself runs only on a GPU; the loss-scaled optimizer runs anywhere.
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path))
     # Seed 0 kills the final ReLU here (loss ln(10) from the start); seed 1 learns.
-    training = train.build_training_graph(source, 16, precision='fp16', seed=1)
+    training = build_training_graph(source, 16, 0.001, precision='fp16', seed=1)
     names = {v.op.name for v in training.variables}
     assert {'current_loss_scale', 'good_steps'} <= names
     with tf1.Session(graph=training.graph) as sess:
         sess.run(training.init_op)
-        train.start_input(sess, training)
+        start_input(sess, training)
         losses = [sess.run(training.fetches)[1] for _ in range(100)]
         assert np.all(np.isfinite(losses))
         assert sess.run(training.model.global_step) == 100

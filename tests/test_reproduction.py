@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from conftest import REPO, RUN_TRAIN, run_train
 from conftest import run_in_process as _run
-from squeezenet_v1 import evaluate, summarize
+from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.evaluation import summarize
 
 tf1 = tf.compat.v1
 
@@ -136,7 +137,7 @@ def test_checkpoint_path_picks_the_checkpoint_for_eval_predict_and_export(straig
     assert _history(model_dir)[-1] == results and len(_history(model_dir)) == 4
 
     images = str(tmp_path / 'images')
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.synthetic', images, '3'], cwd=REPO,
+    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', images, '3'], cwd=REPO,
                    check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     probabilities = {}
     for name in ('model.ckpt-100', None):

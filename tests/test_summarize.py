@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from squeezenet_v1 import summarize
+from squeezenet_v1.evaluation import summarize
 
 # (accuracy, loss) at steps 100, 200, 300 for seeds 1, 2, 3.
 RUNS = {
@@ -297,7 +297,7 @@ def test_command_line_exit_codes(in_tmp):
     env = dict(os.environ, PYTHONPATH=REPO)
 
     def command(*args):
-        return subprocess.run([sys.executable, '-m', 'squeezenet_v1.summarize'] + list(args),
+        return subprocess.run([sys.executable, '-m', 'squeezenet_v1.evaluation.summarize'] + list(args),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=120)
 
@@ -313,7 +313,7 @@ def test_command_line_exit_codes(in_tmp):
 
 def test_the_command_starts_without_tensorflow():
     """summarize reads JSON; starting TensorFlow (seconds) for it would be waste."""
-    script = ('import sys, squeezenet_v1.summarize; '
+    script = ('import sys, squeezenet_v1.evaluation.summarize; '
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'numpy')))")
     result = subprocess.run([sys.executable, '-c', script], stdout=subprocess.PIPE, text=True,
                             timeout=60, check=True, cwd=REPO)

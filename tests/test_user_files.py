@@ -18,9 +18,19 @@ import time
 import pytest
 import tensorflow as tf
 
-from conftest import write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_in_process, run_train
-from squeezenet_v1 import (checkpoints, datasets, download, export, files, interrupts, provenance,
-                           synthetic, train)
+from conftest import (write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_in_process, run_train,
+                      train_in_process)
+from squeezenet_v1.training import checkpoint_writer
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1.data import datasets
+from squeezenet_v1.data import download
+from squeezenet_v1.deploy import export
+from squeezenet_v1 import files
+from squeezenet_v1 import interrupts
+from squeezenet_v1.training import run_records
+from squeezenet_v1.data import synthetic
+from squeezenet_v1.training import loop
+from squeezenet_v1.training import trainer
 
 tf1 = tf.compat.v1
 LABELS = list(synthetic.LABEL_NAMES)
@@ -36,7 +46,7 @@ def source(tmp_path_factory):
 def template(tmp_path_factory, source):
     """A model_dir holding model.ckpt-5 and model.ckpt-10; tests work on copies of it."""
     model_dir = str(tmp_path_factory.mktemp('template') / 'run')
-    train.train(model_dir, source, max_steps=10, save_checkpoints_steps=5)
+    train_in_process(model_dir, source, max_steps=10, save_checkpoints_steps=5)
     assert sorted(n for n in os.listdir(model_dir) if n.endswith('.index')) == [
         'model.ckpt-10.index', 'model.ckpt-5.index']
     return model_dir
@@ -65,13 +75,13 @@ def _snapshot(folder):
 
 
 def _steps(model_dir):
-    return sorted(checkpoints.step_of(n[:-len('.index')]) for n in os.listdir(model_dir)
+    return sorted(checkpoints.step_in_name(n[:-len('.index')]) for n in os.listdir(model_dir)
                   if n.endswith('.index'))
 
 
 def _train(model_dir, source, max_steps, **kwargs):
     kwargs.setdefault('save_checkpoints_steps', 5)
-    return train.train(model_dir, source, max_steps=max_steps, log_every_n_steps=5, **kwargs)
+    return train_in_process(model_dir, source, max_steps=max_steps, log_every_n_steps=5, **kwargs)
 
 
 def _messages(caplog):
@@ -263,7 +273,7 @@ def test_reader_whose_checkpoint_is_rotated_away_takes_the_newest(template, tmp_
         return checkpoints.num_classes(prefix)
 
     with caplog.at_level(logging.INFO, logger='absl'):
-        assert checkpoints.with_latest_checkpoint(model_dir, read) == 10
+        assert checkpoints.with_checkpoint(model_dir, read) == 10
     assert seen == ['model.ckpt-10', 'model.ckpt-15']
     assert 'model.ckpt-10 was removed while being read' in _messages(caplog)
 
@@ -322,7 +332,7 @@ def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source, monkeypatch,
                                                       caplog):
     model_dir = _copy(template, tmp_path / 'run')
-    real_save = checkpoints.save
+    real_save = checkpoint_writer.save
 
     def save_then_signal(sess, saver, model_dir, step, complete, keep):
         result = real_save(sess, saver, model_dir, step, complete, keep)
@@ -330,7 +340,7 @@ def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source
             os.kill(os.getpid(), signal.SIGTERM)
         return result
 
-    monkeypatch.setattr(checkpoints, 'save', save_then_signal)
+    monkeypatch.setattr(checkpoint_writer, 'save', save_then_signal)
     with caplog.at_level(logging.INFO, logger='absl'):
         assert _train(model_dir, source, 12) == 12  # returns: no TrainingInterrupted
     assert 'SIGTERM arrived after the final step was saved' in _messages(caplog)
@@ -339,7 +349,7 @@ def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source
 def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, source,
                                                           monkeypatch):
     model_dir = _copy(template, tmp_path / 'run')
-    real_info, real_fsync = train.logging.info, files.fsync_file
+    real_info, real_fsync = loop.logging.info, files.fsync_file
 
     def info_then_signal(message, *args):
         real_info(message, *args)
@@ -350,15 +360,15 @@ def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, so
         real_fsync(path)
         os.kill(os.getpid(), signal.SIGINT)  # the second, in the middle of that save
 
-    monkeypatch.setattr(train.logging, 'info', info_then_signal)
+    monkeypatch.setattr(loop.logging, 'info', info_then_signal)
     monkeypatch.setattr(files, 'fsync_file', fsync_then_signal)
-    with pytest.raises(train.TrainingInterrupted, match='second signal \\(SIGINT\\)') as raised:
-        train.train(model_dir, source, max_steps=100, log_every_n_steps=1,
+    with pytest.raises(loop.TrainingInterrupted, match='second signal \\(SIGINT\\)') as raised:
+        train_in_process(model_dir, source, max_steps=100, log_every_n_steps=1,
                     save_checkpoints_steps=100)
     assert raised.value.signum == signal.SIGINT
     assert _steps(model_dir) == [5, 10]
     assert [n for n in os.listdir(model_dir) if n.startswith('.') and n != '.lock'] == []
-    assert checkpoints.read_state(model_dir) == (['model.ckpt-5', 'model.ckpt-10'], None)
+    assert checkpoint_writer.read_state(model_dir) == (['model.ckpt-5', 'model.ckpt-10'], None)
 
 
 def test_a_signal_a_destructor_dropped_in_start_up_still_stops_the_run(tmp_path, monkeypatch):
@@ -368,7 +378,7 @@ def test_a_signal_a_destructor_dropped_in_start_up_still_stops_the_run(tmp_path,
         def __del__(self):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    real_build = train.build_training_graph
+    real_build = trainer.build_training_graph
 
     def build_then_drop_a_signal(*args, **kwargs):
         training = real_build(*args, **kwargs)
@@ -378,14 +388,14 @@ def test_a_signal_a_destructor_dropped_in_start_up_still_stops_the_run(tmp_path,
     dropped = []
     monkeypatch.setattr(sys, 'unraisablehook', lambda unraisable: dropped.append(
         unraisable.exc_type))
-    monkeypatch.setattr(train, 'build_training_graph', build_then_drop_a_signal)
+    monkeypatch.setattr(trainer, 'build_training_graph', build_then_drop_a_signal)
     model_dir = str(tmp_path / 'run')
     status = run_in_process('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
                             '--max_steps=300', '--save_checkpoints_steps=100')
     assert dropped == [interrupts.Interrupted]  # the signal was dropped where it was raised
     assert status == 128 + signal.SIGTERM
     assert checkpoints.latest_checkpoint(model_dir) is None  # not one step was trained
-    with open(os.path.join(model_dir, provenance.RUNS_FILE)) as f:
+    with open(os.path.join(model_dir, run_records.RUNS_FILE)) as f:
         assert json.loads(f.readlines()[-1])['ended'] == 'signal'
 
 
@@ -473,7 +483,7 @@ def test_export_refuses_an_earlier_export_holding_a_users_file(tmp_path):
 
 @pytest.mark.parametrize('kind', ['symlink', 'fifo', 'folder'])
 def test_lock_file_that_is_not_a_plain_file_is_refused(tmp_path, kind):
-    from squeezenet_v1.model_dir_lock import ModelDirLockedError, model_dir_lock
+    from squeezenet_v1.training.model_dir import ModelDirLockedError, model_dir_lock
     precious = tmp_path / 'precious.txt'
     precious.write_text('my results')
     model_dir = tmp_path / 'run'
@@ -491,6 +501,6 @@ def test_readers_name_the_damaged_newest_checkpoint(template, tmp_path, caplog):
     model_dir = _copy(template, tmp_path / 'run')
     _damage(model_dir, 'index missing')
     with caplog.at_level(logging.INFO, logger='absl'):
-        assert checkpoints.with_latest_checkpoint(model_dir, checkpoints.num_classes) == 10
+        assert checkpoints.with_checkpoint(model_dir, checkpoints.num_classes) == 10
     assert '%s is incomplete (no .index file): it is kept as it is and not used; reading ' \
            'model.ckpt-5' % os.path.join(model_dir, 'model.ckpt-10') in _messages(caplog)

@@ -1,0 +1,270 @@
+"""CIFAR-10's two official releases on disk: finding them, reading them, checking them.
+
+Every reader returns `(images, labels)`: uint8 images of shape (N, 3072) in the release's own
+layout (the R plane, then G, then B, each 32x32 row-major) and uint8 labels of shape (N,).
+Anything wrong with a file raises `DataError` naming the file, what is wrong and what to do,
+before TensorFlow ever sees it.
+"""
+
+import codecs
+import os
+import pickle
+
+import numpy as np
+
+from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
+
+IMAGE_SIZE = 32  # CIFAR-10 images are 32x32 ...
+NUM_CHANNELS = 3  # ... RGB, stored as three planes.
+IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * NUM_CHANNELS  # 3,072 pixel bytes per image.
+LABEL_BYTES = 1  # The binary release puts one label byte before each image.
+RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES  # 3,073 bytes per binary record.
+NUM_CLASSES = 10
+LABEL_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
+               'dog', 'frog', 'horse', 'ship', 'truck')
+
+BINARY_DIR = 'cifar-10-batches-bin'
+PYTHON_DIR = 'cifar-10-batches-py'
+TRAIN_BATCHES = tuple('data_batch_%d' % i for i in range(1, 6))
+TEST_BATCHES = ('test_batch',)
+SPLITS = ('train', 'test')
+
+
+class Release(object):
+    """One official release: its folder, archive, checksum and file naming."""
+
+    def __init__(self, name, folder, archive, md5, suffix):
+        self.name = name
+        self.folder = folder
+        self.archive = archive
+        self.md5 = md5
+        self.suffix = suffix
+        self.url = 'https://www.cs.toronto.edu/~kriz/' + archive
+
+    def batch_files(self, split):
+        names = TRAIN_BATCHES if split == 'train' else TEST_BATCHES
+        return [name + self.suffix for name in names]
+
+
+BINARY = Release('binary', BINARY_DIR, 'cifar-10-binary.tar.gz',
+                 'c32a1d4ab5d03f1284b67883e8d87530', '.bin')
+PYTHON = Release('python', PYTHON_DIR, 'cifar-10-python.tar.gz',
+                 'c58f30108f718f92721af3b95e74349a', '')
+RELEASES = (BINARY, PYTHON)
+
+GET_THE_DATA = ('Run with --download to fetch it, or download %s from '
+                'https://www.cs.toronto.edu/~kriz/cifar.html into the data directory '
+                '(as the archive or extracted).' % BINARY.archive)
+
+
+class DataError(UserError):
+    """A data set file is missing, malformed or does not match its checksum."""
+
+
+def check_split(split):
+    if split not in SPLITS:
+        raise ValueError('split must be one of %s, got %r' % (SPLITS, split))
+
+
+def check_labels(labels, path, num_classes=NUM_CLASSES):
+    """Raises DataError naming the first out-of-range label and its record index."""
+    bad = np.flatnonzero(labels >= num_classes)
+    if bad.size:
+        raise DataError('%s: record %d has label %d, outside 0-%d; the file is corrupt or not a '
+                        'CIFAR-10 batch. Replace it with a fresh copy.'
+                        % (path, bad[0], labels[bad[0]], num_classes - 1))
+
+
+def read_binary_batch(path):
+    """Reads one binary-release batch (label byte + 3,072 pixel bytes per record)."""
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise DataError('%s: cannot be read (%s). %s' % (path, e.strerror or e, GET_THE_DATA))
+    if raw.size == 0 or raw.size % RECORD_BYTES:
+        raise DataError('%s: %d bytes is not a whole number of %d-byte CIFAR-10 records; the file '
+                        'is truncated or not a CIFAR-10 batch. Replace it with a fresh copy.'
+                        % (path, raw.size, RECORD_BYTES))
+    records = raw.reshape(-1, RECORD_BYTES)
+    labels = records[:, 0].copy()
+    check_labels(labels, path)
+    return records[:, LABEL_BYTES:].copy(), labels
+
+
+def _text(value):
+    return value.decode('latin1') if isinstance(value, bytes) else value
+
+
+class _DtypeRecipe:
+    """Stands in for numpy.dtype while unpickling; numpy never sees an unchecked dtype state.
+
+    numpy.dtype.__setstate__ trusts its input: a flipped flags byte makes a uint8 dtype claim
+    to hold object references, and numpy then fails from inside its C code. So the pickled
+    arguments and state are kept here, checked against what a plain number dtype can be, and
+    only then turned into a real dtype.
+    """
+
+    def __init__(self, name, align=False, copy=True):
+        self.name, self.state = name, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def resolve(self):
+        try:
+            dtype = np.dtype(_text(self.name))
+        except (TypeError, ValueError) as e:
+            raise pickle.UnpicklingError('bad dtype %r (%s)' % (self.name, e))
+        if dtype.kind not in 'biuf':
+            raise pickle.UnpicklingError('dtype %s is not a number type' % dtype)
+        state = self.state
+        if state is None:
+            return dtype
+        # (version, byte order, subarray, names, fields, itemsize, alignment, flags[, metadata])
+        if (not isinstance(state, tuple) or len(state) not in (8, 9) or
+                state[2:8] != (None, None, None, -1, -1, 0) or
+                _text(state[1]) not in ('|', '<', '>', '=')):
+            raise pickle.UnpicklingError('dtype %s has a malformed state %r' % (dtype, state))
+        return dtype.newbyteorder(_text(state[1])) if dtype.itemsize > 1 else dtype
+
+
+def _checked_dtype(recipe, raw, what):
+    """The dtype of pickled raw bytes, from its _DtypeRecipe once that has been checked."""
+    if not isinstance(recipe, _DtypeRecipe) or not isinstance(raw, bytes):
+        raise pickle.UnpicklingError('%s has no plain dtype and data' % what)
+    return recipe.resolve()
+
+
+class _CheckedArray(np.ndarray):
+    """numpy.ndarray as unpickled here: its dtype is resolved from a checked _DtypeRecipe."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError('malformed ndarray state')
+        *head, recipe, is_fortran, raw = state
+        dtype = _checked_dtype(recipe, raw, 'ndarray state')
+        super().__setstate__(tuple(head) + (dtype, is_fortran, raw))
+
+
+def _reconstruct(subtype, shape, typecode):
+    """numpy's _reconstruct, for _CheckedArray only: an empty array that BUILD then fills."""
+    if subtype is not _CheckedArray:
+        raise pickle.UnpicklingError('refusing to reconstruct %r' % (subtype,))
+    return _CheckedArray.__new__(_CheckedArray, (0,), dtype=np.uint8)
+
+
+def _scalar(recipe, raw):
+    """numpy's scalar(dtype, bytes), with the dtype checked."""
+    dtype = _checked_dtype(recipe, raw, 'numpy scalar')
+    if len(raw) != dtype.itemsize:
+        raise pickle.UnpicklingError('numpy scalar of %d bytes for %s' % (len(raw), dtype))
+    return np.frombuffer(raw, dtype)[0]
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and number arrays only: a batch file cannot run code."""
+
+    _GLOBALS = {
+        ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+        ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
+        ('numpy.core.multiarray', 'scalar'): _scalar,
+        ('numpy._core.multiarray', 'scalar'): _scalar,
+        ('numpy', 'ndarray'): _CheckedArray,
+        ('numpy', 'dtype'): _DtypeRecipe,
+        ('_codecs', 'encode'): codecs.encode,  # how Python 3 writes bytes into protocol 2
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._GLOBALS:
+            raise pickle.UnpicklingError('refusing to load %s.%s' % (module, name))
+        return self._GLOBALS[(module, name)]
+
+
+def _unpickle(path):
+    try:
+        with open(path, 'rb') as f:
+            return _ArrayUnpickler(f, encoding='bytes').load()
+    except OSError as e:
+        raise DataError('%s: cannot be read (%s). %s' % (path, e.strerror or e, GET_THE_DATA))
+    except Exception as e:  # pickle raises many types on corrupt input
+        raise DataError('%s: not a readable CIFAR-10 python batch (%s: %s); the file is corrupt. '
+                        'Replace it with a fresh copy.' % (path, type(e).__name__, e))
+
+
+def read_python_batch(path):
+    """Reads one python-release batch: a Python 2 pickle of {b'data', b'labels', ...}."""
+    batch = _unpickle(path)
+    if not isinstance(batch, dict) or b'data' not in batch or b'labels' not in batch:
+        raise DataError("%s: expected a dict with b'data' and b'labels'; the file is not a "
+                        'CIFAR-10 python batch. Replace it with a fresh copy.' % path)
+    data = np.asarray(batch[b'data'])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+        raise DataError("%s: b'data' is %s %s, expected uint8 (N, %d). Replace it with a fresh "
+                        'copy.' % (path, data.dtype, data.shape, IMAGE_BYTES))
+    try:
+        labels = np.asarray(batch[b'labels'], dtype=np.int64)
+    except (TypeError, ValueError) as e:
+        raise DataError("%s: b'labels' is not a list of integers (%s)." % (path, e))
+    if data.shape[0] == 0:
+        raise DataError('%s: holds no images; the file is truncated. Replace it with a fresh copy.'
+                        % path)
+    if labels.shape != (data.shape[0],):
+        raise DataError("%s: %d images but b'labels' has shape %s. Replace it with a fresh copy."
+                        % (path, data.shape[0], labels.shape))
+    if labels.size and labels.min() < 0:
+        raise DataError('%s: negative label %d.' % (path, labels.min()))
+    check_labels(labels, path)
+    return np.ascontiguousarray(data), labels.astype(np.uint8)
+
+
+def read_label_names(folder):
+    """Class names from batches.meta (python) or batches.meta.txt (binary), else the defaults."""
+    meta = os.path.join(folder, 'batches.meta')
+    text = os.path.join(folder, 'batches.meta.txt')
+    names = None
+    if os.path.isfile(meta):
+        entry = _unpickle(meta)
+        if isinstance(entry, dict) and b'label_names' in entry:
+            try:
+                names = [n.decode('utf-8') if isinstance(n, bytes) else str(n)
+                         for n in entry[b'label_names']]
+            except UnicodeDecodeError:
+                raise DataError('%s: its label names are not UTF-8 text; the file is corrupt. '
+                                'Replace it with a fresh copy.' % meta)
+    elif os.path.isfile(text):
+        try:
+            with open(text, encoding='utf-8') as f:
+                names = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError('%s is not UTF-8 text (one class name a line); the file is corrupt. '
+                            'Replace it with a fresh copy, or delete it to use the standard '
+                            'CIFAR-10 names.' % text)
+    if not names or len(names) != NUM_CLASSES:
+        return list(LABEL_NAMES)
+    return names
+
+
+def read_release_split(folder, release, split):
+    """Reads and concatenates every batch of one split of an extracted release folder."""
+    check_split(split)
+    reader = read_binary_batch if release is BINARY else read_python_batch
+    missing = [name for name in release.batch_files(split)
+               if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise DataError('%s: missing %s; the release is incomplete. %s'
+                        % (folder, ', '.join(missing), GET_THE_DATA))
+    parts = [reader(os.path.join(folder, name)) for name in release.batch_files(split)]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def binary_records(images, labels):
+    """The bytes of the binary release's format: a label byte, then 3,072 pixels, per image."""
+    images = np.asarray(images, dtype=np.uint8).reshape(-1, IMAGE_BYTES)
+    labels = np.asarray(labels, dtype=np.uint8).reshape(-1, 1)
+    return np.concatenate([labels, images], axis=1).tobytes()
+
+
+def write_binary_batch(path, images, labels):
+    """Writes records in the binary release's format, whole or not at all."""
+    return files.write_bytes_atomic(path, binary_records(images, labels))

@@ -1,0 +1,191 @@
+"""Resolves `--dataset` and `--data_dir` into binary record files the input pipeline reads.
+
+The binary release is read in place; the python release and the synthetic set are converted to
+the binary record format once and kept in a cache named by their content (records_cache_dir()),
+so one pipeline serves all three and a killed run leaves nothing the next one does not reuse.
+"""
+
+import collections
+import hashlib
+import os
+
+from absl import logging
+
+from squeezenet_v1.data import cifar10
+from squeezenet_v1.data import download as download_lib
+from squeezenet_v1 import files as files_lib
+from squeezenet_v1.data import synthetic
+from squeezenet_v1.data.cifar10 import DataError
+
+DATASETS = ('cifar10', 'synthetic')
+LABELS_FILE = 'labels.txt'  # written beside checkpoints: class names in output order
+CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
+
+SplitSource = collections.namedtuple(
+    'SplitSource', ['dataset', 'split', 'record_files', 'num_examples', 'label_names'])
+
+
+def records_cache_dir():
+    """Where converted records are kept: $SQUEEZENET_V1_CACHE_DIR, else the user's cache."""
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'squeezenet_v1')
+
+
+def prepare_split(dataset, split, data_dir, cache_dir, download=False,
+                  download_url=None, download_md5=None,
+                  download_deadline_secs=download_lib.DEFAULT_DEADLINE_SECS):
+    """Checks the data for one split and returns a SplitSource of validated record files.
+
+    With `download`, an absent CIFAR-10, or batch files missing from its folder, are fetched
+    (from `download_url`, default the official binary archive, checked against `download_md5`,
+    within `download_deadline_secs`) and extracted into data_dir first. Records
+    converted from another format are kept in cache_dir under a name made of their content.
+    """
+    cifar10.check_split(split)
+    if dataset == 'synthetic':
+        images, labels = synthetic.make_split(split)
+        path = _cached_records(cache_dir, 'synthetic_%s' % split, images, labels)
+        return SplitSource(dataset, split, [path], len(labels), list(synthetic.LABEL_NAMES))
+    if dataset != 'cifar10':
+        raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
+
+    fetch = _Fetch(download, download_url, download_md5, download_deadline_secs)
+    release, folder = _find_or_fetch_release(data_dir, fetch)
+    images, labels = cifar10.read_release_split(folder, release, split)
+    names = cifar10.read_label_names(folder)
+    if release is cifar10.BINARY:
+        files = [os.path.join(folder, n) for n in release.batch_files(split)]
+    else:
+        files = [_cached_records(cache_dir, 'cifar10_%s' % split, images, labels)]
+    logging.info('CIFAR-10 %s split: %d images from %s', split, len(labels), folder)
+    return SplitSource(dataset, split, files, len(labels), names)
+
+
+def _cached_records(cache_dir, name, images, labels):
+    """The path of these records in cache_dir (`<name>-<sha256 prefix>.bin`), written if absent.
+
+    The content names the file, so concurrent runs agree on it, a file of the right name holds
+    the right records, and a killed writer leaves only a temporary the next call removes.
+    """
+    records = cifar10.binary_records(images, labels)
+    digest = hashlib.sha256(records).hexdigest()[:16]
+    path = os.path.join(cache_dir, '%s-%s.bin' % (name, digest))
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        files_lib.remove_stale_temporaries(cache_dir)
+        if not (os.path.isfile(path) and os.path.getsize(path) == len(records)
+                and _sha256(path).startswith(digest)):
+            files_lib.write_bytes_atomic(path, records)
+    except OSError as e:
+        raise DataError('cannot write converted records into the cache folder %s (%s). Set %s '
+                        'to a folder you can write to.' % (cache_dir, e.strerror or e,
+                                                           CACHE_DIR_ENV))
+    return path
+
+
+def _sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+_Fetch = collections.namedtuple('_Fetch', ['enabled', 'url', 'md5', 'deadline_secs'])
+
+
+def _find_or_fetch_release(data_dir, fetch):
+    """Returns (release, extracted folder), extracting or downloading an archive if needed."""
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataError('--data_dir %s is a file, not a folder. Point --data_dir at the folder '
+                        'that holds %s/ or %s.' % (data_dir, cifar10.BINARY_DIR,
+                                                   cifar10.BINARY.archive))
+    for release in cifar10.RELEASES:
+        folder = os.path.join(data_dir, release.folder)
+        if os.path.isdir(folder):
+            _restore_missing_batches(data_dir, release, fetch)
+            return release, folder
+    for release in cifar10.RELEASES:
+        archive = os.path.join(data_dir, release.archive)
+        if os.path.isfile(archive):
+            return release, _verify_and_extract(archive, data_dir, release, release.md5)
+    if not fetch.enabled:
+        raise DataError('no CIFAR-10 in %s: expected %s/ or %s/ or one of their archives. %s'
+                        % (os.path.abspath(data_dir), cifar10.BINARY_DIR, cifar10.PYTHON_DIR,
+                           cifar10.GET_THE_DATA))
+    release = cifar10.BINARY
+    os.makedirs(data_dir, exist_ok=True)
+    archive, md5 = _download_archive(data_dir, release, fetch)
+    return release, _verify_and_extract(archive, data_dir, release, md5)
+
+
+def _download_archive(data_dir, release, fetch):
+    archive = os.path.join(data_dir, release.archive)
+    md5 = fetch.md5 or release.md5
+    download_lib.download(fetch.url or release.url, archive, md5,
+                          deadline_secs=fetch.deadline_secs)
+    return archive, md5
+
+
+def _restore_missing_batches(data_dir, release, fetch):
+    """Adds batch files missing from an extracted folder from its archive, fetched if asked.
+
+    The files present are left as they are. Without an archive or --download, the advice says
+    what to do.
+    """
+    folder = os.path.join(data_dir, release.folder)
+    missing = [name for split in cifar10.SPLITS for name in release.batch_files(split)
+               if not os.path.isfile(os.path.join(folder, name))]
+    if not missing:
+        return
+    archive, md5 = os.path.join(data_dir, release.archive), release.md5
+    if not os.path.isfile(archive):
+        if not (fetch.enabled and release is cifar10.BINARY):
+            how = ('run again with --download to fetch %s and restore them' % release.archive
+                   if release is cifar10.BINARY else
+                   'put %s in %s to restore them from it' % (release.archive, data_dir))
+            raise DataError('%s: missing %s. Either %s (the files present are kept), or delete '
+                            'the folder and start again.' % (folder, ', '.join(missing), how))
+        archive, md5 = _download_archive(data_dir, release, fetch)
+    download_lib.verify_md5(archive, md5)
+    logging.info('Restoring %s into %s from %s', ', '.join(missing), folder, archive)
+    download_lib.extract_archive(archive, data_dir, release.folder, only=missing)
+
+
+def _verify_and_extract(archive, data_dir, release, md5):
+    download_lib.verify_md5(archive, md5)
+    logging.info('Extracting %s into %s', archive, data_dir)
+    try:
+        return download_lib.extract_archive(archive, data_dir, release.folder)
+    except PermissionError as e:
+        raise DataError('cannot extract %s into %s (%s): make the folder writable or extract '
+                        'the archive there yourself (tar xzf).' % (archive, data_dir, e))
+
+
+def label_names(dataset, data_dir):
+    """Class names without reading any images: CIFAR-10's from batches.meta when present."""
+    if dataset == 'synthetic':
+        return list(synthetic.LABEL_NAMES)
+    for release in cifar10.RELEASES:
+        folder = os.path.join(data_dir, release.folder)
+        if os.path.isdir(folder):
+            return cifar10.read_label_names(folder)
+    return list(cifar10.LABEL_NAMES)
+
+
+def write_label_names(folder, names):
+    """Writes folder/labels.txt: the class names, one a line, in output order."""
+    files_lib.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
+
+
+def model_label_names(model_dir, dataset, data_dir):
+    """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
+    path = os.path.join(model_dir, LABELS_FILE)
+    if not os.path.lexists(path):
+        return label_names(dataset, data_dir)
+    if not os.path.isfile(path):
+        raise DataError('%s is not a plain file. Remove it (the data set\'s names are then '
+                        'used) or restore it.' % path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError('%s cannot be read (%s). Restore it (one class name a line, UTF-8) or '
+                        'delete it to use the data set\'s names.' % (path, e))

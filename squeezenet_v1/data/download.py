@@ -1,0 +1,162 @@
+"""Fetching and unpacking the official CIFAR-10 archives, never leaving half a file in place.
+
+Downloads go to a temporary beside the archive (`.<archive>.<pid>-<random>.tmp`) and are
+renamed only once complete and verified; archives are extracted into a temporary folder beside
+the target and renamed into place only once whole. An error or Ctrl-C removes the temporary;
+one a killed run left is removed by the next download or extraction in that folder.
+"""
+
+import hashlib
+import http.client
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from absl import logging
+
+from squeezenet_v1 import files
+from squeezenet_v1 import interrupts
+from squeezenet_v1.data.cifar10 import DataError
+
+_CHUNK_BYTES = 1 << 20
+_REPORT_SECS = 5.0
+_SCHEMES = ('http', 'https', 'ftp', 'file')
+DEFAULT_DEADLINE_SECS = 3600  # the 163 MB archive at 50 kB/s; a mirror slower than that fails
+
+
+def file_md5(path):
+    digest = hashlib.md5()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK_BYTES), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_md5(path, expected_md5):
+    """Raises DataError when the file's md5 is not the expected one."""
+    actual = file_md5(path)
+    if actual != expected_md5:
+        raise DataError('%s: md5 %s does not match the official %s; the archive is damaged or '
+                        'not the official one. Delete it and download it again (--download).'
+                        % (path, actual, expected_md5))
+
+
+def extract_archive(archive_path, dest_dir, folder, only=None):
+    """Extracts `folder` from a .tar.gz into dest_dir/folder, atomically. Returns its path.
+
+    With `only` (file names inside `folder`), just those files are added to an existing folder,
+    each renamed into place; files already there are never replaced.
+    """
+    target = os.path.join(dest_dir, folder)
+    _remove_stale_temporaries(dest_dir)
+    staging = files.make_temp_dir(dest_dir, folder)
+    try:
+        try:
+            with tarfile.open(archive_path, 'r:gz') as tar:
+                members = [m for m in tar.getmembers()
+                           if m.name == folder or m.name.startswith(folder + '/')]
+                if only is not None:
+                    members = [m for m in members if m.name in
+                               {'%s/%s' % (folder, name) for name in only}]
+                if not members:
+                    raise DataError('%s: holds no %s/ folder; it is not a CIFAR-10 archive.'
+                                    % (archive_path, folder))
+                tar.extractall(staging, members=members, filter='data')
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            raise DataError('%s: cannot be extracted (%s); the archive is corrupt. Delete it and '
+                            'download it again (--download).' % (archive_path, e))
+        if only is None:
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(staging, folder), target)
+        else:
+            for name in sorted(os.listdir(os.path.join(staging, folder))):
+                if not os.path.exists(os.path.join(target, name)):
+                    os.replace(os.path.join(staging, folder, name), os.path.join(target, name))
+                    logging.info('Restored %s from %s', os.path.join(target, name),
+                                 archive_path)
+        files.fsync_dir(dest_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def download(url, dest_path, expected_md5=None, timeout=60,
+             deadline_secs=DEFAULT_DEADLINE_SECS):
+    """Streams url to dest_path via a temporary, logging progress; verifies the md5.
+
+    Gives up when `timeout` seconds pass without a byte, or `deadline_secs` in all (a server
+    that sends a byte now and then would otherwise hold the run forever).
+    """
+    if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
+        raise DataError('--download_url %s is not a URL (it needs one of %s://). Give the '
+                        'address of a mirror of %s.' % (url, ', '.join(_SCHEMES),
+                                                        os.path.basename(dest_path)))
+    folder = os.path.dirname(os.path.abspath(dest_path))
+    _remove_stale_temporaries(folder)
+    partial = files.make_temp_file(folder, os.path.basename(dest_path))
+    try:
+        start = time.time()
+        # No single wait may outlast the deadline, a server that answers nothing included.
+        with urllib.request.urlopen(url, timeout=min(timeout, deadline_secs)) as response, \
+                open(partial, 'wb') as out:
+            total = int(response.headers.get('Content-Length') or 0)
+            done, last_report, last_data = 0, start, start
+            read = getattr(response, 'read1', response.read)  # what has arrived, not 1 MB
+            while True:
+                interrupts.answer_dropped()
+                chunk = read(_CHUNK_BYTES)
+                now = time.time()
+                if not chunk:
+                    break
+                out.write(chunk)
+                done += len(chunk)
+                gap, last_data = now - last_data, now
+                if now - start > deadline_secs:
+                    raise TimeoutError('still incomplete after the %d s deadline '
+                                       '(--download_deadline_secs)' % deadline_secs)
+                if now - last_report >= _REPORT_SECS:
+                    last_report = now
+                    _log_progress(url, done, total, now - start, gap)
+            _log_progress(url, done, total, time.time() - start, 0)
+            if total and done != total:
+                raise http.client.IncompleteRead(b'', total - done)
+    except BaseException as e:
+        files.remove_path(partial)
+        if not isinstance(e, (urllib.error.URLError, http.client.HTTPException, OSError,
+                              ValueError)):
+            raise  # Ctrl-C, or a bug: the temporary is gone either way
+        reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, 'reason', e)
+        raise DataError('downloading %s failed (%s). Check the network, or download the file by '
+                        'hand into %s.' % (url, reason or type(e).__name__,
+                                           os.path.dirname(dest_path)))
+    if expected_md5:
+        actual = file_md5(partial)
+        if actual != expected_md5:
+            files.remove_path(partial)
+            raise DataError('%s: the downloaded md5 %s does not match the official %s; nothing '
+                            'was kept. Check that --download_url is a mirror of %s.'
+                            % (url, actual, expected_md5, os.path.basename(dest_path)))
+    os.replace(partial, dest_path)
+    files.fsync_dir(folder)
+    return dest_path
+
+
+def _log_progress(url, done, total, seconds, wait_seconds):
+    rate = done / max(seconds, 1e-6) / 1e6
+    stalled = (', waited %d s for the last data' % wait_seconds
+               if wait_seconds >= _REPORT_SECS else '')
+    if total:
+        logging.info('Downloading %s: %5.1f%% (%.1f of %.1f MB, %.1f MB/s%s)',
+                     url, 100.0 * done / total, done / 1e6, total / 1e6, rate, stalled)
+    else:
+        logging.info('Downloading %s: %.1f MB (%.1f MB/s%s)', url, done / 1e6, rate, stalled)
+
+
+def _remove_stale_temporaries(folder):
+    for path in files.remove_stale_temporaries(folder):
+        logging.info('Removed %s, left by a download or extraction that was killed.', path)

@@ -1,0 +1,88 @@
+"""A small learnable stand-in for CIFAR-10, in the same record format, made on the spot.
+
+Each class is a colour (one of five RGB tints) and a stripe direction (horizontal or vertical),
+drawn with random stripe period, phase and pixel noise. Both cues survive the notebook's random
+crop, horizontal flip and per-image standardization, so the model can learn them in a few
+hundred steps; chance is 10%.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from squeezenet_v1.data.cifar10 import IMAGE_SIZE, NUM_CLASSES
+
+NUM_TRAIN_EXAMPLES = 5000
+NUM_TEST_EXAMPLES = 1000
+LABEL_NAMES = tuple('%s-%s' % (colour, stripes)
+                    for stripes in ('horizontal', 'vertical')
+                    for colour in ('red', 'green', 'blue', 'yellow', 'cyan'))
+# The data set is the same in every run: its seed does not follow --seed.
+_SPLIT_SEEDS = {'train': 1, 'test': 2}
+_TINTS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]], dtype=np.float32)
+
+
+def make_split(split):
+    """Returns (images uint8 (N, 3072) as R, G, B planes, labels uint8 (N,)) for a split."""
+    num = NUM_TRAIN_EXAMPLES if split == 'train' else NUM_TEST_EXAMPLES
+    rng = np.random.RandomState(_SPLIT_SEEDS[split])
+    labels = np.arange(num) % NUM_CLASSES
+    rng.shuffle(labels)
+    tints = _TINTS[labels % 5]                                   # (N, 3)
+    vertical = (labels // 5).astype(bool)                        # stripes across x, else y
+    period = rng.choice([4.0, 6.0, 8.0], size=num)
+    phase = rng.uniform(0, 2 * np.pi, size=num)
+    coords = np.arange(IMAGE_SIZE, dtype=np.float32)
+    yy, xx = np.meshgrid(coords, coords, indexing='ij')           # (32, 32)
+    position = np.where(vertical[:, None, None], xx[None], yy[None])
+    stripes = np.sin(2 * np.pi * position / period[:, None, None] + phase[:, None, None])
+    planes = 128 + 40 * tints[:, :, None, None] * stripes[:, None]   # (N, 3, 32, 32)
+    planes += rng.normal(0, 50, size=planes.shape)
+    images = np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(num, -1)
+    return images, labels.astype(np.uint8)
+
+
+def write_png_files(folder, count):
+    """Writes the first `count` test images as PNG files named <index>_<label>.png."""
+    import tensorflow as tf  # only this helper needs it
+    os.makedirs(folder, exist_ok=True)
+    images, labels = make_split('test')
+    paths = []
+    for i in range(min(count, len(labels))):
+        image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
+        path = os.path.join(folder, '%04d_%s.png' % (i, LABEL_NAMES[labels[i]]))
+        with open(path, 'wb') as f:
+            f.write(tf.io.encode_png(image).numpy())
+        paths.append(path)
+    return paths
+
+
+def main(argv):
+    """python -m squeezenet_v1.data.synthetic FOLDER [COUNT]: sample images to try --mode=predict on."""
+    usage = ('usage: python -m squeezenet_v1.data.synthetic FOLDER [COUNT]\n'
+             'Writes the first COUNT (default 8, at most %d) synthetic test images as PNG files '
+             'into FOLDER.' % NUM_TEST_EXAMPLES)
+    if len(argv) not in (2, 3) or argv[1] in ('-h', '--help'):
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        count = int(argv[2]) if len(argv) == 3 else 8
+        if count < 1:
+            raise ValueError
+    except ValueError:
+        print('COUNT must be a positive whole number, got %r.\n%s' % (argv[2], usage),
+              file=sys.stderr)
+        return 2
+    try:
+        for written in write_png_files(argv[1], count):
+            print(written)
+    except OSError as e:
+        print('cannot write into %s (%s). Name a folder you can write to.'
+              % (argv[1], e.strerror or e), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

@@ -1,0 +1,84 @@
+"""`--mode=continuous_eval`: the TF1 tutorial's `cifar10_eval.py` loop, each checkpoint once.
+
+It polls model_dir beside a trainer (readers take no lock), evaluates every complete checkpoint
+that eval_history.jsonl does not hold yet, oldest first, and stops by itself once it has
+evaluated the checkpoint at max_steps, or when no new checkpoint has appeared for timeout_secs.
+Restarted, it skips what eval_history.jsonl already holds.
+"""
+
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1 import interrupts
+from squeezenet_v1.errors import UserError
+
+POLL_SECS = 1.0
+
+
+class NoCheckpointAppearedError(UserError):
+    """continuous_eval waited its whole timeout and model_dir never held a checkpoint."""
+
+
+def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
+                    poll_secs=POLL_SECS, precision='fp32'):
+    """Evaluates model_dir's checkpoints as they appear; returns the steps evaluated."""
+    done = evaluate.evaluated_steps(model_dir)
+    if done:
+        logging.info('%s already holds results for steps %s; they are not evaluated again.',
+                     evaluate.EVAL_HISTORY_FILE, _steps(done))
+    evaluated = []
+    with evaluate.Evaluator(model_dir, source, batch_size, precision) as evaluator:
+        last_news = time.time()
+        while not any(step >= max_steps for step in done):
+            for name in checkpoints.scan(model_dir).complete:
+                step = checkpoints.step_in_name(name)
+                if step in done:
+                    continue
+                if _evaluate_if_still_there(evaluator, os.path.join(model_dir, name)):
+                    evaluated.append(step)
+                done.add(step)
+                last_news = time.time()
+                if step >= max_steps:
+                    break
+            else:
+                waited = time.time() - last_news
+                if waited >= timeout_secs:
+                    _report_timeout(model_dir, timeout_secs, done)
+                    break
+                interrupts.sleep(min(poll_secs, timeout_secs - waited))
+    if done and max(done) >= max_steps:
+        logging.info('The checkpoint at --max_steps=%d is evaluated; stopping.', max_steps)
+    return evaluated
+
+
+def _evaluate_if_still_there(evaluator, checkpoint_path):
+    """Evaluates a checkpoint unless a rotating trainer removed it first; says which it was."""
+    try:
+        evaluator.evaluate(checkpoint_path)
+        return True
+    except (checkpoints.NoCheckpointError, tf.errors.NotFoundError, tf.errors.DataLossError,
+            FileNotFoundError):
+        logging.warning('%s was removed before it could be evaluated (the trainer keeps '
+                        '--keep_checkpoint_max); it is skipped.', checkpoint_path)
+        return False
+
+
+def _report_timeout(model_dir, timeout_secs, done):
+    if not done:
+        raise NoCheckpointAppearedError(
+            'no checkpoint appeared in %s within --eval_timeout_secs=%d. Is the trainer writing '
+            'to this --model_dir? Give the same --model_dir, or a longer --eval_timeout_secs.'
+            % (model_dir, timeout_secs))
+    logging.info('No new checkpoint in %s for %d s (--eval_timeout_secs); stopping after step '
+                 '%d.', model_dir, timeout_secs, max(done))
+
+
+def _steps(steps):
+    steps = sorted(steps)
+    return ', '.join(str(s) for s in steps) if len(steps) <= 6 else '%d ... %d (%d steps)' % (
+        steps[0], steps[-1], len(steps))

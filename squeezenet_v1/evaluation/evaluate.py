@@ -1,0 +1,194 @@
+"""Exact evaluation of checkpoints: every test image counted once, every result kept.
+
+Like the TF1 tutorial's `cifar10_eval.py`, but global_step is read from the restored graph, not
+parsed from a file name, and the last partial batch is counted. An `Evaluator` builds the graph
+once and evaluates one checkpoint after another (train_and_eval evaluates each checkpoint it
+writes; continuous_eval each one it finds). Each evaluation is recorded in model_dir:
+`eval_results.json` holds the latest, `eval_history.jsonl` gains a line, and the TensorBoard
+curve under `eval/` a point.
+"""
+
+import datetime
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1 import machine
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1 import files
+from squeezenet_v1.data import input_pipeline
+from squeezenet_v1.training import run_records
+from squeezenet_v1.training.session_options import session_config
+from squeezenet_v1.model import new_model
+
+tf1 = tf.compat.v1
+
+EVAL_RESULTS_FILE = 'eval_results.json'
+EVAL_HISTORY_FILE = 'eval_history.jsonl'
+
+
+class Evaluator(object):
+    """Evaluates checkpoints of one model on `source` and records each result in model_dir.
+
+    `precision` is run_train.py's --precision ('fp32', 'bf16' or 'fp16'), applied to the
+    evaluation session through session_options. Use as a context manager, or call close().
+    """
+
+    def __init__(self, model_dir, source, batch_size, precision='fp32'):
+        self.model_dir = model_dir
+        self.source = source
+        self.precision = precision
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            # Evaluation draws no random numbers, but under op determinism (--seed) every graph
+            # that builds an iterator needs a seed.
+            tf1.set_random_seed(0)
+            self._model = new_model(len(source.label_names))
+            iterator = tf1.data.make_initializable_iterator(input_pipeline.evaluation_dataset(
+                source.record_files, self._model, batch_size))
+            self._start_input = iterator.initializer
+            images, self._labels = iterator.get_next()
+            self._model.run_model_setup(images, self._labels, is_training=False)
+            self._variables = tf1.global_variables()
+            self._saver = tf1.train.Saver(self._variables)
+        self._graph.finalize()
+        # --precision applies to evaluation as a TF1 session_config did to every session.
+        self._sess = tf1.Session(graph=self._graph, config=session_config(precision))
+        self._writer = None
+
+    def close(self):
+        self._sess.close()
+        if self._writer:
+            self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused_exc_info):
+        self.close()
+
+    def evaluate(self, checkpoint_path=None):
+        """Evaluates checkpoint_path (default: model_dir's newest), records and returns the results.
+
+        The results dict holds global_step, accuracy, loss (mean cross-entropy), num_examples,
+        per_class_accuracy (by class name), dataset, split, checkpoint, eval_precision (the
+        session's, see session_options), the run's experiment flags, versions, evaluated_at and
+        eval_seconds.
+        """
+        started = time.time()
+        checkpoint_path = checkpoints.with_checkpoint(self.model_dir, self._restore,
+                                                      checkpoint_path)
+        results = self._count(checkpoint_path)
+        results['eval_seconds'] = round(time.time() - started, 3)
+        self._record(results)
+        logging.info('Evaluation of %s at step %d on %d %s images: accuracy = %.4f, loss = %.4f '
+                     '(%.1f s)', results['checkpoint'], results['global_step'],
+                     results['num_examples'], self.source.dataset, results['accuracy'],
+                     results['loss'], results['eval_seconds'])
+        for name, accuracy in results['per_class_accuracy'].items():
+            logging.info('  %-20s %s', name, 'n/a' if accuracy is None else '%.4f' % accuracy)
+        return results
+
+    def _restore(self, checkpoint_path):
+        with self._graph.as_default():
+            checkpoints.restore(self._sess, self._saver, checkpoint_path, self._variables)
+        return checkpoint_path
+
+    def _count(self, checkpoint_path):
+        self._sess.run(self._start_input)
+        global_step = int(self._sess.run(self._model.global_step))
+        batches = []
+        fetch = self._sess.make_callable(
+            [self._labels, self._model.predictions, self._model.logits])
+        while True:
+            try:
+                batches.append(fetch())
+            except tf.errors.OutOfRangeError:
+                break
+        labels, predictions, logits = (np.concatenate(parts) for parts in zip(*batches))
+        if labels.size != self.source.num_examples:
+            raise RuntimeError('evaluated %d images but the %s split has %d'
+                               % (labels.size, self.source.split, self.source.num_examples))
+        correct = labels == predictions
+        flags = run_records.recorded_flags(self.model_dir)
+        return {
+            'global_step': global_step,
+            'accuracy': float(np.mean(correct)),
+            'loss': mean_cross_entropy(logits, labels),
+            'num_examples': int(labels.size),
+            'per_class_accuracy': {
+                name: float(np.mean(correct[labels == k])) if np.any(labels == k) else None
+                for k, name in enumerate(self.source.label_names)},
+            'dataset': self.source.dataset,
+            'split': self.source.split,
+            'checkpoint': _checkpoint_name(self.model_dir, checkpoint_path),
+            'eval_precision': self.precision,
+            'flags': {name: flags[name] for name in run_records.EXPERIMENT_FLAGS if name in flags},
+            'versions': machine.versions(),
+            'evaluated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+        }
+
+    def _record(self, results):
+        files.write_json_atomic(os.path.join(self.model_dir, EVAL_RESULTS_FILE), results)
+        # Unsorted: per_class_accuracy keeps the classes in label order.
+        files.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results,
+                               sort_keys=False)
+        if self._writer is None:
+            with self._graph.as_default():
+                self._writer = tf1.summary.FileWriter(os.path.join(self.model_dir, 'eval'))
+        self._writer.add_summary(tf1.Summary(value=[
+            tf1.Summary.Value(tag='accuracy', simple_value=results['accuracy']),
+            tf1.Summary.Value(tag='loss', simple_value=results['loss'])]),
+            results['global_step'])
+        self._writer.flush()
+
+
+def mean_cross_entropy(logits, labels):
+    """The mean softmax cross-entropy, in float64 and exactly summed.
+
+    The logits do not depend on the batch size, but TensorFlow's cross-entropy kernel does in
+    its last bit; computed here, the loss is the same for every --eval_batch_size.
+    """
+    logits = logits.astype(np.float64)
+    largest = logits.max(axis=1)
+    log_sum_exp = largest + np.log(np.sum(np.exp(logits - largest[:, None]), axis=1))
+    per_example = log_sum_exp - logits[np.arange(len(labels)), labels]
+    return math.fsum(per_example) / len(labels)
+
+
+def _checkpoint_name(model_dir, checkpoint_path):
+    """The checkpoint's file name when it lies in model_dir, else its whole path."""
+    if os.path.realpath(os.path.dirname(checkpoint_path)) == os.path.realpath(model_dir):
+        return os.path.basename(checkpoint_path)
+    return os.path.abspath(checkpoint_path)
+
+
+def evaluate(model_dir, source, batch_size, checkpoint_path=None, precision='fp32'):
+    """Evaluates one checkpoint (default: the newest in model_dir); records and returns results."""
+    checkpoints.choose_checkpoint(model_dir, checkpoint_path)  # before building anything
+    with Evaluator(model_dir, source, batch_size, precision) as evaluator:
+        return evaluator.evaluate(checkpoint_path)
+
+
+def evaluated_steps(model_dir):
+    """The steps of model_dir's checkpoints that eval_history.jsonl holds results for."""
+    steps = set()
+    try:
+        with open(os.path.join(model_dir, EVAL_HISTORY_FILE), encoding='utf-8') as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    if os.path.dirname(record['checkpoint']):
+                        continue  # a checkpoint from elsewhere (--checkpoint_path)
+                    steps.add(int(record['global_step']))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+    except FileNotFoundError:
+        pass
+    return steps

@@ -1,0 +1,402 @@
+"""Golden records: after a TensorFlow upgrade, are the graphs and the numbers what they were?
+
+    python -m squeezenet_v1.golden record DIR                  # write a record on this TensorFlow
+    python -m squeezenet_v1.golden check DIR [--exact] [--json FILE]
+
+`check` rebuilds everything the record holds (see golden_capture) on the running TensorFlow and
+prints one line per difference, `<section> <item>: <what moved>`, then a summary line. Exit
+status: 0 everything holds, 1 drift, 2 a usage error, a missing or damaged record, or a failure
+to run (one line on stderr naming it). The same check, for pytest:
+
+    from squeezenet_v1.golden import records as golden
+    result = golden.check('tests/golden')
+    assert result.holds, result.text()
+
+A record is a folder: golden.json (versions, CPU, settings, variables, signature, numbers),
+graph_train.txt and graph_eval.txt (one op a line), weights.npz (the trained weights, which are
+also the fixed checkpoint whose eval logits are compared), and, written by hand and optional,
+known_differences.json: structural differences known to be harmless on a range of TensorFlow
+versions. `check` still prints each one, marked "known, harmless", but they do not fail it.
+"""
+
+import argparse
+import datetime
+import io
+import json
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+
+from squeezenet_v1 import files
+from squeezenet_v1.golden import capture as golden_capture
+from squeezenet_v1.golden import compare as golden_compare
+from squeezenet_v1.golden import known_differences
+
+FORMAT = 'squeezenet_v1-golden/1'
+RECORD_FILE = 'golden.json'
+WEIGHTS_FILE = 'weights.npz'
+LISTING_FILES = {graph: 'graph_%s.txt' % graph for graph in golden_capture.GRAPHS}
+RECORD_NAMES = frozenset([RECORD_FILE, WEIGHTS_FILE] + list(LISTING_FILES.values()))
+OPTIONAL_NAMES = frozenset([known_differences.KNOWN_FILE])
+EXIT_HOLDS, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+_SUMMARY_KEYS = ('environment', 'settings', 'fingerprints', 'variables', 'checkpoint_variables',
+                 'saver_round_trip', 'signature', 'numbers')
+_NUMBER_KEYS = ('loss', 'eval_logits', 'serving_probabilities', 'serving_classes')
+
+
+class GoldenRecordError(Exception):
+    """DIR is not a usable golden record (or target); the message names it and the fix."""
+
+
+def _record_hint(golden_dir):
+    return 'record one with `python -m squeezenet_v1.golden record %s`' % golden_dir
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def record(golden_dir):
+    """Captures on the running TensorFlow and writes the record into golden_dir, whole.
+
+    golden_dir must be absent, empty or a golden record (which is replaced); it is written as
+    a temporary folder beside it and renamed into place when complete. The replaced record's
+    known_differences.json, written by hand, is kept. Returns the Capture.
+    """
+    golden_dir = os.path.abspath(golden_dir)
+    _check_record_target(golden_dir)
+    current = golden_capture.capture()
+    if current.summary['failures']:
+        raise golden_capture.CaptureError('not recording: ' + '; '.join(
+            current.summary['failures']))
+    parent = os.path.dirname(golden_dir)
+    os.makedirs(parent, exist_ok=True)
+    files.remove_stale_temporaries(parent)
+    staging = files.make_temp_dir(parent, os.path.basename(golden_dir))
+    try:
+        write_record(staging, current)
+        known = os.path.join(golden_dir, known_differences.KNOWN_FILE)
+        if os.path.isfile(known):
+            shutil.copyfile(known, os.path.join(staging, known_differences.KNOWN_FILE))
+        _replace_dir(staging, golden_dir)
+    except BaseException:
+        files.remove_path(staging)
+        raise
+    return current
+
+
+def write_record(folder, capture):
+    """Writes a Capture's files into an existing folder (record() makes it appear whole)."""
+    summary = dict(format=FORMAT,
+                   recorded_utc=datetime.datetime.now(datetime.timezone.utc).strftime(
+                       '%Y-%m-%d %H:%M'), **capture.summary)
+    for graph, name in LISTING_FILES.items():
+        files.write_text_atomic(os.path.join(folder, name), '\n'.join(capture.listings[graph])
+                                + '\n')
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **capture.weights)
+    files.write_bytes_atomic(os.path.join(folder, WEIGHTS_FILE), buffer.getvalue())
+    files.write_json_atomic(os.path.join(folder, RECORD_FILE), summary)
+
+
+def _check_record_target(golden_dir):
+    if os.path.islink(golden_dir):
+        raise GoldenRecordError('%s is a symlink; a record replaces its folder. Name the folder '
+                                'itself.' % golden_dir)
+    if not os.path.lexists(golden_dir):
+        return
+    if not os.path.isdir(golden_dir):
+        raise GoldenRecordError('%s is a file, not a folder. Name a new folder for the record.'
+                                % golden_dir)
+    names = set(os.listdir(golden_dir))
+    foreign = sorted(names - RECORD_NAMES - OPTIONAL_NAMES)
+    if foreign:
+        raise GoldenRecordError('%s holds files a golden record does not (%s); it is not '
+                                'replaced. Name a new folder for the record.'
+                                % (golden_dir, ', '.join(foreign[:5])))
+    if names and RECORD_FILE not in names:
+        raise GoldenRecordError('%s is not empty and holds no %s, so it is not a golden record; '
+                                'it is not replaced. Name a new folder.'
+                                % (golden_dir, RECORD_FILE))
+
+
+def _replace_dir(staging, target):
+    """Renames staging to target; an earlier target is renamed aside first, then removed."""
+    parent = os.path.dirname(target)
+    old = None
+    if os.path.lexists(target):
+        old = files.make_temp_dir(parent, os.path.basename(target) + '-replaced')
+        os.rename(target, old)  # over the empty folder just made
+    os.rename(staging, target)
+    files.fsync_dir(parent)
+    if old:
+        files.remove_path(old)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def load_record(golden_dir):
+    """The record in golden_dir as a golden_capture.Capture; GoldenRecordError when unusable."""
+    if not os.path.isdir(golden_dir):
+        raise GoldenRecordError('golden record %s does not exist or is not a folder: %s.'
+                                % (golden_dir, _record_hint(golden_dir)))
+    path = os.path.join(golden_dir, RECORD_FILE)
+    if not os.path.isfile(path):
+        raise GoldenRecordError('%s holds no %s, so it is not a golden record: %s.'
+                                % (golden_dir, RECORD_FILE, _record_hint(golden_dir)))
+    def damaged(file_path, why):
+        return GoldenRecordError(
+            '%s is damaged (%s): restore it from version control or record again with '
+            '`python -m squeezenet_v1.golden record %s`' % (file_path, why, golden_dir))
+
+    try:
+        with open(path, encoding='utf-8') as f:
+            summary = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise damaged(path, e)
+    if not isinstance(summary, dict) or summary.get('format') != FORMAT:
+        found = summary.get('format') if isinstance(summary, dict) else None
+        raise GoldenRecordError('%s is of format %r; this squeezenet_v1 reads %r: record again '
+                                'with `python -m squeezenet_v1.golden record %s`.'
+                                % (path, found, FORMAT, golden_dir))
+    problem = _summary_problem(summary)
+    if problem:
+        raise damaged(path, problem)
+    listings = {}
+    for graph, name in LISTING_FILES.items():
+        listing_path = os.path.join(golden_dir, name)
+        try:
+            with open(listing_path, encoding='utf-8') as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise damaged(listing_path, e)
+        bad = [i + 1 for i, line in enumerate(lines) if len(line.split('\t')) != 5]
+        if bad or not lines:
+            raise damaged(listing_path, 'line %d is not 5 tab-separated fields' % bad[0]
+                          if bad else 'empty')
+        listings[graph] = lines
+    weights = _load_weights(os.path.join(golden_dir, WEIGHTS_FILE), summary, damaged)
+    return golden_capture.Capture(summary, listings, weights)
+
+
+def _summary_problem(summary):
+    """What is missing or malformed in golden.json, or None."""
+    for key in _SUMMARY_KEYS:
+        if not isinstance(summary.get(key), list if key == 'saver_round_trip' else dict):
+            return '%s is missing or not a %s' % (
+                key, 'list' if key == 'saver_round_trip' else 'mapping')
+    for graph in golden_capture.GRAPHS:
+        if not isinstance(summary['variables'].get(graph), dict):
+            return 'variables.%s is missing or not a mapping' % graph
+    settings = summary['settings']
+    for key in golden_capture.SETTINGS:
+        if not isinstance(settings, dict) or not isinstance(settings.get(key), (int, float)):
+            return 'settings.%s is missing or not a number' % key
+    numbers = summary['numbers']
+    for key in _NUMBER_KEYS:
+        try:
+            array = np.asarray(numbers[key], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return 'numbers.%s is missing or not numbers' % key
+        if not np.all(np.isfinite(array)):
+            return 'numbers.%s holds a value that is not finite' % key
+    if len(numbers['loss']) != settings['steps']:
+        return 'numbers.loss has %d steps, settings.steps says %d' % (len(numbers['loss']),
+                                                                      settings['steps'])
+    return None
+
+
+def _load_weights(path, summary, damaged):
+    """{variable: float32 array} from weights.npz; `damaged(path, why)` makes the error."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            weights = {name: archive[name] for name in archive.files}
+    except Exception as e:  # zipfile, zlib and numpy each raise their own on a damaged file
+        raise damaged(path, '%s: %s' % (type(e).__name__, e))
+    if not weights:
+        raise damaged(path, 'no weights')
+    for name, value in weights.items():
+        if value.dtype != np.float32:
+            raise damaged(path, '%s is %s, not float32' % (name, value.dtype))
+        if name not in summary['variables']['train']:
+            raise damaged(path, '%s is not a variable of the record' % name)
+    return weights
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+class CheckResult(object):
+    """The outcome of a check: `holds`, `exit_code`, the printed `lines`, the JSON `report`."""
+
+    def __init__(self, golden_dir, recorded, current, comparison, exact, known=()):
+        self.recorded, self.current, self.comparison = recorded, current, comparison
+        every = [golden_compare.difference_line(d) for d in comparison.differences]
+        excused = known_differences.known_lines(known, current.summary['environment'].get('tensorflow'), every)
+        # `differences` fail the check; `known` are printed as known, harmless and do not.
+        self.differences = [line for line in every if line not in excused]
+        self.known = [line for line in every if line in excused]
+        self.holds = not self.differences
+        self.exit_code = EXIT_HOLDS if self.holds else EXIT_DRIFT
+        shown = ['%s (known, harmless on TensorFlow %s; see %s)' % (
+            line, excused[line]['tensorflow'], known_differences.KNOWN_FILE) if line in excused else line
+            for line in every]
+        self.lines = ([_environment_line('recorded with', recorded.summary['environment']),
+                       _environment_line('checked with ', current.summary['environment'])]
+                      + shown + [self._summary_line(golden_dir, exact)])
+        self.report = {
+            'status': 'holds' if self.holds else 'drift',
+            'exit_code': self.exit_code,
+            'record': golden_dir,
+            'exact': exact,
+            'recorded_with': recorded.summary['environment'],
+            'checked_with': current.summary['environment'],
+            'structure_same': comparison.structure_same,
+            'fingerprints': {'recorded': recorded.summary['fingerprints'],
+                             'checked': current.summary['fingerprints']},
+            'numbers_hold': comparison.numbers_hold,
+            'bit_identical': all(comparison.bit_identical.values()),
+            'bit_identical_by_kind': comparison.bit_identical,
+            'max_abs_diff': comparison.max_abs_diff,
+            'tolerances': {k: t._asdict() for k, t in golden_compare.TOLERANCES.items()},
+            'differences': self.differences,
+            'known_differences': [{'difference': line, 'tensorflow': excused[line]['tensorflow'],
+                                   'why': excused[line]['why']} for line in self.known],
+        }
+
+    def _summary_line(self, golden_dir, exact):
+        comparison = self.comparison
+        structural = sum(1 for line in self.differences
+                         if line.split(' ', 1)[0] in known_differences.STRUCTURE_SECTIONS)
+        numeric = len(self.differences) - structural
+        known = len(self.known)  # structural only (known_differences.load)
+        diffs = ', '.join('%s %s' % (kind, 'n/a' if value is None else '%.2g' % value)
+                          for kind, value in sorted(comparison.max_abs_diff.items()))
+        if comparison.structure_same:
+            structure = 'same'
+        elif not structural:
+            structure = '%d known, harmless differences' % known
+        else:
+            structure = '%d differences%s' % (
+                structural, ' and %d known, harmless' % known if known else '')
+        return ('golden check %s: %s%s: structure %s; numbers %s; bit-identical: %s '
+                '(max abs diff: %s)' % (
+                    golden_dir, 'HOLDS' if self.holds else 'DRIFT',
+                    '' if self.holds else ' (%d differences)' % len(self.differences),
+                    structure,
+                    ('bit-identical' if exact else 'within tolerance') if comparison.numbers_hold
+                    else '%d differences' % numeric,
+                    'yes' if all(comparison.bit_identical.values()) else 'no', diffs))
+
+    def text(self):
+        return '\n'.join(self.lines)
+
+
+def _environment_line(label, environment):
+    return '%s TensorFlow %s, numpy %s, python %s, squeezenet_v1 %s on %s (%d cores; %s; ' \
+           'oneDNN %s)' % (label, environment.get('tensorflow'), environment.get('numpy'),
+                           environment.get('python'), environment.get('squeezenet_v1'),
+                           environment.get('cpu'), environment.get('cpu_count') or 0,
+                           ' '.join(environment.get('cpu_flags') or []) or 'no AVX flags',
+                           environment.get('onednn'))
+
+
+def check(golden_dir, exact=False, current=None):
+    """Checks the record in golden_dir against the running TensorFlow; returns a CheckResult.
+
+    `current`, a Capture already computed with this record's weights and settings, skips the
+    rebuild (tests reuse one). Differences listed in the record's known_differences.json for
+    the running TensorFlow are printed as known, harmless and do not fail the check. Raises
+    GoldenRecordError for an unusable record and golden_capture.CaptureError when a stage
+    cannot run on this TensorFlow.
+    """
+    recorded = load_record(golden_dir)
+    try:
+        known = known_differences.load(golden_dir)
+    except known_differences.Damaged as e:
+        raise GoldenRecordError(str(e))
+    if current is None:
+        current = golden_capture.capture(recorded.weights, recorded.summary['settings'])
+    comparison = golden_compare.compare(recorded, current, exact)
+    return CheckResult(golden_dir, recorded, current, comparison, exact, known)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='python -m squeezenet_v1.golden',
+        description='Record, or check against, a golden record of the SqueezeNet graphs and '
+                    'numbers on the running TensorFlow. check exits 0 when all holds, 1 on '
+                    'drift, 2 on a usage error, a bad record or a failure to run.')
+    commands = parser.add_subparsers(dest='command', metavar='{record,check}')
+    commands.required = True
+    recorder = commands.add_parser('record', help='write a golden record into DIR')
+    recorder.add_argument('dir', metavar='DIR', help='absent, empty, or a golden record')
+    checker = commands.add_parser('check', help='compare the running TensorFlow with DIR')
+    checker.add_argument('dir', metavar='DIR', help='a golden record')
+    checker.add_argument('--exact', action='store_true',
+                         help='demand bit-identical numbers instead of the tolerances')
+    checker.add_argument('--json', metavar='FILE',
+                         help='also write the report as JSON to FILE (on an error too)')
+    return parser
+
+
+def main(argv=None):
+    """The command line; returns the exit status."""
+    args = _parser().parse_args(argv)  # exits 2 on a usage error
+    try:
+        if args.command == 'record':
+            current = record(args.dir)
+            print(_environment_line('recorded with', current.summary['environment']))
+            if os.path.isfile(os.path.join(args.dir, known_differences.KNOWN_FILE)):
+                print('kept %s from the record replaced: check that its differences still '
+                      'apply to the new record on the TensorFlow versions it names.'
+                      % os.path.join(args.dir, known_differences.KNOWN_FILE))
+            print('golden record %s written: %d ops in the training graph, %d in the eval graph,'
+                  ' %d steps, %d weights.' % (
+                      args.dir, sum(1 for l in current.listings['train'] if l.startswith('op')),
+                      sum(1 for l in current.listings['eval'] if l.startswith('op')),
+                      len(current.summary['numbers']['loss']),
+                      sum(w.size for w in current.weights.values())))
+            return EXIT_HOLDS
+        result = check(args.dir, exact=args.exact)
+    except KeyboardInterrupt:
+        print('golden %s: interrupted' % args.command, file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, no traceback: the contract for other projects' CI
+        message = str(e) if isinstance(e, (GoldenRecordError, golden_capture.CaptureError)) \
+            else '%s: %s' % (type(e).__name__, e)
+        print('golden %s: error: %s' % (args.command, message.strip().splitlines()[0]),
+              file=sys.stderr)
+        if getattr(args, 'json', None):
+            _write_json(args.json, {'status': 'error', 'exit_code': EXIT_ERROR,
+                                    'record': args.dir, 'error': message})
+        return EXIT_ERROR
+    print(result.text())
+    if args.json and not _write_json(args.json, result.report):
+        return EXIT_ERROR
+    return result.exit_code
+
+
+def _write_json(path, report):
+    """Writes the report; False, after saying why on stderr, when it cannot."""
+    try:
+        files.write_json_atomic(path, report)
+    except OSError as e:
+        print('golden check: error: cannot write --json %s (%s); name a file in a folder you '
+              'can write to.' % (path, e.strerror or e), file=sys.stderr)
+        return False
+    return True
+
+
+def _quiet_tensorflow():
+    """TensorFlow's deprecation notices would bury the report: errors only, for the CLI."""
+    import tensorflow as tf
+    tf.get_logger().setLevel('ERROR')
+    warnings.filterwarnings('ignore', module='tensorflow')
+
+
+if __name__ == '__main__':
+    _quiet_tensorflow()
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""THE training loop, shared by a single process and every worker of a cluster.
+
+Shaped like the TF1 CIFAR-10 tutorial's `cifar10_train.py`: one `sess.run` per step, a fixed log
+line every N steps, summaries every M steps, `model.ckpt-<step>` every K steps and at the end.
+It stops on a non-finite loss, saves before exiting on SIGINT/SIGTERM and never saves weights
+that are not finite.
+
+What differs between a single process and a cluster's task comes in two small objects:
+- `steps` (a `LocalSteps`, or a cluster worker's `Replica`) says how a step runs: its first
+  global_step, `make_run(...)` and the task name that prefixes its log lines;
+- `files` (a `ChiefFiles`, or None for a cluster's non-chief worker) is who saves: checkpoints
+  and summaries.
+Progress is read from global_step, never counted: a cluster's other workers move it too, and a
+float16 loss-scale optimizer skips a step without counting it. So the log, summary and save
+periods are crossings (`step // period > last // period`), right for jumps as for single steps.
+"""
+
+import collections
+import contextlib
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1 import dead_relu
+from squeezenet_v1 import interrupts
+from squeezenet_v1.errors import UserError
+from squeezenet_v1.training import checkpoint_writer
+
+tf1 = tf.compat.v1
+
+LoopSettings = collections.namedtuple(
+    'LoopSettings', ['batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
+                     'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps'])
+LoopSettings.__doc__ = 'The flags the loop runs by: run_train.py\'s, with their meaning there.'
+
+
+class NonFiniteLossError(UserError):
+    """Training produced a NaN or Inf; the last finite checkpoint is left as the latest."""
+
+
+class TrainingInterrupted(Exception):
+    """A SIGINT or SIGTERM stopped training (after saving a checkpoint, unless during a save)."""
+
+    def __init__(self, signum, message):
+        super().__init__(message)
+        self.signum = signum
+
+
+class LocalSteps(object):
+    """How a single process runs its steps: one `Session.run` of the fetches each."""
+
+    task_name = None
+
+    def first_step(self, sess, training):
+        return int(sess.run(training.model.global_step))
+
+    def make_run(self, sess, training, stop, summaries):
+        """run(step, write_summary) -> [train_op, loss, accuracy, global_step after(, summary)]."""
+        # Callables skip sess.run's per-call fetch parsing: less Python on every step.
+        plain = sess.make_callable(training.fetches)
+        with_summary = sess.make_callable(training.fetches + [training.summary_op])
+        return lambda step, write_summary: with_summary() if write_summary else plain()
+
+    def finished(self, sess, step):
+        """Called once the loop has reached max_steps."""
+
+
+class ChiefFiles(object):
+    """What the single process, or a cluster's chief, writes while training."""
+
+    def __init__(self, sess, training, model_dir, complete, keep_checkpoint_max, write_graph):
+        """`complete` lists model_dir's complete checkpoints, oldest first; saves extend it."""
+        self.sess, self.training, self.model_dir = sess, training, model_dir
+        self.complete, self.keep_checkpoint_max = complete, keep_checkpoint_max
+        self.write_graph, self.writer = write_graph, None
+
+    def open(self):
+        """Starts the summaries' events file (only once there are steps to train)."""
+        self.writer = tf1.summary.FileWriter(
+            self.model_dir, graph=self.training.graph if self.write_graph else None)
+
+    def save(self):
+        """Saves the weights; returns (the checkpoint's path, the global_step it holds).
+
+        In a cluster the other workers keep stepping while it is written, so the step is read
+        at the save and the checkpoint named by the step it holds.
+        """
+        training = self.training
+        step = int(self.sess.run(training.model.global_step))
+        if not self.sess.run(training.weights_finite):
+            raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
+                                     'latest checkpoint in %s is the last finite one.'
+                                     % (step, self.model_dir))
+        path, self.complete[:] = checkpoint_writer.save(
+            self.sess, training.saver, self.model_dir, step, self.complete,
+            self.keep_checkpoint_max)
+        logging.info('Saved checkpoint %s', path)
+        return path, step
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+
+
+@contextlib.contextmanager
+def stop_requests(task_name=None, saves=True):
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, then restores handlers.
+
+    A second signal while the first is being answered (a save) stops at once.
+    """
+    received = []
+    prefix = _prefix(task_name)
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if received:
+            raise TrainingInterrupted(
+                signum, '%sstopped by a second signal (%s)%s' % (
+                    prefix, name, ' while saving; the checkpoint being written was discarded, '
+                    'the previous one is the latest' if saves else ''))
+        logging.warning('%sReceived %s: %s.', prefix, name,
+                        'saving a checkpoint and stopping' if saves else 'stopping')
+        received.append(signum)
+
+    with interrupts.handled_by(handler):
+        yield received
+
+
+def log_step(step, loss_value, accuracy_value, batch_size, steps, elapsed, output_size,
+             task_name=None):
+    """The tutorial's line for `steps` steps in `elapsed` seconds; `task_name` prefixes a
+    cluster's. Warns first when the loss is that of all-zero logits (the dying final ReLU)."""
+    prefix = _prefix(task_name)
+    if dead_relu.is_dead_relu_loss(loss_value, output_size):
+        logging.warning(
+            '%sloss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no gradient flows '
+            '(the notebook applies ReLU to its logits). The run will not learn; start a new '
+            '--model_dir with another --seed.', prefix, output_size, np.log(output_size))
+    logging.info('%sstep %d, loss = %.4f, accuracy = %.3f (%.1f examples/sec; %.3f sec/batch)',
+                 prefix, step, loss_value, accuracy_value, steps * batch_size / elapsed,
+                 elapsed / steps)
+
+
+def _crossed(step, last, period):
+    return step // period > last // period
+
+
+def train_loop(sess, training, settings, steps, files=None, after_save=None):
+    """Runs steps from the restored global_step to settings.max_steps; returns the last step.
+
+    `after_save(checkpoint_path)` runs after every save but one made because of a stop signal;
+    its time, like the save's, is left out of the examples/sec figures.
+    """
+    task_name, max_steps = steps.task_name, settings.max_steps
+    step = steps.first_step(sess, training)
+    start_input(sess, training)  # a seeded input starts at the (cluster's) restored step
+    if step >= max_steps:
+        logging.info('%sglobal_step %d already reaches --max_steps=%d; nothing to train.',
+                     _prefix(task_name), step, max_steps)
+        return step
+    if files:
+        files.open()
+    try:
+        step = _run_steps(sess, training, settings, steps, files, after_save, step)
+    finally:
+        if files:
+            files.close()
+    steps.finished(sess, step)
+    return step
+
+
+def _prefix(task_name):
+    return '[%s] ' % task_name if task_name else ''
+
+
+def _run_steps(sess, training, settings, steps, files, after_save, step):
+    task_name, max_steps = steps.task_name, settings.max_steps
+    prefix = _prefix(task_name)
+    logged = saved = summarized = step
+    with stop_requests(task_name, saves=files is not None) as stop:
+        run = steps.make_run(sess, training, stop, summaries=files is not None)
+        interval_start, interval_steps = time.time(), 0
+        while step < max_steps and not stop:
+            write_summary = files is not None and _crossed(step + 1, summarized,
+                                                           settings.save_summary_steps)
+            results = run(step, write_summary)
+            if results is None:
+                break  # a stop request while waiting for the other workers
+            loss_value, accuracy_value = results[1], results[2]
+            previous_step, step = step, int(results[3])
+            interval_steps += 1
+            if not np.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    '%sloss is %s at step %d (learning rate %g); stopping. %s'
+                    % (prefix, loss_value, step, settings.learning_rate,
+                       _last_finite_checkpoint(files)))
+            if step == previous_step:
+                continue  # the loss-scale optimizer skipped a non-finite gradient
+            if write_summary:
+                files.writer.add_summary(results[-1], step)
+                summarized = step
+            if _crossed(step, logged, settings.log_every_n_steps) or step >= max_steps:
+                log_step(step, loss_value, accuracy_value, settings.batch_size, interval_steps,
+                         time.time() - interval_start, training.model.output_size, task_name)
+                logged, interval_start, interval_steps = step, time.time(), 0
+            if files and (_crossed(step, saved, settings.save_checkpoints_steps)
+                          or step >= max_steps):
+                save_started = time.time()
+                path, saved = files.save()
+                if after_save:
+                    after_save(path)
+                interval_start += time.time() - save_started
+        if stop and step < max_steps:
+            if files and saved != step:
+                _, step = files.save()
+            raise TrainingInterrupted(stop[0], '%sstopped by %s at step %d; %s' % (
+                prefix, signal.Signals(stop[0]).name, step,
+                'checkpoint saved' if files else 'the chief keeps the checkpoints'))
+        if stop:
+            logging.info('%s%s arrived after the final step was saved: the run is finished.',
+                         prefix, signal.Signals(stop[0]).name)
+    return step
+
+
+def _last_finite_checkpoint(files):
+    if files is None:
+        return 'The latest checkpoint in the chief\'s model_dir is the last one with finite weights.'
+    if not files.complete:
+        return 'No checkpoint was saved: %s holds none.' % files.model_dir
+    return 'The latest checkpoint in %s, %s, is the last one with finite weights.' % (
+        files.model_dir, files.complete[-1])
+
+
+def start_input(sess, training):
+    """Points a seeded graph's input at the restored global_step; nothing for an unseeded one."""
+    if training.input_initializer is not None:
+        step = sess.run(training.model.global_step)
+        sess.run(training.input_initializer, {training.first_step: step})

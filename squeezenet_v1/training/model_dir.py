@@ -1,0 +1,127 @@
+"""The model_dir a trainer writes into: checked, created, locked, and its flags recorded.
+
+One training process per model_dir: an advisory lock the kernel drops when the holder dies.
+Every check that can refuse a run comes before the first write, so a refused run leaves no
+trace. What the folder holds besides checkpoints is written here or by run_records.py
+(flags.json, runs.jsonl) and data/datasets.py (labels.txt).
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+
+from absl import logging
+
+from squeezenet_v1 import files
+from squeezenet_v1.data import datasets
+from squeezenet_v1.errors import UserError
+from squeezenet_v1.training import checkpoint_writer
+from squeezenet_v1.training import checkpoints
+from squeezenet_v1.training import run_records
+
+LOCK_FILE = '.lock'
+
+
+class ModelDirLockedError(UserError):
+    """Another process is training into the same model_dir."""
+
+
+@contextlib.contextmanager
+def model_dir_lock(model_dir):
+    """Holds model_dir/.lock (flock) for the duration; refuses at once if another holds it."""
+    path = os.path.join(model_dir, LOCK_FILE)
+    try:
+        # Never through a symlink, never blocking on a FIFO: the PID is written into this file.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        raise ModelDirLockedError('%s cannot be used as the lock file (%s). It should be a plain '
+                                  'file this package made: remove it and start again.'
+                                  % (path, e.strerror or e))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelDirLockedError('%s is not a plain file (a FIFO or device?). Remove it and '
+                                  'start again.' % path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
+            raise ModelDirLockedError(
+                '--model_dir %s is in use: process %s is training into it (lock file %s). Wait '
+                'for it to finish, stop it, or choose another --model_dir.'
+                % (model_dir, holder, path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode('ascii'), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing drops the flock; a killed process's lock drops with it
+
+
+class ModelDirError(UserError):
+    """--model_dir cannot be used."""
+
+
+@contextlib.contextmanager
+def claimed_model_dir(model_dir, training, source, run_record=None, on_start=None):
+    """Checks, creates and locks model_dir for training; yields (its Scan, the checkpoint to
+    resume from or None) once flags.json and labels.txt are written and on_start was called.
+
+    Every check that can refuse the run comes before the first write (see train()).
+    """
+    checked = checkpoints.latest_checkpoint(model_dir)
+    if checked:
+        checkpoints.check_compatible(checked, training.variables)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ModelDirError('--model_dir %s cannot be created (%s). Choose a folder you can '
+                            'write to.' % (model_dir, e.strerror or e))
+    with model_dir_lock(model_dir):
+        found = checkpoint_writer.prepare_for_training(model_dir)
+        resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
+        if resume and resume != checked:  # another trainer saved since the check above
+            checkpoints.check_compatible(resume, training.variables)
+        if on_start:
+            on_start(checkpoints.global_step_stored_in(resume) if resume else 0)
+        if run_record is not None:
+            if resume:
+                warn_about_changed_flags(model_dir, run_record)
+            files.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE), run_record)
+        datasets.write_label_names(model_dir, source.label_names)
+        yield found, resume
+
+
+def warn_about_changed_flags(model_dir, run_record):
+    changes = run_records.changed_experiment_flags(run_records.recorded_flags(model_dir),
+                                                  run_record)
+    if changes:
+        # Not refused: TF1 users lowered the learning rate by hand on resume.
+        logging.warning('Resuming %s with other experiment flags than its last training run: '
+                        '%s.%s', model_dir, '; '.join(changes),
+                        ' labels.txt now names the new data set\'s classes.'
+                        if any(c.startswith('--dataset') for c in changes) else '')
+
+
+def check_model_dir(model_dir, will_write):
+    """Refuses a --model_dir that is a file or cannot be written; creates nothing."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.'
+                                  % model_dir)
+    if not will_write:
+        return
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ModelDirError('--model_dir %s cannot be created (%s is a file). Choose a '
+                                  'folder you can write to.' % (model_dir, existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == os.path.abspath(model_dir):
+            raise ModelDirError('--model_dir %s is not writable. Choose a folder you can '
+                                      'write to, or fix its permissions.' % model_dir)
+        raise ModelDirError('--model_dir %s cannot be created (%s is not writable). '
+                                  'Choose a folder you can write to.' % (model_dir, existing))

@@ -1,0 +1,89 @@
+"""What a run records beside its checkpoints: `flags.json`, and `runs.jsonl`, its log.
+
+Every run that gets past its checks (train, eval, predict, export) appends one JSON line to
+`<model_dir>/runs.jsonl`: when it started, the mode and all flags, global_step at its start and
+end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see checkpoints
+and runner: every check comes before the first write).
+"""
+
+import datetime
+import json
+import os
+
+from absl import logging
+
+from squeezenet_v1 import files
+from squeezenet_v1 import machine
+from squeezenet_v1.errors import UserError
+
+RUNS_FILE = 'runs.jsonl'
+FLAGS_FILE = 'flags.json'
+# Flags that change what a run computes; the others (logging, paths) do not.
+EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed',
+                    'sync_replicas')
+
+
+def recorded_flags(model_dir, required=False):
+    """The flags the last training run in model_dir recorded (flags.json), or {} if none.
+
+    With `required`, a flags.json that is there but unreadable is a UserError: the caller
+    cannot tell what the model_dir was trained with.
+    """
+    path = os.path.join(model_dir, FLAGS_FILE)
+    if not os.path.lexists(path):
+        return {}
+    recorded = None
+    if os.path.isfile(path):  # not a FIFO or a folder, which would hang or fail the read
+        try:
+            with open(path, encoding='utf-8') as f:
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            pass
+    if isinstance(recorded, dict):
+        return recorded
+    if required:
+        raise UserError('%s is unreadable, so the data set %s was trained on is unknown. Give '
+                        '--dataset (cifar10 or synthetic), or restore the file.'
+                        % (path, model_dir))
+    return {}
+
+
+def changed_experiment_flags(previous, current):
+    """['--name: old -> new', ...] for experiment flags that differ from an earlier run's."""
+    return ['--%s: %s -> %s' % (name, previous[name], current.get(name))
+            for name in EXPERIMENT_FLAGS
+            if name in previous and previous[name] != current.get(name)]
+
+
+class RunLog(object):
+    """One run's line in runs.jsonl: `start(step)` once the checks pass, `finish(...)` at the end.
+
+    A run that never started (refused by a check) writes nothing.
+    """
+
+    def __init__(self, model_dir, mode, flag_values):
+        self.model_dir = model_dir
+        self.record = {'started': _now(), 'mode': mode, 'flags': flag_values}
+        self.started = False
+
+    def start(self, global_step):
+        self.record['global_step_at_start'] = global_step
+        self.started = True
+
+    def finish(self, global_step, ended, message=None):
+        """Appends the line; `ended` is finished, signal, non_finite_loss or error."""
+        if not self.started:
+            return
+        self.record.update({'finished': _now(), 'global_step_at_end': global_step,
+                            'ended': ended, 'message': message})
+        self.record['versions'] = machine.versions()
+        try:
+            self.record.update(machine.hardware())
+            files.append_json_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
+        except OSError as e:  # a read-only model_dir must not fail a prediction
+            logging.warning('could not append to %s (%s); the run is not recorded.',
+                            os.path.join(self.model_dir, RUNS_FILE), e.strerror or e)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
