@@ -101,5 +101,10 @@ def main(argv):
     sys.exit(runner.run(FLAGS))
 
 
+def console_main():
+    """The `squeezenet-train` command: run_train.py as an installed console script."""
+    app.run(main)
+
+
 if __name__ == '__main__':
     app.run(main)

@@ -25,6 +25,17 @@ setup(
         # TensorFlow 2.21 no longer installs it; the README's `tensorboard --logdir` needs it.
         'tensorboard',
     ],
+    # Each command also runs as `python -m <module>` (run_train.py as a script), as the README shows.
+    entry_points={
+        'console_scripts': [
+            'squeezenet-train = run_train:console_main',
+            'squeezenet-summarize = squeezenet_v1.evaluation.summarize:main',
+            'squeezenet-golden = squeezenet_v1.golden.records:main',
+            'squeezenet-local-cluster = squeezenet_v1.cluster.local_cluster:main',
+            'squeezenet-synthetic = squeezenet_v1.data.synthetic:main',
+            'squeezenet-parameters = squeezenet_v1.parameters:main',
+        ],
+    },
     extras_require={
         # tf-keras is only for the fidelity test, which runs the notebook on the real
         # tf.compat.v1.layers. Each tf-keras release pins its TensorFlow minor version, so pip

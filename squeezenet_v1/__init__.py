@@ -1,6 +1,12 @@
 """squeezenet_v1: the TF1 SqueezeNet CIFAR-10 notebook, on current TensorFlow in graph mode."""
 
+import os
+
 __version__ = '0.1.0'
+
+# TensorFlow's C++ start-up chatter (INFO lines) would bury every command's output; a level the
+# user set is kept.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 
 __all__ = ['SqueezeNetModel']
 

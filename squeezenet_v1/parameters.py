@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from squeezenet_v1 import command_line
+
 tf1 = tf.compat.v1
 
 FLOAT32_BYTES = 4
@@ -57,9 +59,21 @@ def model_parameter_report(output_size=10, resize_dim=24):
         return parameter_report(tf1.trainable_variables())
 
 
-if __name__ == '__main__':
-    if len(sys.argv) > 1:  # it takes none; a stray one is a mistake worth saying
-        print('usage: python -m squeezenet_v1.parameters  (prints the per-layer parameter table; '
-              'takes no arguments, got %s)' % ' '.join(sys.argv[1:]), file=sys.stderr)
-        sys.exit(2)
+COMMAND = command_line.Command(
+    'parameters', 'squeezenet_v1.parameters', '',
+    'Prints the per-layer parameter table of the notebook\'s model for CIFAR-10.')
+
+
+def main(args=None):
+    """The command line (`args` without the program name); returns the exit status."""
+    try:
+        if COMMAND.parse(sys.argv[1:] if args is None else args) is None:
+            return 0
+    except command_line.UsageError as e:
+        return COMMAND.usage_error(e)
     print(format_parameter_report(model_parameter_report()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -421,15 +421,17 @@ def test_no_cluster_or_a_one_process_cluster_changes_nothing():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--ps=0', '--', '--mode=train'], '--ps must be at least 1'),
-    (['--workers=0', '--', '--mode=train'], '--workers at least 1'),
+    (['--ps=0', '--', '--mode=train'], 'flag --ps=0: 0 is not a positive integer'),
+    (['--workers=0', '--', '--mode=train'], '--workers must be at least 1 (0 with --chief)'),
+    (['--grace_secs=-1', '--', '--mode=train'], '-1.0 is not a non-negative number'),
+    (['stray', '--', '--mode=train'], 'unexpected arguments: stray'),
     (['--', '--mode=eval'], '--mode=eval: a cluster trains'),
     (['--', '--mode', 'predict'], 'give run_train.py\'s mode as --mode=VALUE'),
 ])
 def test_local_cluster_refuses_what_a_cluster_cannot_run(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        local_cluster._parse(argv)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert local_cluster.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('local_cluster: error: ') and message in err, err
 
 
 def test_local_cluster_gives_every_task_its_own_free_port():

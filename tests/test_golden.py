@@ -282,9 +282,19 @@ def test_record_refuses_a_folder_that_is_not_a_record(tmp_path, capsys):
     assert golden.main(['record', str(folder)]) == 2
     assert 'holds files a golden record does not (notes.txt)' in capsys.readouterr().err
     assert os.listdir(str(folder)) == ['notes.txt']
-    with pytest.raises(SystemExit) as exit_info:
-        golden.main(['check'])
-    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize('args, message', [
+    (['check'], 'missing arguments'),
+    (['verify', 'DIR'], "the command is record or check, not 'verify'"),
+    (['record', 'DIR', '--exact'], '--exact and --json go with check, not record'),
+    (['check', 'DIR', '--bogus'], "Unknown command line flag 'bogus'"),
+])
+def test_usage_errors_exit_2_before_any_work(args, message, capsys, tmp_path):
+    assert golden.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('golden: error: %s\n' % message)
+    assert 'usage: python -m squeezenet_v1.golden record DIR | check DIR' in err
 
 
 def test_committed_record_holds_through_the_command_line(tmp_path):

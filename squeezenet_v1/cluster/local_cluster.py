@@ -12,7 +12,6 @@ then SIGKILL), named in a warning. Ctrl-C or SIGTERM is passed on to every task 
 a checkpoint) and the launcher exits with the chief's status.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -22,38 +21,49 @@ import sys
 import threading
 import time
 
+from absl import flags
+
+from squeezenet_v1 import command_line
 from squeezenet_v1.cluster import tf_config
 
 _TRAINING_MODES = ('train', 'train_and_eval')
 _KILL_AFTER_TERM_SECS = 15
 
 
-def _parse(argv):
-    own, run_train_flags = argv, []
-    if '--' in argv:
-        own, run_train_flags = argv[:argv.index('--')], argv[argv.index('--') + 1:]
-    parser = argparse.ArgumentParser(
-        prog='python -m squeezenet_v1.cluster.local_cluster',
-        description='Runs run_train.py as a cluster of ps tasks and workers on this machine.',
-        usage='%(prog)s [--ps=N] [--workers=N] [--chief] [--grace_secs=S] -- RUN_TRAIN_FLAGS')
-    parser.add_argument('--ps', type=int, default=1, help='parameter server tasks (default 1)')
-    parser.add_argument('--workers', type=int, default=2,
-                        help='worker tasks; worker 0 is the chief unless --chief (default 2)')
-    parser.add_argument('--chief', action='store_true',
-                        help='add a separate "chief" task, as Kubeflow\'s TFJob does')
-    parser.add_argument('--grace_secs', type=float, default=60,
-                        help='how long tasks may run on after the chief has ended (default 60)')
-    args = parser.parse_args(own)
-    if args.ps < 1 or args.workers < (0 if args.chief else 1) or args.grace_secs < 0:
-        parser.error('--ps must be at least 1, --workers at least 1 (0 with --chief), and '
-                     '--grace_secs not negative')
+COMMAND = command_line.Command(
+    'local_cluster', 'squeezenet_v1.cluster.local_cluster',
+    '[--ps=N] [--workers=N] [--chief] [--grace_secs=S] -- RUN_TRAIN_FLAGS',
+    'Runs run_train.py as a cluster of ps tasks and workers on this machine, each with the '
+    'run_train.py flags given after --.')
+flags.DEFINE_integer('ps', 1, 'Parameter server tasks.', lower_bound=1,
+                     flag_values=COMMAND.flags)
+flags.DEFINE_integer('workers', 2, 'Worker tasks; worker 0 is the chief unless --chief.',
+                     lower_bound=0, flag_values=COMMAND.flags)
+flags.DEFINE_bool('chief', False, 'Add a separate "chief" task, as Kubeflow\'s TFJob does.',
+                  flag_values=COMMAND.flags)
+flags.DEFINE_float('grace_secs', 60, 'How long tasks may run on after the chief has ended.',
+                   lower_bound=0, flag_values=COMMAND.flags)
+flags.register_multi_flags_validator(
+    ['workers', 'chief'], lambda f: f['workers'] >= (0 if f['chief'] else 1),
+    message='--workers must be at least 1 (0 with --chief): some task must train.',
+    flag_values=COMMAND.flags)
+
+
+def _parse(args):
+    """(this command's parsed flags, run_train.py's flags); UsageError when they cannot run."""
+    own, run_train_flags = args, []
+    if '--' in args:
+        own, run_train_flags = args[:args.index('--')], args[args.index('--') + 1:]
+    if COMMAND.parse(own) is None:
+        return None, None
     modes = [f.split('=', 1)[1] for f in run_train_flags if f.startswith('--mode=')]
     if any(mode not in _TRAINING_MODES for mode in modes):
-        parser.error('--mode=%s: a cluster trains; use --mode=train or train_and_eval, and '
-                     'evaluate, predict or export in one process afterwards' % modes[-1])
+        raise command_line.UsageError(
+            '--mode=%s: a cluster trains; use --mode=train or train_and_eval, and evaluate, '
+            'predict or export in one process afterwards' % modes[-1])
     if any(f.startswith('--mode') and '=' not in f for f in run_train_flags):
-        parser.error('give run_train.py\'s mode as --mode=VALUE')
-    return args, run_train_flags
+        raise command_line.UsageError('give run_train.py\'s mode as --mode=VALUE')
+    return COMMAND.flags, run_train_flags
 
 
 def free_ports(count, host='127.0.0.1'):
@@ -189,9 +199,15 @@ def _say(lock, text):
         sys.stdout.flush()
 
 
-def main(argv=None):
-    args, run_train_flags = _parse(sys.argv[1:] if argv is None else argv)
-    status = run(args, run_train_flags)
+def main(args=None):
+    """The command line (`args` without the program name); returns the exit status."""
+    try:
+        own_flags, run_train_flags = _parse(sys.argv[1:] if args is None else args)
+    except command_line.UsageError as e:
+        return COMMAND.usage_error(e)
+    if own_flags is None:
+        return 0  # --help was printed
+    status = run(own_flags, run_train_flags)
     return status if status >= 0 else 128 - status  # killed by a signal: as a shell reports it
 
 

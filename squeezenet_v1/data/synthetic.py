@@ -10,7 +10,9 @@ import os
 import sys
 
 import numpy as np
+from absl import flags
 
+from squeezenet_v1 import command_line
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE, NUM_CLASSES
 
 NUM_TRAIN_EXAMPLES = 5000
@@ -58,31 +60,33 @@ def write_png_files(folder, count):
     return paths
 
 
-def main(argv):
-    """python -m squeezenet_v1.data.synthetic FOLDER [COUNT]: sample images to try --mode=predict on."""
-    usage = ('usage: python -m squeezenet_v1.data.synthetic FOLDER [COUNT]\n'
-             'Writes the first COUNT (default 8, at most %d) synthetic test images as PNG files '
-             'into FOLDER.' % NUM_TEST_EXAMPLES)
-    if len(argv) not in (2, 3) or argv[1] in ('-h', '--help'):
-        print(usage, file=sys.stderr)
-        return 2
+COMMAND = command_line.Command(
+    'synthetic', 'squeezenet_v1.data.synthetic', 'FOLDER [--count=N]',
+    'Writes the first N synthetic test images as PNG files into FOLDER, to try --mode=predict '
+    'on.')
+flags.DEFINE_integer('count', 8, 'How many images to write.', lower_bound=1,
+                     upper_bound=NUM_TEST_EXAMPLES, flag_values=COMMAND.flags)
+
+
+def main(args=None):
+    """The command line (`args` without the program name); returns the exit status."""
     try:
-        count = int(argv[2]) if len(argv) == 3 else 8
-        if count < 1:
-            raise ValueError
-    except ValueError:
-        print('COUNT must be a positive whole number, got %r.\n%s' % (argv[2], usage),
-              file=sys.stderr)
-        return 2
+        positionals = COMMAND.parse(sys.argv[1:] if args is None else args, min_args=1,
+                                    max_args=1)
+    except command_line.UsageError as e:
+        return COMMAND.usage_error(e)
+    if positionals is None:
+        return 0
+    folder = positionals[0]
     try:
-        for written in write_png_files(argv[1], count):
+        for written in write_png_files(folder, COMMAND.flags.count):
             print(written)
     except OSError as e:
-        print('cannot write into %s (%s). Name a folder you can write to.'
-              % (argv[1], e.strerror or e), file=sys.stderr)
+        print('synthetic: error: cannot write into %s (%s). Name a folder you can write to.'
+              % (folder, e.strerror or e), file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv))
+    sys.exit(main())

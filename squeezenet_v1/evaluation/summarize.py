@@ -10,13 +10,15 @@ still averaged. Exit status: 0 summarized, 1 refused (runs that differ, or no st
 all), 2 a usage error or an unreadable history (one line on stderr). Reads JSON; no TensorFlow.
 """
 
-import argparse
 import collections
 import json
 import os
 import statistics
 import sys
 
+from absl import flags
+
+from squeezenet_v1 import command_line
 from squeezenet_v1 import dead_relu
 from squeezenet_v1 import files
 from squeezenet_v1.training.run_records import EXPERIMENT_FLAGS
@@ -225,33 +227,39 @@ def format_report(report):
     return lines + [''] * bool(report['notes']) + ['note: ' + note for note in report['notes']]
 
 
-def main(argv=None):
-    """The command line; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog='python -m squeezenet_v1.evaluation.summarize',
-        description='Mean ± std (n-1), min and max of accuracy and loss over runs that differ '
-                    'only in --seed, at each global_step all were evaluated at. Exits 0 when '
-                    'summarized, 1 when the runs differ in more, 2 on a usage or input error.')
-    parser.add_argument('dirs', nargs='+', metavar='DIR',
-                        help='a model_dir holding %s, or that file' % HISTORY_FILE)
-    parser.add_argument('--json', metavar='FILE', help='also write the summary as JSON to FILE')
+COMMAND = command_line.Command(
+    'summarize', 'squeezenet_v1.evaluation.summarize', 'DIR [DIR ...] [--json=FILE]',
+    'Mean +- std (n-1), min and max of accuracy and loss over runs that differ only in --seed, '
+    'at each global_step all were evaluated at. Each DIR is a model_dir holding %s, or that '
+    'file. Exits 0 when summarized, 1 when the runs differ in more, 2 on a usage or input '
+    'error.' % HISTORY_FILE)
+flags.DEFINE_string('json', None, 'Also write the summary as JSON to this file.',
+                    flag_values=COMMAND.flags)
+
+
+def main(args=None):
+    """The command line (`args` without the program name); returns the exit status."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse has printed the usage; --help exits 0
-        return e.code
+        run_dirs = COMMAND.parse(sys.argv[1:] if args is None else args, min_args=1,
+                                 max_args=None)
+    except command_line.UsageError as e:
+        return COMMAND.usage_error(e)
+    if run_dirs is None:
+        return 0
+    json_path = COMMAND.flags.json
     try:
-        report = summarize(args.dirs)
+        report = summarize(run_dirs)
     except HistoryError as e:
         print('summarize: error: %s' % e, file=sys.stderr)
         return EXIT_ERROR
     for warning in report['warnings']:
         print('summarize: warning: %s' % warning, file=sys.stderr)
     print('\n'.join(format_report(report)))
-    if args.json:
+    if json_path:
         try:
-            files.write_json_atomic(args.json, report)
+            files.write_json_atomic(json_path, report)
         except OSError as e:
-            print('summarize: error: cannot write --json %s (%s)' % (args.json, e.strerror or e),
+            print('summarize: error: cannot write --json %s (%s)' % (json_path, e.strerror or e),
                   file=sys.stderr)
             return EXIT_ERROR
     return report['exit_code']

@@ -19,7 +19,6 @@ known_differences.json: structural differences known to be harmless on a range o
 versions. `check` still prints each one, marked "known, harmless", but they do not fail it.
 """
 
-import argparse
 import datetime
 import io
 import json
@@ -29,7 +28,9 @@ import sys
 import warnings
 
 import numpy as np
+from absl import flags
 
+from squeezenet_v1 import command_line
 from squeezenet_v1 import files
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import compare as golden_compare
@@ -323,58 +324,63 @@ def check(golden_dir, exact=False, current=None):
 
 # --- command line -----------------------------------------------------------------------------
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog='python -m squeezenet_v1.golden',
-        description='Record, or check against, a golden record of the SqueezeNet graphs and '
-                    'numbers on the running TensorFlow. check exits 0 when all holds, 1 on '
-                    'drift, 2 on a usage error, a bad record or a failure to run.')
-    commands = parser.add_subparsers(dest='command', metavar='{record,check}')
-    commands.required = True
-    recorder = commands.add_parser('record', help='write a golden record into DIR')
-    recorder.add_argument('dir', metavar='DIR', help='absent, empty, or a golden record')
-    checker = commands.add_parser('check', help='compare the running TensorFlow with DIR')
-    checker.add_argument('dir', metavar='DIR', help='a golden record')
-    checker.add_argument('--exact', action='store_true',
-                         help='demand bit-identical numbers instead of the tolerances')
-    checker.add_argument('--json', metavar='FILE',
-                         help='also write the report as JSON to FILE (on an error too)')
-    return parser
+COMMAND = command_line.Command(
+    'golden', 'squeezenet_v1.golden', 'record DIR | check DIR [--exact] [--json=FILE]',
+    'Record, or check against, a golden record of the SqueezeNet graphs and numbers on the '
+    'running TensorFlow. record writes one into DIR (absent, empty, or a golden record); check '
+    'compares the running TensorFlow with DIR and exits 0 when all holds, 1 on drift, 2 on a '
+    'usage error, a bad record or a failure to run.')
+flags.DEFINE_bool('exact', False, 'With check: demand bit-identical numbers instead of the '
+                  'tolerances.', flag_values=COMMAND.flags)
+flags.DEFINE_string('json', None, 'With check: also write the report as JSON to this file (on '
+                    'an error too).', flag_values=COMMAND.flags)
 
 
-def main(argv=None):
-    """The command line; returns the exit status."""
-    args = _parser().parse_args(argv)  # exits 2 on a usage error
+def main(args=None):
+    """The command line (`args` without the program name); returns the exit status."""
     try:
-        if args.command == 'record':
-            current = record(args.dir)
+        parsed = COMMAND.parse(sys.argv[1:] if args is None else args, min_args=2, max_args=2)
+        if parsed is None:
+            return EXIT_HOLDS
+        command, golden_dir = parsed
+        if command not in ('record', 'check'):
+            raise command_line.UsageError('the command is record or check, not %r' % command)
+        if command == 'record' and (COMMAND.flags.exact or COMMAND.flags.json):
+            raise command_line.UsageError('--exact and --json go with check, not record')
+    except command_line.UsageError as e:
+        return COMMAND.usage_error(e)
+    _quiet_tensorflow()
+    json_path = COMMAND.flags.json
+    try:
+        if command == 'record':
+            current = record(golden_dir)
             print(_environment_line('recorded with', current.summary['environment']))
-            if os.path.isfile(os.path.join(args.dir, known_differences.KNOWN_FILE)):
+            if os.path.isfile(os.path.join(golden_dir, known_differences.KNOWN_FILE)):
                 print('kept %s from the record replaced: check that its differences still '
                       'apply to the new record on the TensorFlow versions it names.'
-                      % os.path.join(args.dir, known_differences.KNOWN_FILE))
+                      % os.path.join(golden_dir, known_differences.KNOWN_FILE))
             print('golden record %s written: %d ops in the training graph, %d in the eval graph,'
                   ' %d steps, %d weights.' % (
-                      args.dir, sum(1 for l in current.listings['train'] if l.startswith('op')),
+                      golden_dir, sum(1 for l in current.listings['train'] if l.startswith('op')),
                       sum(1 for l in current.listings['eval'] if l.startswith('op')),
                       len(current.summary['numbers']['loss']),
                       sum(w.size for w in current.weights.values())))
             return EXIT_HOLDS
-        result = check(args.dir, exact=args.exact)
+        result = check(golden_dir, exact=COMMAND.flags.exact)
     except KeyboardInterrupt:
-        print('golden %s: interrupted' % args.command, file=sys.stderr)
+        print('golden %s: interrupted' % command, file=sys.stderr)
         return 130
     except Exception as e:  # one line, no traceback: the contract for other projects' CI
         message = str(e) if isinstance(e, (GoldenRecordError, golden_capture.CaptureError)) \
             else '%s: %s' % (type(e).__name__, e)
-        print('golden %s: error: %s' % (args.command, message.strip().splitlines()[0]),
+        print('golden %s: error: %s' % (command, message.strip().splitlines()[0]),
               file=sys.stderr)
-        if getattr(args, 'json', None):
-            _write_json(args.json, {'status': 'error', 'exit_code': EXIT_ERROR,
-                                    'record': args.dir, 'error': message})
+        if json_path:
+            _write_json(json_path, {'status': 'error', 'exit_code': EXIT_ERROR,
+                                    'record': golden_dir, 'error': message})
         return EXIT_ERROR
     print(result.text())
-    if args.json and not _write_json(args.json, result.report):
+    if json_path and not _write_json(json_path, result.report):
         return EXIT_ERROR
     return result.exit_code
 
@@ -397,6 +403,3 @@ def _quiet_tensorflow():
     warnings.filterwarnings('ignore', module='tensorflow')
 
 
-if __name__ == '__main__':
-    _quiet_tensorflow()
-    sys.exit(main())
