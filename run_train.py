@@ -7,15 +7,19 @@ Resumes from the newest checkpoint in --model_dir; Ctrl-C or SIGTERM saves one a
 """
 
 import math
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # keep TensorFlow's start-up chatter out
+from squeezenet_v1 import interrupts
 
-from absl import app
-from absl import flags
+# Ctrl-C and SIGTERM are held from the first instruction and answered once it is safe: the
+# TensorFlow import below would swallow a KeyboardInterrupt.
+interrupts.hold_from_start()
 
-from squeezenet_v1.data.download import DEFAULT_DEADLINE_SECS
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from squeezenet_v1.data.download import DEFAULT_DEADLINE_SECS  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -94,10 +98,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
     # TensorFlow is imported after flags are checked, so a bad flag answers at once.
+    logging.info('Loading TensorFlow for --mode=%s.', FLAGS.mode)
     try:
         from squeezenet_v1 import runner
-    except KeyboardInterrupt:  # Ctrl-C during start-up: nothing was written yet
-        sys.exit(130)
+        interrupts.answer_dropped()
+    except interrupts.Interrupted as e:
+        logging.warning('Stopped by %s during start-up; nothing was written.', e)
+        sys.exit(128 + e.signum)
     sys.exit(runner.run(FLAGS))
 
 

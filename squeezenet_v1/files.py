@@ -160,3 +160,21 @@ def write_bytes_atomic(path, data):
         raise
     fsync_dir(folder)
     return path
+
+
+def replace_dir(staging, target):
+    """Puts the finished folder `staging` at target; an earlier target is removed only after.
+
+    The earlier folder is first renamed into a temporary of ours beside it, so at every moment
+    target is either the old folder or the new one, and a crash leaves a temporary that
+    remove_stale_temporaries cleans.
+    """
+    old = None
+    parent = os.path.dirname(os.path.abspath(target))
+    if os.path.lexists(target):
+        old = make_temp_dir(parent, os.path.basename(target))
+        os.replace(target, os.path.join(old, 'previous'))
+    os.replace(staging, target)
+    fsync_dir(parent)
+    if old:
+        remove_path(old)

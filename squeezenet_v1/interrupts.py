@@ -12,9 +12,15 @@ that once went unanswered in CI is suspected to have been lost this way. So `rai
 remembers the signal, and answers a dropped one: when the next handler is installed (the
 training loop's, a cluster task's), in the long waits (`sleep()`: continuous evaluation, a
 cluster's start and a ps; `answer_dropped()`: a download's loop), and at the end of its block.
+
+Start-up is the same story at its worst: TensorFlow's import swallows a KeyboardInterrupt, so
+Ctrl-C there went unheard and the run went on to the end. `hold_from_start()`, the first thing
+run_train.py does, records a signal instead of raising it, and the first safe point (after the
+imports, or any handler installed later) answers it.
 """
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -34,16 +40,42 @@ class Interrupted(BaseException):
 # Signals raised() turned into Interrupted, cleared when raised() starts and ends. While one
 # is here and no Interrupted is being handled, it was dropped.
 _raised = []
+# Signals that arrived while hold_from_start's handler was the one installed, not yet answered.
+_held = []
+
+
+def hold_from_start():
+    """From here on SIGINT and SIGTERM are recorded, not raised, until a handler replaces this.
+
+    For a program's start-up, whose imports would swallow the exception: answer_dropped(), and
+    so every handler installed later, answers a recorded signal. A second signal while one is
+    held ends the process at once (an import that hangs): nothing has been written yet.
+    """
+    def hold(signum, frame):
+        if _held:
+            sys.stderr.write('Stopped by a second %s during start-up.\n'
+                             % signal.Signals(signum).name)
+            os._exit(128 + signum)
+        _held.append(signum)
+
+    for signum in SIGNALS:
+        signal.signal(signum, hold)
 
 
 def answer_dropped():
-    """Raises Interrupted for a signal whose Interrupted was dropped; else nothing.
+    """Raises Interrupted for a signal held since start-up or whose Interrupted was dropped.
 
-    Nothing either while an Interrupted is propagating (cleanup code in `finally` may install
+    Nothing while an Interrupted is propagating (cleanup code in `finally` may install
     handlers), and off the main thread, which signals never reach.
     """
-    if (_raised and threading.current_thread() is threading.main_thread()
-            and not isinstance(sys.exc_info()[1], Interrupted)):
+    if (threading.current_thread() is not threading.main_thread()
+            or isinstance(sys.exc_info()[1], Interrupted)):
+        return
+    if _held:
+        signum = _held[0]
+        del _held[:]
+        raise Interrupted(signum)
+    if _raised:
         raise Interrupted(_raised[0])
 
 

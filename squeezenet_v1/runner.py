@@ -10,6 +10,7 @@ from absl import logging
 
 from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
+from squeezenet_v1.cluster import server
 from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.cluster import worker
 from squeezenet_v1.data import datasets
@@ -126,10 +127,10 @@ def _train_and_evaluate(flags_obj, run_log):
     model_dir = flags_obj.model_dir
     training = flags_obj.mode in ('train', 'train_and_eval')
     # A TF_CONFIG cluster of several processes makes this process one of its tasks; only its
-    # chief writes into model_dir and evaluates (see worker.py).
+    # chief writes into model_dir and evaluates (see cluster/worker.py).
     task = tf_config.task_from_environment() if training else None
     if task and task.is_ps:
-        worker.serve(task)
+        server.serve(task)
         return
     chief = task is None or task.is_chief
     if flags_obj.sync_replicas and not task and training:
@@ -202,7 +203,7 @@ def _train(flags_obj, run_log, train_source, task, after_save=None):
 
 def _label_names(flags_obj, run_log):
     dataset = run_log.record['dataset'] = _dataset_to_read(flags_obj)
-    return datasets.model_label_names(flags_obj.model_dir, dataset, flags_obj.data_dir)
+    return run_records.model_label_names(flags_obj.model_dir, dataset, flags_obj.data_dir)
 
 
 def _check_output_file(path, flag):

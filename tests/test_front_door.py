@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import make_archive, run_train, write_binary_release
+from conftest import REPO, make_archive, run_train, write_binary_release
 from conftest import run_in_process as _run
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
@@ -280,8 +280,7 @@ def test_fuzzed_front_door_never_gives_a_traceback(trained, tmp_path, caplog):
     variants = _model_dir_variants(trained, str(tmp_path / 'dirs'))
     images = tmp_path / 'images'
     images.mkdir()
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(images), '2'],
-                   check=True, capture_output=True)
+    synthetic.write_png_files(str(images), 2)
     bad_file = tmp_path / 'a_file'
     bad_file.write_text('x')
     mode_flags = {
@@ -361,21 +360,24 @@ def test_tensorboard_is_installed_with_the_package():
     assert proc.returncode == 0 and proc.stdout.strip()
 
 
-def test_python_m_params_refuses_stray_arguments():
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters', '--bogus'],
+def test_python_m_parameters_prints_the_table_and_refuses_stray_arguments():
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters'], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and 'takes no arguments, got --bogus' in proc.stderr
+    assert proc.returncode == 0 and '146,570' in proc.stdout, proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters', 'stray'], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and 'parameters: error: unexpected arguments: stray' in proc.stderr
     assert 'Traceback' not in proc.stderr
 
 
-# What an outside trial found, each now answered.
+# Outputs never replace a user's file; a stopped or refused read leaves a true record; special
+# files and silent servers are answered, not waited on.
 
 def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_path, caplog):
     model_dir = _copy(trained, tmp_path / 'run')
     images = tmp_path / 'images'
     images.mkdir()
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(images), '1'],
-                   check=True, capture_output=True)
+    synthetic.write_png_files(str(images), 1)
     image = os.path.join(str(images), os.listdir(str(images))[0])
     index = os.path.join(model_dir, 'model.ckpt-20.index')
     for target in (index, image, os.path.join(model_dir, 'flags.json')):

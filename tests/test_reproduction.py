@@ -18,6 +18,7 @@ import tensorflow as tf
 from conftest import REPO, RUN_TRAIN, run_train
 from conftest import run_in_process as _run
 from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.data import synthetic
 from squeezenet_v1.evaluation import summarize
 
 tf1 = tf.compat.v1
@@ -137,8 +138,7 @@ def test_checkpoint_path_picks_the_checkpoint_for_eval_predict_and_export(straig
     assert _history(model_dir)[-1] == results and len(_history(model_dir)) == 4
 
     images = str(tmp_path / 'images')
-    subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', images, '3'], cwd=REPO,
-                   check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    synthetic.write_png_files(images, 3)
     probabilities = {}
     for name in ('model.ckpt-100', None):
         out = str(tmp_path / ('%s.json' % name))

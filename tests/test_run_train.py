@@ -5,6 +5,7 @@ a signal, a resume by a new process); runner.run in this process where only the 
 saves TensorFlow's start-up (conftest.run_in_process: the same flags, the same runner).
 """
 
+import importlib
 import json
 import logging
 import os
@@ -16,6 +17,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
 
 from conftest import REPO, RUN_TRAIN, run_in_process, run_train
 from squeezenet_v1 import SqueezeNetModel
@@ -141,10 +145,33 @@ def test_resume_keeps_adam_state(tmp_path):
 ])
 def test_bad_flags_are_refused_before_any_work(tmp_path, flag, message):
     model_dir = tmp_path / 'run'
-    proc = run_train('--dataset=synthetic', '--model_dir=%s' % model_dir, flag, timeout=60)
-    assert proc.returncode != 0
-    assert message in proc.stdout, proc.stdout[-2000:]
+    assert message in _refusal('--dataset=synthetic', '--model_dir=%s' % model_dir, flag)
     assert not model_dir.exists()
+
+
+def _refusal(*args):
+    """What run_train.py answers to its command line before it runs anything (in this process)."""
+    run_train_module = importlib.import_module('run_train')
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        try:
+            argv = flags.FLAGS(['run_train.py'] + list(args))
+            run_train_module.main(argv)
+        except (flags.Error, app.UsageError) as e:
+            return str(e)
+    raise AssertionError('run_train.py accepted %s' % ' '.join(args))
+
+
+def test_a_bad_flag_is_answered_before_tensorflow_is_imported(tmp_path):
+    # With every import of TensorFlow failing, the answer must still be the flag's message.
+    script = ('import runpy, sys; sys.modules["tensorflow"] = None; '
+              'sys.argv = ["run_train.py", "--batch_size=0", "--model_dir=%s"]; '
+              'runpy.run_path("run_train.py", run_name="__main__")' % (tmp_path / 'run'))
+    proc = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert '--batch_size must be between 1 and' in proc.stderr
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'run').exists()
 
 
 def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, caplog):

@@ -18,7 +18,6 @@ from squeezenet_v1.data import synthetic
 from squeezenet_v1.data.cifar10 import DataError
 
 DATASETS = ('cifar10', 'synthetic')
-LABELS_FILE = 'labels.txt'  # written beside checkpoints: class names in output order
 CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
 
 SplitSource = collections.namedtuple(
@@ -170,22 +169,3 @@ def label_names(dataset, data_dir):
     return list(cifar10.LABEL_NAMES)
 
 
-def write_label_names(folder, names):
-    """Writes folder/labels.txt: the class names, one a line, in output order."""
-    files_lib.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
-
-
-def model_label_names(model_dir, dataset, data_dir):
-    """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
-    path = os.path.join(model_dir, LABELS_FILE)
-    if not os.path.lexists(path):
-        return label_names(dataset, data_dir)
-    if not os.path.isfile(path):
-        raise DataError('%s is not a plain file. Remove it (the data set\'s names are then '
-                        'used) or restore it.' % path)
-    try:
-        with open(path, encoding='utf-8') as f:
-            return [line.strip() for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError('%s cannot be read (%s). Restore it (one class name a line, UTF-8) or '
-                        'delete it to use the data set\'s names.' % (path, e))

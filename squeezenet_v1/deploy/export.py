@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1.training import checkpoints
-from squeezenet_v1.data import datasets
+from squeezenet_v1.training import run_records
 from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
 from squeezenet_v1 import parameters
@@ -30,7 +30,7 @@ TFLITE_INT8_FILE = 'model_int8.tflite'
 SIZE_REPORT_FILE = 'size_report.json'
 EXPORT_NAMES = frozenset([SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
                           TFLITE_INT8_FILE, SIZE_REPORT_FILE,
-                          datasets.LABELS_FILE])
+                          run_records.LABELS_FILE])
 ONE_MB = 1000000
 
 
@@ -108,7 +108,7 @@ def export(model_dir, export_dir, label_names, checkpoint_path=None):
     staging = files.make_temp_dir(parent, os.path.basename(export_dir))
     try:
         report = _export_into(model_dir, staging, label_names, checkpoint_path)
-        _replace_dir(staging, export_dir)
+        files.replace_dir(staging, export_dir)
     except BaseException:
         files.remove_path(staging)
         raise
@@ -139,7 +139,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path):
             weights_only_bytes = _weights_only_checkpoint_bytes(sess, graph, out_dir)
     files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
-    datasets.write_label_names(out_dir, label_names)
+    run_records.write_label_names(out_dir, label_names)
     with interrupts.deferred():  # the converter's destructors would swallow a KeyboardInterrupt
         tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
 
@@ -233,19 +233,6 @@ def _checkpoint_bytes(prefix):
 def _tree_bytes(path):
     return sum(os.path.getsize(os.path.join(root, n))
                for root, _, names in os.walk(path) for n in names)
-
-
-def _replace_dir(staging, target):
-    """Puts staging at target; an earlier export there is removed only once the new one is in."""
-    old = None
-    parent = os.path.dirname(os.path.abspath(target))
-    if os.path.exists(target):
-        old = files.make_temp_dir(parent, os.path.basename(target))
-        os.replace(target, os.path.join(old, 'previous'))
-    os.replace(staging, target)
-    files.fsync_dir(parent)
-    if old:
-        files.remove_path(old)
 
 
 _SIZE_ROWS = (

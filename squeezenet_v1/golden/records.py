@@ -80,7 +80,7 @@ def record(golden_dir):
         known = os.path.join(golden_dir, known_differences.KNOWN_FILE)
         if os.path.isfile(known):
             shutil.copyfile(known, os.path.join(staging, known_differences.KNOWN_FILE))
-        _replace_dir(staging, golden_dir)
+        files.replace_dir(staging, golden_dir)
     except BaseException:
         files.remove_path(staging)
         raise
@@ -120,19 +120,6 @@ def _check_record_target(golden_dir):
         raise GoldenRecordError('%s is not empty and holds no %s, so it is not a golden record; '
                                 'it is not replaced. Name a new folder.'
                                 % (golden_dir, RECORD_FILE))
-
-
-def _replace_dir(staging, target):
-    """Renames staging to target; an earlier target is renamed aside first, then removed."""
-    parent = os.path.dirname(target)
-    old = None
-    if os.path.lexists(target):
-        old = files.make_temp_dir(parent, os.path.basename(target) + '-replaced')
-        os.rename(target, old)  # over the empty folder just made
-    os.rename(staging, target)
-    files.fsync_dir(parent)
-    if old:
-        files.remove_path(old)
 
 
 # --- reading ----------------------------------------------------------------------------------

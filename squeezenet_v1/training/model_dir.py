@@ -15,7 +15,6 @@ import stat
 from absl import logging
 
 from squeezenet_v1 import files
-from squeezenet_v1.data import datasets
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.training import checkpoint_writer
 from squeezenet_v1.training import checkpoints
@@ -91,7 +90,7 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
             if resume:
                 warn_about_changed_flags(model_dir, run_record)
             files.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE), run_record)
-        datasets.write_label_names(model_dir, source.label_names)
+        run_records.write_label_names(model_dir, source.label_names)
         yield found, resume
 
 

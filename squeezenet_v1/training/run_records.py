@@ -1,4 +1,4 @@
-"""What a run records beside its checkpoints: `flags.json`, and `runs.jsonl`, its log.
+"""What a run records beside its checkpoints: `flags.json`, `labels.txt`, and `runs.jsonl`.
 
 Every run that gets past its checks (train, eval, predict, export) appends one JSON line to
 `<model_dir>/runs.jsonl`: when it started, the mode and all flags, global_step at its start and
@@ -13,11 +13,14 @@ import os
 from absl import logging
 
 from squeezenet_v1 import files
+from squeezenet_v1.data import datasets
+from squeezenet_v1.data.cifar10 import DataError
 from squeezenet_v1 import machine
 from squeezenet_v1.errors import UserError
 
 RUNS_FILE = 'runs.jsonl'
 FLAGS_FILE = 'flags.json'
+LABELS_FILE = 'labels.txt'  # class names in output order
 # Flags that change what a run computes; the others (logging, paths) do not.
 EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed',
                     'sync_replicas')
@@ -87,3 +90,24 @@ class RunLog(object):
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def write_label_names(folder, names):
+    """Writes folder/labels.txt: the class names, one a line, in output order."""
+    files.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
+
+
+def model_label_names(model_dir, dataset, data_dir):
+    """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
+    path = os.path.join(model_dir, LABELS_FILE)
+    if not os.path.lexists(path):
+        return datasets.label_names(dataset, data_dir)
+    if not os.path.isfile(path):
+        raise DataError('%s is not a plain file. Remove it (the data set\'s names are then '
+                        'used) or restore it.' % path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError('%s cannot be read (%s). Restore it (one class name a line, UTF-8) or '
+                        'delete it to use the data set\'s names.' % (path, e))
