@@ -34,7 +34,8 @@ flags.DEFINE_enum('dataset', 'cifar10', ['cifar10', 'synthetic'],
 flags.DEFINE_bool('download', False, 'Download CIFAR-10 into --data_dir when it is absent.')
 flags.DEFINE_string('download_url', None, 'Mirror of cifar-10-binary.tar.gz to download from '
                     '(default: the CIFAR-10 home page); its md5 must be the official one.')
-flags.DEFINE_integer('download_deadline_secs', DEFAULT_DEADLINE_SECS, 'Give up a download that has not '
+flags.DEFINE_integer('download_deadline_secs', DEFAULT_DEADLINE_SECS,
+                     'Give up a download that has not '
                      'finished after this many seconds.')
 flags.DEFINE_string('model_dir', '/tmp/squeezenet_v1_model',
                     'Folder for checkpoints, summaries, flags.json and eval_results.json.')

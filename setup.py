@@ -25,7 +25,7 @@ setup(
         # TensorFlow 2.21 no longer installs it; the README's `tensorboard --logdir` needs it.
         'tensorboard',
     ],
-    # Each command also runs as `python -m <module>` (run_train.py as a script), as the README shows.
+    # Each also runs as `python -m <module>` (run_train.py as a script), as the README shows.
     entry_points={
         'console_scripts': [
             'squeezenet-train = run_train:console_main',

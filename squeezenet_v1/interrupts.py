@@ -8,7 +8,7 @@ Python runs a signal handler wherever the main thread is, a destructor included,
 exception raised inside a destructor (or a weakref callback, or under a library's bare
 `except`) is printed ("Exception ignored in ...") and dropped: the run would go on as if nothing
 had been asked. Graph building collects garbage all the time; a SIGTERM 3 s into a cold start
-that once went unanswered in CI is suspected to have been lost this way. So `raised()`
+that once went unanswered in CI is suspected to have been lost this way. So `as_exceptions()`
 remembers the signal, and answers a dropped one: when the next handler is installed (the
 training loop's, a cluster task's), in the long waits (`sleep()`: continuous evaluation, a
 cluster's start and a ps; `answer_dropped()`: a download's loop), and at the end of its block.
@@ -37,7 +37,7 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-# Signals raised() turned into Interrupted, cleared when raised() starts and ends. While one
+# Signals as_exceptions() turned into Interrupted, cleared when it starts and ends. While one
 # is here and no Interrupted is being handled, it was dropped.
 _raised = []
 # Signals that arrived while hold_from_start's handler was the one installed, not yet answered.
@@ -89,7 +89,7 @@ def sleep(seconds):
 def handled_by(handler):
     """Within the block, `handler` receives SIGINT and SIGTERM; the previous ones come back.
 
-    A signal raised() turned into an Interrupted that was dropped is raised first: the new
+    A signal as_exceptions() turned into an Interrupted that was dropped is raised first: the new
     handler would otherwise never hear of it.
     """
     answer_dropped()
@@ -107,7 +107,7 @@ def handled_by(handler):
 
 
 @contextlib.contextmanager
-def raised():
+def as_exceptions():
     """Within the block, SIGINT and SIGTERM raise Interrupted."""
     def handler(signum, frame):
         _raised.append(signum)

@@ -53,7 +53,7 @@ def run(flags_obj):
     run_log = run_records.RunLog(flags_obj.model_dir, flags_obj.mode,
                                 {name: getattr(flags_obj, name) for name in names})
     try:
-        with interrupts.raised():
+        with interrupts.as_exceptions():
             _run(flags_obj, run_log)
     except loop.TrainingInterrupted as e:
         logging.warning('%s', e)

@@ -106,6 +106,32 @@ def test_training_pipeline_shapes_and_sparse_int32_labels(binary_release, tmp_pa
                 assert i.shape == (8, 24, 24, 3) and l.shape == (8,) and l.dtype == np.int32
 
 
+
+def test_a_seeded_pipeline_calls_a_subclass_augmentation_with_its_seed(binary_release, tmp_path):
+    # The seeded pipeline passes its stateless seed to the model's own methods: a subclass's
+    # override is used, and the instance is left as it was.
+    from squeezenet_v1 import SqueezeNetModel
+
+    class OwnAugmentation(SqueezeNetModel):
+        seeds = []
+
+        def random_crop_and_flip(self, float_image, seed=None):
+            self.seeds.append(seed)
+            return super().random_crop_and_flip(float_image, seed)
+
+    data_dir, _ = binary_release
+    source = datasets.prepare_split('cifar10', 'train', data_dir, str(tmp_path))
+    model = OwnAugmentation(32, 24, 10)
+    before = dict(vars(model))
+    with tf.Graph().as_default():
+        dataset = input_pipeline.resumable_dataset(source.record_files, source.num_examples,
+                                                   model, 4, seed=3, first_step=0)
+        images, labels, steps = tf1.data.make_one_shot_iterator(dataset).get_next()
+        with tf1.Session() as sess:
+            first = sess.run(images)
+    assert len(OwnAugmentation.seeds) == 1 and OwnAugmentation.seeds[0] is not None
+    assert first.shape == (4, 24, 24, 3) and vars(model) == before
+
 def test_python_release_matches_its_arrays_and_label_names(tmp_path):
     data_dir = str(tmp_path / 'data')
     contents = write_python_release(data_dir)

@@ -92,7 +92,59 @@ def _wait_for_training(proc, log_path, timeout=60):
     raise AssertionError('trainer did not start training:\n' + open(log_path).read()[-3000:])
 
 
+# A trainer that kills itself with SIGKILL at one exact point of its second save (of
+# model.ckpt-10, after model.ckpt-5; --keep_checkpoint_max=1, so that save also rotates ckpt-5
+# away). The points are the save's renames, in order (test: the first run's list of renames),
+# and the first file removal of the rotation.
+_KILL_AT = r"""
+import os, runpy, signal, sys
+from squeezenet_v1 import files
+point, renames = sys.argv[1], [0]
+real_replace, real_remove = os.replace, files.remove_path
+
+def replace(src, dst):
+    renames[0] += 1
+    if point == 'rename %d' % renames[0]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+
+def remove_path(path):
+    if point == 'rotation' and os.path.basename(path) == 'model.ckpt-5.index':
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_remove(path)
+
+os.replace, files.remove_path = replace, remove_path
+sys.argv = sys.argv[2:]  # run_train.py and its flags
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+# rename 1, 2: flags.json, labels.txt; 3-7: the first save (journal, .meta, .data, .index,
+# state); 8-13 the second: journal, .meta, .data, .index, state, rotation journal.
+_RESUMES_FROM = {'rename 8': 5, 'rename 9': 5, 'rename 10': 5, 'rename 11': 5, 'rename 12': 10,
+                 'rename 13': 10, 'rotation': 10}
+
+
+@pytest.mark.parametrize('point', sorted(_RESUMES_FROM))
+def test_kill_9_at_each_point_of_a_save_loses_no_checkpoint(tmp_path, point):
+    model_dir = str(tmp_path / 'run')
+    flags_ = ['--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train', '--seed=1',
+              '--save_checkpoints_steps=5', '--keep_checkpoint_max=1', '--log_every_n_steps=5']
+    killed = subprocess.run([sys.executable, '-c', _KILL_AT, point, RUN_TRAIN, '--max_steps=10']
+                            + flags_, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert _latest_step_checking_state(model_dir) in (5, 10)
+    resumed = run_train(*(flags_ + ['--max_steps=15']), timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    expected = os.path.join(model_dir, 'model.ckpt-%d' % _RESUMES_FROM[point])
+    assert 'Resuming from %s' % expected in resumed.stdout, resumed.stdout[-3000:]
+    assert _latest_step_checking_state(model_dir) == 15
+    leftovers = [n for n in os.listdir(model_dir) if n.startswith('.') and n != '.lock']
+    assert leftovers == [] and sorted(
+        n for n in os.listdir(model_dir) if n.startswith('model.ckpt-')) == [
+        'model.ckpt-15.data-00000-of-00001', 'model.ckpt-15.index', 'model.ckpt-15.meta']
+
+
 def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
+    # Fuzz beside the exact points above: wherever the kills land, no checkpoint is lost.
     rng = random.Random(20261124)
     model_dir = str(tmp_path / 'run')
     last_step, kills_mid_save, deadline = 0, 0, time.time() + 420
@@ -130,8 +182,7 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
             assert 'Resuming from %s' % os.path.join(
                 model_dir, 'model.ckpt-%d' % last_step) in log, log[-3000:]
         last_step = step
-    assert kills_mid_save >= 3  # of the 4 aimed at a save: one may land just after it
-    assert last_step > 0
+    assert last_step > 0, 'no kill landed after a save (%d aimed at one)' % kills_mid_save
 
     final = last_step + 150
     proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir,

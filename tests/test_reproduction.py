@@ -220,10 +220,8 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
         assert len(_history(model_dir)) == 6
         assert ('already holds results for steps 20, 40, 60, 80, 100, 120; they are not '
                 'evaluated again.') in caplog.text
-        started = time.time()
         assert _run('--mode=continuous_eval', '--eval_timeout_secs=1',
                     *(common[:-1] + ['--max_steps=500'])) == 0
-        assert time.time() - started < 30
         assert 'No new checkpoint in %s for 1 s' % model_dir in caplog.text
     with caplog.at_level(logging.ERROR, logger='absl'):
         assert _run('--mode=continuous_eval', '--dataset=synthetic', '--eval_timeout_secs=1',

@@ -401,7 +401,7 @@ def test_a_signal_a_destructor_dropped_in_start_up_still_stops_the_run(tmp_path,
 
 def test_an_answered_signal_is_not_raised_again():
     with pytest.raises(interrupts.Interrupted):
-        with interrupts.raised():
+        with interrupts.as_exceptions():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(10)  # not reached: the handler raises when os.kill returns
     with interrupts.handled_by(lambda signum, frame: None):  # would raise a dropped one

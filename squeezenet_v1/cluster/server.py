@@ -109,10 +109,10 @@ def open_session(task, server, training, config):
     for i, address in enumerate(task.ps_addresses):
         while not tf_config.reachable(address):
             if time.time() > give_up:
-                raise ClusterError('ps:%d at %s did not answer within %d s. Start every task of '
-                                   'the cluster in TF_CONFIG (python -m '
-                                   'squeezenet_v1.cluster.local_cluster starts one on this machine).'
-                                   % (i, address, WAIT_FOR_PS_SECS))
+                raise ClusterError(
+                    'ps:%d at %s did not answer within %d s. Start every task of the cluster in '
+                    'TF_CONFIG (python -m squeezenet_v1.cluster.local_cluster starts one on this '
+                    'machine).' % (i, address, WAIT_FOR_PS_SECS))
             if time.time() - logged > WAITING_LOG_SECS:
                 logging.info('[%s] waiting for ps:%d at %s to start.', task.name, i, address)
                 logged = time.time()

@@ -7,8 +7,8 @@ Every task of TF_CONFIG's cluster (see tf_config.py) runs run_train.py with the 
   and logs the tutorial's examples/sec line with its task name; it stops when global_step
   reaches max_steps and tells each ps so;
 - the chief (the chief task, else worker 0) alone touches model_dir, under its lock: it
-  initializes or restores, writes checkpoints (checkpoint_writer.save, crash-safe as in one process),
-  summaries, flags.json and labels.txt; the runner adds runs.jsonl and, in train_and_eval, the
+  initializes or restores, writes checkpoints (crash-safe, as in one process), summaries,
+  flags.json and labels.txt; the runner adds runs.jsonl and, in train_and_eval, the
   evaluation. Non-chief workers write nothing there.
 Updates are asynchronous by default (each worker applies its gradient as soon as it has it,
 TF1's default for this layout); with sync_replicas each step averages one gradient from every

@@ -220,15 +220,16 @@ class CheckResult(object):
     def __init__(self, golden_dir, recorded, current, comparison, exact, known=()):
         self.recorded, self.current, self.comparison = recorded, current, comparison
         every = [golden_compare.difference_line(d) for d in comparison.differences]
-        excused = known_differences.known_lines(known, current.summary['environment'].get('tensorflow'), every)
+        excused = known_differences.known_lines(
+            known, current.summary['environment'].get('tensorflow'), every)
         # `differences` fail the check; `known` are printed as known, harmless and do not.
         self.differences = [line for line in every if line not in excused]
         self.known = [line for line in every if line in excused]
         self.holds = not self.differences
         self.exit_code = EXIT_HOLDS if self.holds else EXIT_DRIFT
-        shown = ['%s (known, harmless on TensorFlow %s; see %s)' % (
-            line, excused[line]['tensorflow'], known_differences.KNOWN_FILE) if line in excused else line
-            for line in every]
+        shown = [line if line not in excused else '%s (known, harmless on TensorFlow %s; see %s)'
+                 % (line, excused[line]['tensorflow'], known_differences.KNOWN_FILE)
+                 for line in every]
         self.lines = ([_environment_line('recorded with', recorded.summary['environment']),
                        _environment_line('checked with ', current.summary['environment'])]
                       + shown + [self._summary_line(golden_dir, exact)])

@@ -20,7 +20,7 @@ tf1 = tf.compat.v1
 TrainingGraph = collections.namedtuple(
     'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
                       'variables', 'init_op', 'report', 'first_step', 'input_initializer'])
-TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after the step].
+TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after it].
 
 A seeded graph's input must be started with `loop.start_input(sess, training)` once global_step
 is restored; an unseeded one reads a one-shot iterator (`first_step`, `input_initializer`: None).

@@ -227,7 +227,8 @@ def _run_steps(sess, training, settings, steps, files, after_save, step):
 
 def _last_finite_checkpoint(files):
     if files is None:
-        return 'The latest checkpoint in the chief\'s model_dir is the last one with finite weights.'
+        return ('The latest checkpoint in the chief\'s model_dir is the last one with finite '
+                'weights.')
     if not files.complete:
         return 'No checkpoint was saved: %s holds none.' % files.model_dir
     return 'The latest checkpoint in %s, %s, is the last one with finite weights.' % (
