@@ -6,6 +6,7 @@ arguments mixed, `--` ends the flags), answers --help on stdout with exit 0, and
 with one line and its usage on stderr, exit 2, before any work.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -23,7 +24,9 @@ class Command(object):
     def __init__(self, name, module, arguments, description):
         """`name` prefixes its messages; usage: python -m `module` `arguments`."""
         self.name, self.description = name, description
-        self.prog = 'python -m %s' % module
+        # Run as its console script (squeezenet-summarize ...), the usage names that.
+        program = os.path.basename(sys.argv[0]) if sys.argv else ''
+        self.prog = program if program.startswith('squeezenet-') else 'python -m %s' % module
         self.usage = '%s %s' % (self.prog, arguments)
         self.flags = flags.FlagValues()
 

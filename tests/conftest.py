@@ -110,6 +110,21 @@ def make_archive(source_dir, folder, archive_path):
     return archive_path
 
 
+# The one trained run the suite shares (read it, or copy it to change it): run_train.py as a user
+# runs it, seeded, 300 steps with a checkpoint and an evaluation every 100.
+SEEDED_RUN = ['--dataset=synthetic', '--seed=11', '--max_steps=300', '--save_checkpoints_steps=100',
+              '--mode=train_and_eval', '--save_summary_steps=50']
+
+
+@pytest.fixture(scope='session')
+def seeded_run(tmp_path_factory):
+    """(model_dir, what run_train.py printed) of SEEDED_RUN, trained once per session."""
+    model_dir = str(tmp_path_factory.mktemp('seeded_run') / 'run')
+    result = run_train('--model_dir=' + model_dir, *SEEDED_RUN)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return model_dir, result.stdout
+
+
 @pytest.fixture
 def binary_release(tmp_path):
     data_dir = tmp_path / 'data'

@@ -127,6 +127,7 @@ def _no_traceback(*logs):
         assert 'Traceback' not in log, log[-3000:]
 
 
+@pytest.mark.slow
 def test_tf_config_cluster_trains_to_max_steps_and_its_model_dir_serves_one_process(tmp_path):
     model_dir = str(tmp_path / 'run')
     with _cluster(tmp_path) as c:
@@ -196,6 +197,7 @@ def test_one_worker_cluster_computes_what_one_process_computes(tmp_path):
                                       single_ckpt.get_tensor(name), err_msg=name)
 
 
+@pytest.mark.slow
 def test_local_cluster_of_two_ps_a_chief_and_sync_replicas_resumes_one_process(tmp_path):
     model_dir = str(tmp_path / 'run')
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path / 'cache'))
@@ -249,6 +251,7 @@ def _stop_launcher(launcher, log_path):
             os.kill(int(pid), signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.fault
 def test_killed_workers_rejoin_and_a_killed_chief_resumes_from_its_last_checkpoint(tmp_path):
     model_dir = str(tmp_path / 'run')
@@ -285,6 +288,7 @@ def test_killed_workers_rejoin_and_a_killed_chief_resumes_from_its_last_checkpoi
     assert final.endswith('model.ckpt-160') and checkpoints.global_step_stored_in(final) == 160
 
 
+@pytest.mark.slow
 @pytest.mark.fault
 def test_sync_replicas_wait_for_a_restarted_worker_and_a_restarted_chief(tmp_path):
     model_dir = str(tmp_path / 'run')
@@ -316,6 +320,7 @@ def test_sync_replicas_wait_for_a_restarted_worker_and_a_restarted_chief(tmp_pat
     assert final.endswith('model.ckpt-80') and checkpoints.global_step_stored_in(final) == 80
 
 
+@pytest.mark.slow
 @pytest.mark.fault
 def test_killed_ps_stops_the_workers_naming_it_and_the_restarted_cluster_resumes(tmp_path):
     model_dir = str(tmp_path / 'run')

@@ -1,6 +1,8 @@
 """Predict and export: every format gives the checkpoint's Session outputs, and is small."""
 
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -21,15 +23,13 @@ tf1 = tf.compat.v1
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A model_dir trained on the synthetic set, exported once through run_train.py."""
+def trained(tmp_path_factory, seeded_run):
+    """A copy of the shared seeded run, exported once through run_train.py."""
     model_dir = str(tmp_path_factory.mktemp('trained') / 'run')
-    # Seeded, so the notebook's dying final ReLU cannot fail the accuracy checks by chance.
-    assert run_in_process('--dataset=synthetic', '--mode=train', '--model_dir=' + model_dir,
-                          '--max_steps=400', '--seed=1') == 0
-    proc = run_train('--mode=export', '--model_dir=' + model_dir)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    return model_dir, proc.stdout
+    shutil.copytree(seeded_run[0], model_dir)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert run_in_process('--mode=export', '--model_dir=' + model_dir) == 0
+    return model_dir, printed.getvalue()
 
 
 def _test_images(count=None):
@@ -59,7 +59,7 @@ def test_size_report_proves_the_under_1mb_claim(trained):
     model_dir, stdout = trained
     with open(os.path.join(model_dir, 'export', 'size_report.json')) as f:
         report = json.load(f)
-    assert report['parameters'] == 146570 and report['global_step'] == 400
+    assert report['parameters'] == 146570 and report['global_step'] == 300
     assert report['float32_weight_bytes'] == 586280 < 1000000
     assert report['frozen_graph_bytes'] < 1000000
     assert report['checkpoint_bytes_without_adam'] < report['checkpoint_bytes']
@@ -193,6 +193,7 @@ def test_bad_files_are_named_and_the_rest_still_classified(trained, tmp_path):
 _WEBP = base64.b64decode('UklGRh4AAABXRUJQVlA4TBEAAAAvB8ABAAdQjyLXo/+BiOh/AAA=')
 
 
+@pytest.mark.slow
 def test_empty_folder_webp_blank_and_odd_names(trained, tmp_path):
     model_dir, _ = trained
     (tmp_path / 'empty').mkdir()
@@ -217,6 +218,7 @@ def test_empty_folder_webp_blank_and_odd_names(trained, tmp_path):
     assert not any(line.startswith('lines.png') for line in proc.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_no_images_named(trained):
     model_dir, _ = trained
     proc = run_train('--mode=predict', '--model_dir=' + model_dir, '--images=,')
@@ -225,6 +227,7 @@ def test_no_images_named(trained):
     assert proc.returncode != 0 and '--mode=predict needs --images' in proc.stdout
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_output_size_is_refused(tmp_path):
     model_dir = tmp_path / 'five'
     model_dir.mkdir()
@@ -244,12 +247,13 @@ def test_export_replaces_an_earlier_export_whole(trained, tmp_path):
     shutil.copytree(os.path.join(model_dir, 'export'), export_dir)
     os.remove(os.path.join(export_dir, 'model_int8.tflite'))  # an earlier, different export
     report = export.export(model_dir, export_dir, list(synthetic.LABEL_NAMES))
-    assert report['global_step'] == 400
+    assert report['global_step'] == 300
     assert 'model_int8.tflite' in os.listdir(export_dir)
     assert [n for n in os.listdir(str(tmp_path)) if n.startswith('.')] == []
     shutil.rmtree(export_dir)
 
 
+@pytest.mark.slow
 def test_export_into_a_path_with_glob_characters_writes_tflite(trained, tmp_path):
     model_dir, _ = trained
     # Glob characters in the folder above (where the export is staged) and in its own name.

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import REPO, make_archive, run_train, write_binary_release
+from conftest import REPO, make_archive, write_binary_release
 from conftest import run_in_process as _run
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
@@ -109,6 +109,7 @@ def test_runs_jsonl_records_every_run_and_how_it_ended(trained, tmp_path, caplog
     assert sorted(os.listdir(model_dir)) == sorted(before) and len(_runs(model_dir)) == 3
 
 
+@pytest.mark.slow
 def test_resuming_with_another_data_set_warns_and_says_labels_change(trained, tmp_path, caplog):
     model_dir = _copy(trained, tmp_path / 'run')
     data_dir = str(tmp_path / 'data')
@@ -187,6 +188,7 @@ def test_missing_batch_is_restored_by_download_and_the_advice_says_so(server, tm
     assert os.stat(os.path.join(folder, 'data_batch_1.bin')).st_mtime_ns == kept
 
 
+@pytest.mark.slow
 def test_download_has_a_deadline_and_logs_the_lack_of_progress(server, tmp_path, caplog,
                                                               monkeypatch):
     base, _, _ = server
@@ -330,25 +332,40 @@ def test_python_m_synthetic_usage(tmp_path, args, message, capsys):
     assert os.listdir(str(tmp_path)) == []
 
 
-def test_python_m_synthetic_into_a_file_is_a_message(tmp_path):
+def test_synthetic_into_a_file_is_a_message(tmp_path, capsys):
     target = tmp_path / 'a_file'
     target.write_text('x')
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.data.synthetic', str(target / 'x')],
+    assert synthetic.main([str(target / 'x')]) == 1
+    assert 'synthetic: error: cannot write into' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('module, message', [
+    ('squeezenet_v1.evaluation.summarize', 'summarize: error: missing arguments'),
+    ('squeezenet_v1.data.synthetic', 'synthetic: error: missing arguments'),
+    ('squeezenet_v1.cluster.local_cluster', 'local_cluster: error: flags workers=0'),
+])
+def test_every_small_command_answers_through_python_m(module, message):
+    # The TensorFlow-free ones here; golden's and parameters' are in test_golden.py (slow) and
+    # test_every_command_is_a_console_script below.
+    args = ['--workers=0', '--', '--mode=train'] if 'local_cluster' in module else []
+    proc = subprocess.run([sys.executable, '-m', module] + args, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith(message), proc.stderr[-2000:]
+    assert 'usage: python -m %s' % module in proc.stderr
+    proc = subprocess.run([sys.executable, '-m', module, '--help'], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and 'cannot write into' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    assert proc.returncode == 0 and proc.stdout.startswith('usage: python -m %s' % module)
 
 
-def test_bad_flags_through_the_real_command_line(tmp_path):
-    proc = run_train('--mode=predict', '--model_dir=%s' % tmp_path, '--images=x',
-                     '--predictions_json=%s' % tmp_path)
-    assert proc.returncode == 1, proc.stdout[-2000:]
-    assert '--predictions_json %s is a folder' % tmp_path in proc.stdout
-    assert 'Traceback' not in proc.stdout
+def test_bad_flags_through_the_real_command_line(tmp_path, caplog):
+    assert _run('--mode=predict', '--model_dir=%s' % tmp_path, '--images=x',
+                '--predictions_json=%s' % tmp_path) == 1
+    assert '--predictions_json %s is a folder' % tmp_path in caplog.text
 
 
 # Install: what the README uses comes with `pip install -e .`.
 
+@pytest.mark.slow
 def test_tensorboard_is_installed_with_the_package():
     from importlib import metadata
     assert any(r.startswith('tensorboard') for r in metadata.requires('squeezenet_v1'))
@@ -359,14 +376,24 @@ def test_tensorboard_is_installed_with_the_package():
     assert proc.returncode == 0 and proc.stdout.strip()
 
 
-def test_python_m_parameters_prints_the_table_and_refuses_stray_arguments():
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters'], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and '146,570' in proc.stdout, proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.parameters', 'stray'], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and 'parameters: error: unexpected arguments: stray' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+def test_parameters_prints_the_table_and_refuses_stray_arguments(capsys):
+    from squeezenet_v1 import parameters
+    assert parameters.main([]) == 0
+    assert 'total                                         146,570' in capsys.readouterr().out
+    assert parameters.main(['stray']) == 2
+    assert 'parameters: error: unexpected arguments: stray' in capsys.readouterr().err
+
+
+def test_every_command_is_a_console_script():
+    from importlib import metadata
+    scripts = {e.name: e for e in metadata.entry_points(group='console_scripts')
+               if e.value.startswith(('squeezenet_v1', 'run_train'))}
+    assert sorted(scripts) == ['squeezenet-golden', 'squeezenet-local-cluster',
+                               'squeezenet-parameters', 'squeezenet-summarize',
+                               'squeezenet-synthetic', 'squeezenet-train']
+    for entry in scripts.values():
+        assert callable(entry.load()), entry
+        assert shutil.which(entry.name, path=os.path.dirname(sys.executable)), entry.name
 
 
 # Outputs never replace a user's file; a stopped or refused read leaves a true record; special

@@ -135,6 +135,7 @@ def test_a_changed_or_missing_op_is_named(recorded, tmp_path):
         'op train/pool2/MaxPool: added (MaxPool float32[32,6,6,128])'], drift.text()
 
 
+@pytest.mark.slow
 def test_a_perturbed_stored_weight_is_named(recorded, tmp_path):
     """The stored weights are the fixed checkpoint too: its eval logits move with it."""
     golden_dir, _ = recorded
@@ -297,6 +298,7 @@ def test_usage_errors_exit_2_before_any_work(args, message, capsys, tmp_path):
     assert 'usage: python -m squeezenet_v1.golden record DIR | check DIR' in err
 
 
+@pytest.mark.slow
 def test_committed_record_holds_through_the_command_line(tmp_path):
     report = str(tmp_path / 'report.json')
     proc = subprocess.run([sys.executable, '-m', 'squeezenet_v1.golden', 'check', COMMITTED,

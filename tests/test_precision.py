@@ -36,6 +36,7 @@ BF16_HERE = _supported('bf16')
 GPU_HERE = bool(tf.config.list_physical_devices('GPU'))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BF16_HERE, reason='this CPU has neither AVX512-BF16 nor AMX: bf16 '
                     'accuracy cannot be measured here')
 def test_bf16_learns_within_two_points_of_fp32(tmp_path):
@@ -94,6 +95,7 @@ def test_fp16_without_a_gpu_is_refused(tmp_path, caplog):
     assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_fp16_graph_scales_the_loss_and_still_trains(tmp_path):
     # The float16 rewrite itself runs only on a GPU; the loss-scaled optimizer runs anywhere.
     source = datasets.prepare_split('synthetic', 'train', 'data', str(tmp_path))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, RUN_TRAIN, run_train
+from conftest import REPO, RUN_TRAIN, SEEDED_RUN, run_train
 from conftest import run_in_process as _run
 from squeezenet_v1.evaluation import evaluate
 from squeezenet_v1.data import synthetic
@@ -23,9 +23,8 @@ from squeezenet_v1.evaluation import summarize
 
 tf1 = tf.compat.v1
 
-# The issue's own reproduction: 300 seeded steps, a checkpoint every 100.
-SEEDED = ['--dataset=synthetic', '--seed=11', '--max_steps=300', '--save_checkpoints_steps=100',
-          '--mode=train_and_eval']
+# The issue's own reproduction: 300 seeded steps, a checkpoint every 100 (the shared run).
+SEEDED = SEEDED_RUN
 
 
 
@@ -45,13 +44,10 @@ def _tensors(prefix):
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-@pytest.fixture(scope='module')
-def straight(tmp_path_factory):
-    """The seeded 300-step run, uninterrupted, in its own process."""
-    model_dir = str(tmp_path_factory.mktemp('straight') / 'run')
-    result = run_train('--model_dir=' + model_dir, *SEEDED)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return model_dir
+@pytest.fixture
+def straight(seeded_run):
+    """The seeded 300-step run, uninterrupted, in its own process (read only)."""
+    return seeded_run[0]
 
 
 def test_train_and_eval_evaluates_every_checkpoint_once(straight):
@@ -111,6 +107,7 @@ def _assert_identical(model_dir, straight):
     assert _results(model_dir)['accuracy'] == _results(straight)['accuracy']
 
 
+@pytest.mark.slow
 def test_sigterm_mid_way_then_resume_is_bit_identical(straight, tmp_path):
     model_dir, status, stopped_at, log = _stopped_then_resumed(tmp_path, signal.SIGTERM)
     assert status == 128 + signal.SIGTERM
@@ -119,6 +116,7 @@ def test_sigterm_mid_way_then_resume_is_bit_identical(straight, tmp_path):
     _assert_identical(model_dir, straight)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_from_the_last_checkpoint_is_bit_identical(straight, tmp_path):
     model_dir, status, stopped_at, log = _stopped_then_resumed(tmp_path, signal.SIGKILL)
     assert status == -signal.SIGKILL and stopped_at == 100  # steps 101-133+ are done again
@@ -128,6 +126,7 @@ def test_kill_9_then_resume_from_the_last_checkpoint_is_bit_identical(straight, 
 
 # Any checkpoint addressable.
 
+@pytest.mark.slow
 def test_checkpoint_path_picks_the_checkpoint_for_eval_predict_and_export(straight, tmp_path):
     model_dir = shutil.copytree(straight, str(tmp_path / 'run'))
     older = os.path.join(model_dir, 'model.ckpt-100')
@@ -177,6 +176,7 @@ def test_a_checkpoint_path_that_is_not_one_is_named_with_those_there(straight, t
         result.stdout)
 
 
+@pytest.mark.slow
 def test_eval_results_do_not_depend_on_the_eval_batch_size(straight, tmp_path):
     model_dir = shutil.copytree(straight, str(tmp_path / 'run'))
     for batch in (7, 1000):
@@ -188,6 +188,7 @@ def test_eval_results_do_not_depend_on_the_eval_batch_size(straight, tmp_path):
 
 # Continuous evaluation.
 
+@pytest.mark.slow
 def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
     common = ['--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=120']
@@ -232,6 +233,7 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
 
 # Results with their spread.
 
+@pytest.mark.slow
 def test_summarize_three_seeds_and_refuse_a_run_that_differs(tmp_path, capsys):
     runs = []
     for seed, learning_rate in ((1, 0.001), (2, 0.001), (3, 0.001), (1, 0.002)):

@@ -42,15 +42,11 @@ def _checkpoint_values(checkpoint):
     return {name: reader.get_tensor(name) for name, _ in tf1.train.list_variables(checkpoint)}
 
 
-def test_train_and_eval_learns_and_leaves_its_files(tmp_path):
-    model_dir = str(tmp_path / 'run')
-    proc = run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=300',
-                     '--log_every_n_steps=100', '--save_checkpoints_steps=150',
-                     '--save_summary_steps=50', '--seed=1')
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    steps = [int(m.group(1)) for m in LOG_LINE.finditer(proc.stdout)]
+def test_train_and_eval_learns_and_leaves_its_files(seeded_run):
+    model_dir, stdout = seeded_run  # run_train.py --mode=train_and_eval, 300 steps
+    steps = [int(m.group(1)) for m in LOG_LINE.finditer(stdout)]
     assert steps == [100, 200, 300]
-    assert 'final_conv ReLU output is zero' not in proc.stdout
+    assert 'final_conv ReLU output is zero' not in stdout
     with open(os.path.join(model_dir, 'eval_results.json')) as f:
         results = json.load(f)
     assert results['global_step'] == 300 and results['num_examples'] == 1000
@@ -59,7 +55,7 @@ def test_train_and_eval_learns_and_leaves_its_files(tmp_path):
     assert len(results['per_class_accuracy']) == 10
     assert 0 < results['loss'] < 2.3
     names = os.listdir(model_dir)
-    assert {'checkpoint', 'flags.json', 'model.ckpt-150.index', 'model.ckpt-300.index',
+    assert {'checkpoint', 'flags.json', 'model.ckpt-100.index', 'model.ckpt-300.index',
             'model.ckpt-300.meta', 'eval'} <= set(names)
     assert any(n.startswith('events.out.tfevents') for n in names)
     with open(os.path.join(model_dir, 'flags.json')) as f:
@@ -78,6 +74,7 @@ def _start(model_dir, *extra):
 
 
 # SIGTERM's save and exact resume are tests/test_reproduction.py's (bit for bit, with --seed).
+@pytest.mark.slow
 @pytest.mark.parametrize('signum', [signal.SIGINT])
 def test_signal_saves_and_the_next_start_continues_from_that_step(tmp_path, signum):
     model_dir = str(tmp_path / 'run')
@@ -104,6 +101,7 @@ def test_signal_saves_and_the_next_start_continues_from_that_step(tmp_path, sign
     assert tf1.train.latest_checkpoint(model_dir).endswith('model.ckpt-%d' % (stopped + 20))
 
 
+@pytest.mark.slow
 def test_resume_keeps_adam_state(tmp_path):
     model_dir = str(tmp_path / 'run')
     assert run_train('--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
@@ -234,6 +232,7 @@ def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path, caplog):
     assert values['global_step'] < failed_step
 
 
+@pytest.mark.slow
 def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
     for max_steps in (4, 6):

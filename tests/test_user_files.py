@@ -143,6 +143,7 @@ def test_checkpoint_copied_into_an_empty_model_dir_is_resumed(template, tmp_path
     assert _steps(model_dir) == [10, 15]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('state', [b'', b'garbage {{{', b'\xff\xfe\x00'])
 def test_corrupt_state_file_is_rebuilt_and_training_resumes(template, tmp_path, source, caplog,
                                                             state):
@@ -162,6 +163,7 @@ def test_corrupt_state_file_is_rebuilt_and_training_resumes(template, tmp_path, 
 
 # 3. A copied TF1 run whose state file names the original folder by absolute paths.
 
+@pytest.mark.slow
 def test_copy_of_a_run_with_absolute_paths_never_touches_the_original(template, tmp_path,
                                                                       source, caplog):
     original = _copy(template, tmp_path / 'original')
@@ -224,6 +226,7 @@ def test_damaged_newest_checkpoint_is_kept_and_the_intact_one_resumed(template, 
     assert _steps(model_dir) == [5, 10, 12]
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_in_eval_is_named_not_a_traceback(template, tmp_path):
     model_dir = _copy(template, tmp_path / 'run')
     _damage(model_dir, 'data truncated')
@@ -247,6 +250,7 @@ def test_checkpoint_of_another_shape_refuses_before_writing_anything(tmp_path, s
     assert _snapshot(str(model_dir)) == before  # no flags.json, labels.txt or lock file
 
 
+@pytest.mark.slow
 def test_train_and_eval_without_a_test_split_refuses_before_training(binary_release, tmp_path):
     data_dir, _ = binary_release
     os.remove(os.path.join(data_dir, 'cifar-10-batches-bin', 'test_batch.bin'))
@@ -408,8 +412,10 @@ def test_an_answered_signal_is_not_raised_again():
         pass
 
 
-@pytest.mark.parametrize('mode, signum', [('eval', signal.SIGINT), ('export', signal.SIGINT),
-                                           ('train', signal.SIGTERM)])
+@pytest.mark.parametrize('mode, signum', [
+    pytest.param('eval', signal.SIGINT, marks=pytest.mark.slow),
+    pytest.param('export', signal.SIGINT, marks=pytest.mark.slow),
+    ('train', signal.SIGTERM)])
 def test_a_signal_while_tensorflow_loads_is_answered_and_nothing_written(template, tmp_path, mode,
                                                                         signum):
     # TensorFlow's import swallows a KeyboardInterrupt: the signal is held from run_train.py's

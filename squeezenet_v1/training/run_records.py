@@ -2,7 +2,7 @@
 
 Every run that gets past its checks (train, eval, predict, export) appends one JSON line to
 `<model_dir>/runs.jsonl`: when it started, the mode and all flags, global_step at its start and
-end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see checkpoints
+end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see model_dir.py
 and runner: every check comes before the first write).
 """
 
@@ -13,8 +13,6 @@ import os
 from absl import logging
 
 from squeezenet_v1 import files
-from squeezenet_v1.data import datasets
-from squeezenet_v1.data.cifar10 import DataError
 from squeezenet_v1 import machine
 from squeezenet_v1.errors import UserError
 
@@ -99,6 +97,9 @@ def write_label_names(folder, names):
 
 def model_label_names(model_dir, dataset, data_dir):
     """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
+    # Here, not at the top: summarize reads this module and starts without numpy.
+    from squeezenet_v1.data import datasets
+    from squeezenet_v1.data.cifar10 import DataError
     path = os.path.join(model_dir, LABELS_FILE)
     if not os.path.lexists(path):
         return datasets.label_names(dataset, data_dir)
