@@ -52,7 +52,8 @@ flags.DEFINE_integer('max_steps', 10000, 'Train until global_step reaches this.'
 # Adam's own default, which the notebook used by calling AdamOptimizer().
 flags.DEFINE_float('learning_rate', 0.001, 'Adam learning rate.')
 flags.DEFINE_integer('save_checkpoints_steps', 1000, 'Save a checkpoint every this many steps.')
-flags.DEFINE_integer('keep_checkpoint_max', 5, 'Keep at most this many recent checkpoints.')
+flags.DEFINE_integer('keep_checkpoint_max', 5, 'Keep at most this many recent checkpoints; 0 keeps '
+                     'every one, as TF1\'s Saver did.')
 flags.DEFINE_integer('log_every_n_steps', 100, 'Log loss and speed every this many steps.')
 flags.DEFINE_integer('save_summary_steps', 100, 'Write TensorBoard summaries this often.')
 flags.DEFINE_enum('precision', 'fp32', ['fp32', 'bf16', 'fp16'],
@@ -69,11 +70,13 @@ flags.DEFINE_string('export_dir', None, 'With --mode=export: output folder (defa
                     '<model_dir>/export).')
 
 _MAX_BATCH = 65536
-for _name in ('save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
+for _name in ('save_checkpoints_steps', 'log_every_n_steps',
               'save_summary_steps', 'max_steps', 'download_deadline_secs',
               'eval_timeout_secs'):
     flags.register_validator(_name, lambda v: v is not None and v >= 1,
                              message='--%s must be a positive integer.' % _name)
+flags.register_validator('keep_checkpoint_max', lambda v: v is not None and v >= 0,
+                         message='--keep_checkpoint_max must be 0 (keep every checkpoint) or more.')
 for _name in ('batch_size', 'eval_batch_size'):
     flags.register_validator(_name, lambda v: v is not None and 1 <= v <= _MAX_BATCH,
                              message='--%s must be between 1 and %d.' % (_name, _MAX_BATCH))

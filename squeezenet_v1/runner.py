@@ -170,9 +170,14 @@ def _train_and_evaluate(flags_obj, run_log):
     elif test_source:  # train_and_eval, alone or as a cluster's chief
         with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size,
                                 flags_obj.precision) as evaluator:
-            _train(flags_obj, run_log, train_source, task, after_save=evaluator.evaluate)
+            evaluated_here = []
+            _train(flags_obj, run_log, train_source, task,
+                   after_save=lambda path: evaluated_here.append(evaluator.evaluate(path)))
             latest = checkpoints.latest_checkpoint(model_dir)
-            if checkpoints.global_step_stored_in(latest) in evaluate.evaluated_steps(model_dir):
+            step = checkpoints.global_step_stored_in(latest)
+            if any(results['global_step'] == step for results in evaluated_here):
+                pass  # its evaluation was just logged
+            elif step in evaluate.evaluated_steps(model_dir):  # by an earlier run on this folder
                 logging.info('%s was evaluated already; its results are in %s.',
                              os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
             else:  # a cluster's last checkpoint, or one an earlier --mode=train wrote
@@ -206,26 +211,10 @@ def _label_names(flags_obj, run_log):
     return run_records.model_label_names(flags_obj.model_dir, dataset, flags_obj.data_dir)
 
 
-def _check_output_file(path, flag):
-    """Refuses an output file path that is a folder or whose folder is missing or read-only."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UserError('%s %s is a folder. Name a file, e.g. %s.'
-                        % (flag, path, os.path.join(path, 'predictions.json')))
-    if not os.path.isdir(folder):
-        raise UserError('%s %s: the folder %s does not exist. Create it or name a file in an '
-                        'existing folder.' % (flag, path, folder))
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError('%s %s: the folder %s is not writable. Name a file in a folder you can '
-                        'write to.' % (flag, path, folder))
-    if os.path.lexists(path) and not predict.is_predictions_file(path):
-        raise UserError('%s %s exists and is not an earlier predictions file; it is not '
-                        'overwritten. Name a new file.' % (flag, path))
-
-
 def _predict(flags_obj, run_log):
     if flags_obj.predictions_json:
-        _check_output_file(flags_obj.predictions_json, '--predictions_json')
+        files.check_output_file(flags_obj.predictions_json, '--predictions_json',
+                                predict.is_predictions_file, inputs=flags_obj.images)
     label_names = _label_names(flags_obj, run_log)
     run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
         flags_obj.model_dir, flags_obj.checkpoint_path)))

@@ -233,6 +233,48 @@ def test_local_cluster_of_two_ps_a_chief_and_sync_replicas_resumes_one_process(t
         assert json.load(f)['global_step'] == 40
 
 
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGKILL, signal.SIGHUP])
+def test_tasks_end_with_their_launcher_however_it_is_stopped(tmp_path, signum):
+    model_dir = str(tmp_path / 'run')
+    log_path = str(tmp_path / 'local_cluster.log')
+    with open(log_path, 'w') as log:
+        launcher = subprocess.Popen(
+            [sys.executable, '-m', 'squeezenet_v1.cluster.local_cluster', '--ps=1', '--workers=1',
+             '--'] + _flags(model_dir, '--mode=train', '--max_steps=100000'),
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    pids = []
+    try:
+        give_up = time.time() + 180
+        while not re.search(r'\[worker:0\] step \d+, loss', open(log_path).read()):
+            assert launcher.poll() is None and time.time() < give_up, open(log_path).read()[-3000:]
+            time.sleep(0.2)
+        pids = [int(p) for p in re.findall(r'local_cluster: started \S+ as process (\d+)',
+                                           open(log_path).read())]
+        assert len(pids) == 2
+        launcher.send_signal(signum)  # SIGKILL: no handler of its own can run
+        launcher.wait(timeout=60)
+        give_up = time.time() + 120
+        while any(_alive(pid) for pid in pids) and time.time() < give_up:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in pids), open(log_path).read()[-3000:]
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _stop_launcher(launcher, log_path)
+    # The chief saved on its way out: the run resumes from where it was stopped.
+    assert checkpoints.latest_checkpoint(model_dir)
+
+
 def _stop_launcher(launcher, log_path):
     """SIGTERM (the launcher stops its tasks); if it must be killed, its tasks are killed too."""
     if launcher.poll() is not None:

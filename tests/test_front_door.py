@@ -413,7 +413,7 @@ def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_
         with caplog.at_level(logging.INFO, logger='absl'):
             assert _run('--mode=predict', '--model_dir=' + model_dir, '--images=' + image,
                         '--predictions_json=' + target) == 1
-        assert 'exists and is not an earlier predictions file' in caplog.text
+        assert 'exists and is not an earlier output of this command' in caplog.text
         with open(target, 'rb') as f:
             assert f.read() == before
     out = str(tmp_path / 'predictions.json')

@@ -285,6 +285,24 @@ def test_record_refuses_a_folder_that_is_not_a_record(tmp_path, capsys):
     assert os.listdir(str(folder)) == ['notes.txt']
 
 
+@pytest.mark.parametrize('name', ['golden.json', 'weights.npz', 'graph_train.txt'])
+def test_json_over_the_record_is_refused_and_changes_nothing(recorded, tmp_path, capsys, name):
+    golden_dir, _ = recorded
+    copy = _copy(golden_dir, tmp_path)
+    before = {n: open(os.path.join(copy, n), 'rb').read() for n in os.listdir(copy)}
+    assert golden.main(['check', copy, '--json', os.path.join(copy, name)]) == 2
+    assert "is one of this command's inputs" in capsys.readouterr().err
+    assert {n: open(os.path.join(copy, n), 'rb').read() for n in os.listdir(copy)} == before
+
+
+def test_json_over_a_file_golden_did_not_write_is_refused(tmp_path, capsys):
+    mine = tmp_path / 'notes.json'
+    mine.write_text('{"mine": true}')
+    assert golden.main(['check', COMMITTED, '--json', str(mine)]) == 2
+    assert 'is not an earlier output of this command' in capsys.readouterr().err
+    assert mine.read_text() == '{"mine": true}'
+
+
 @pytest.mark.parametrize('args, message', [
     (['check'], 'missing arguments'),
     (['verify', 'DIR'], "the command is record or check, not 'verify'"),

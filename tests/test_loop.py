@@ -33,7 +33,18 @@ class _Clock(object):
 
 
 _Model = collections.namedtuple('_Model', ['output_size'])
-_Training = collections.namedtuple('_Training', ['model', 'input_initializer'])
+_Training = collections.namedtuple('_Training', ['model', 'input_initializer', 'weights_finite'])
+
+
+class _Session(object):
+    """Answers the loop's one direct question, whether the weights are finite."""
+
+    def __init__(self, steps, infinite_from=None):
+        self.steps, self.infinite_from = steps, infinite_from
+
+    def run(self, fetch):
+        assert fetch == 'weights_finite'
+        return self.infinite_from is None or self.steps.last_step < self.infinite_from
 
 
 class _ScriptedSteps(object):
@@ -88,7 +99,8 @@ class _Files(object):
         return 'prefix-%d' % step, step
 
 
-def _drive(monkeypatch, kind, losses=None, on_save=None, after_save=None, clock=None):
+def _drive(monkeypatch, kind, losses=None, on_save=None, after_save=None, clock=None,
+           infinite_from=None):
     clock = clock or _Clock()
     task_name, stride = KINDS[kind]
     steps = _ScriptedSteps(task_name, stride, clock, losses)
@@ -97,8 +109,9 @@ def _drive(monkeypatch, kind, losses=None, on_save=None, after_save=None, clock=
     monkeypatch.setattr(loop.time, 'time', clock.time)
     monkeypatch.setattr(loop, 'log_step', lambda step, loss, accuracy, batch_size, count,
                         elapsed, output_size, task_name: logged.append((step, count, elapsed)))
-    training = _Training(_Model(10), None)
-    result = loop.train_loop(None, training, SETTINGS, steps, files, after_save)
+    training = _Training(_Model(10), None, 'weights_finite')
+    result = loop.train_loop(_Session(steps, infinite_from), training, SETTINGS, steps, files,
+                             after_save)
     return result, steps, files, logged
 
 
@@ -166,3 +179,14 @@ def test_a_non_finite_loss_stops_and_names_the_last_finite_checkpoint(monkeypatc
         assert 'The latest checkpoint in /nowhere/run, model.ckpt-' in message
     else:
         assert 'No checkpoint was saved: /nowhere/run holds none.' in message
+
+
+@pytest.mark.parametrize('kind', sorted(KINDS))
+def test_weights_gone_non_finite_under_a_finite_loss_stop_at_the_next_log_step(monkeypatch,
+                                                                              kind):
+    stride = KINDS[kind][1]
+    first_log = [s for s in range(stride, 13, stride) if s // 5 >= 1][0]
+    with pytest.raises(loop.NonFiniteLossError) as raised:
+        _drive(monkeypatch, kind, infinite_from=1)
+    assert 'weights are not finite at step %d' % first_log in str(raised.value)
+    assert 'No checkpoint was saved' in str(raised.value)

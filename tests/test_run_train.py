@@ -123,7 +123,7 @@ def test_resume_keeps_adam_state(tmp_path):
     ('--max_steps=notanumber', 'flag --max_steps=notanumber: invalid literal'),
     ('--save_summary_steps=0', '--save_summary_steps must be a positive integer'),
     ('--log_every_n_steps=-1', '--log_every_n_steps must be a positive integer'),
-    ('--keep_checkpoint_max=-2', '--keep_checkpoint_max must be a positive integer'),
+    ('--keep_checkpoint_max=-2', '--keep_checkpoint_max must be 0 (keep every checkpoint) or more'),
     ('--learning_rate=1e400', '--learning_rate must be a positive finite number'),
     ('--seed=99999999999', '--seed must be between 0'),
     ('--data_dir=', '--data_dir must not be empty'),
@@ -131,7 +131,6 @@ def test_resume_keeps_adam_state(tmp_path):
     ('--max_steps=-5', '--max_steps must be a positive integer'),
     ('--save_checkpoints_steps=0', '--save_checkpoints_steps must be a positive integer'),
     ('--log_every_n_steps=0', '--log_every_n_steps must be a positive integer'),
-    ('--keep_checkpoint_max=0', '--keep_checkpoint_max must be a positive integer'),
     ('--learning_rate=0', '--learning_rate must be a positive finite number'),
     ('--learning_rate=nan', '--learning_rate must be a positive finite number'),
     ('--learning_rate=-1', '--learning_rate must be a positive finite number'),
@@ -243,6 +242,19 @@ def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path, caplog
     assert kept == ['model.ckpt-4.index', 'model.ckpt-5.index', 'model.ckpt-6.index']
     with open(os.path.join(model_dir, 'checkpoint')) as f:
         assert 'model_checkpoint_path: "model.ckpt-6"' in f.read()  # relative: model_dir can move
+
+
+def test_keep_checkpoint_max_0_keeps_every_checkpoint_as_tf1_did(tmp_path, caplog):
+    model_dir = str(tmp_path / 'run')
+    assert _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
+                     '--max_steps=7', '--save_checkpoints_steps=1', '--keep_checkpoint_max=0',
+                     '--seed=1')[0] == 0
+    kept = sorted(int(n[len('model.ckpt-'):-len('.index')]) for n in os.listdir(model_dir)
+                  if n.endswith('.index'))
+    assert kept == [1, 2, 3, 4, 5, 6, 7]
+    state = tf1.train.get_checkpoint_state(model_dir)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        'model.ckpt-%d' % step for step in kept]
 
 
 def test_dead_final_relu_is_warned_about(tmp_path, caplog):

@@ -248,8 +248,17 @@ def test_a_truncated_last_line_is_warned_and_ignored(in_tmp, capsys):
 @pytest.mark.parametrize('bad, problem', [
     ('{"global_step": 200, "accuracy"', 'is not JSON'),
     ('[1, 2]', 'is not a JSON object'),
-    ('{"global_step": 200, "accuracy": 0.5}', 'has no numeric loss'),
-    ('{"global_step": "200", "accuracy": 0.5, "loss": 1.0}', 'has no numeric global_step'),
+    ('{"global_step": 200, "accuracy": 0.5}', 'has no finite number as loss (None)'),
+    ('{"global_step": "200", "accuracy": 0.5, "loss": 1.0}', 'has no whole-number global_step'),
+    # json.loads accepts NaN and Infinity; a hand-edited line may hold any type.
+    ('{"global_step": 200, "accuracy": NaN, "loss": 1.0}', 'has no finite number as accuracy'),
+    ('{"global_step": 200, "accuracy": 0.5, "loss": Infinity}', 'has no finite number as loss'),
+    ('{"global_step": 200, "accuracy": 0.5, "loss": 1.0, "per_class_accuracy": [0.5]}',
+     'has a per_class_accuracy that is not {class name: number or null}'),
+    ('{"global_step": 200, "accuracy": 0.5, "loss": 1.0, "per_class_accuracy": {"a": "0.5"}}',
+     'has a per_class_accuracy that is not {class name: number or null}'),
+    ('{"global_step": 200, "accuracy": 0.5, "loss": 1.0, "flags": "oops"}',
+     'has flags that are not a JSON object'),
 ])
 def test_a_malformed_line_is_an_error_naming_file_and_line(in_tmp, capsys, bad, problem):
     write_history('runA', [record(100, 0.5, 1.5, 1), bad, record(300, 0.9, 0.3, 1)])
@@ -318,3 +327,45 @@ def test_the_command_starts_without_tensorflow():
     result = subprocess.run([sys.executable, '-c', script], stdout=subprocess.PIPE, text=True,
                             timeout=60, check=True, cwd=REPO)
     assert result.stdout == '[]\n'
+
+
+# --json never replaces an input, or a file summarize did not write.
+
+@pytest.mark.parametrize('target', ['runA/eval_history.jsonl', 'runA/flags.json'])
+def test_json_over_an_input_or_a_users_file_is_refused_and_changes_nothing(in_tmp, capsys,
+                                                                          target):
+    seeded_runs(in_tmp)
+    with open('runA/flags.json', 'w') as f:
+        f.write('{"seed": 1}')
+    before = {name: open(name, 'rb').read() for name in ('runA/eval_history.jsonl',
+                                                         'runA/flags.json')}
+    status, out, err = run_main(capsys, 'runA', 'runB', 'runC', '--json', target)
+    assert status == 2 and out == ''
+    assert err.startswith('summarize: error: --json %s ' % target)
+    assert {name: open(name, 'rb').read() for name in before} == before
+
+
+def test_json_replaces_its_own_earlier_report(in_tmp, capsys):
+    seeded_runs(in_tmp)
+    assert run_main(capsys, 'runA', 'runB', 'runC', '--json', 'summary.json')[0] == 0
+    assert json.load(open('summary.json'))['format'] == summarize.REPORT_FORMAT
+    assert run_main(capsys, 'runA', 'runB', '--json', 'summary.json')[0] == 0
+    assert [r['run'] for r in json.load(open('summary.json'))['runs']] == ['runA', 'runB']
+
+
+def test_a_history_that_is_not_utf8_is_one_line(in_tmp, capsys):
+    write_history('runA', [record(100, 0.5, 1.5, 1)])
+    with open('runA/eval_history.jsonl', 'ab') as f:
+        f.write(b'\xff\xfe{}\n')
+    status, out, err = run_main(capsys, 'runA')
+    assert status == 2 and out == '' and err.startswith('summarize: error: cannot read ')
+
+
+def test_a_reader_that_stops_early_is_no_traceback(in_tmp):
+    # 4,000 steps: a report far larger than a pipe holds, so `head` leaves while it is written.
+    for name, seed in (('runA', 1), ('runB', 2)):
+        write_history(name, [record(step, 0.5, 1.0, seed) for step in range(1, 4001)])
+    proc = subprocess.run('%s -m squeezenet_v1.evaluation.summarize runA runB | head -1'
+                          % sys.executable, shell=True, cwd=str(in_tmp), capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.stdout.startswith('2 runs (seeds 1, 2)') and proc.stderr == '', proc.stderr

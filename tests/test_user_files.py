@@ -5,6 +5,7 @@ cases go through run_train.py to show the user-facing message. Process-level cas
 a trainer rotating beside readers) are in test_faults.py.
 """
 
+import errno
 import hashlib
 import json
 import logging
@@ -518,3 +519,70 @@ def test_readers_name_the_damaged_newest_checkpoint(template, tmp_path, caplog):
         assert checkpoints.with_checkpoint(model_dir, checkpoints.num_classes) == 10
     assert '%s is incomplete (no .index file): it is kept as it is and not used; reading ' \
            'model.ckpt-5' % os.path.join(model_dir, 'model.ckpt-10') in _messages(caplog)
+
+
+# 10. Results first, then files: a model_dir that cannot be written loses no result and gives
+#     no traceback; training that has no room refuses before the first step.
+
+def test_eval_into_a_read_only_model_dir_says_the_result_then_one_line(template, tmp_path,
+                                                                        monkeypatch, caplog):
+    model_dir = _copy(template, tmp_path / 'run')
+    before = _snapshot(model_dir)
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(files, 'write_json_atomic', read_only)
+    monkeypatch.setattr(files, 'append_json_line', read_only)
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert run_in_process('--mode=eval', '--dataset=synthetic', '--model_dir=' + model_dir) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    result = [i for i, m in enumerate(messages) if m.startswith('Evaluation of model.ckpt-10')]
+    refusal = [i for i, m in enumerate(messages) if 'the results above were not written into '
+               '%s (Read-only file system)' % model_dir in m]
+    assert result and refusal and result[0] < refusal[0], messages
+    assert _snapshot(model_dir) == before
+
+
+def test_training_without_room_for_two_checkpoints_refuses_before_writing(tmp_path, monkeypatch,
+                                                                          caplog):
+    real_statvfs = os.statvfs
+
+    def nearly_full(path):
+        stat = real_statvfs(path)
+        return os.statvfs_result((stat.f_bsize, stat.f_frsize, stat.f_blocks, 100, 100)
+                                 + tuple(stat)[5:])
+
+    monkeypatch.setattr(os, 'statvfs', nearly_full)
+    model_dir = tmp_path / 'run'
+    assert run_in_process('--dataset=synthetic', '--mode=train', '--model_dir=%s' % model_dir,
+                          '--max_steps=5') == 1
+    assert 'training needs about' in caplog.text and 'nothing was trained' in caplog.text
+    assert not model_dir.exists()
+
+
+# 11. A history belongs to one run.
+
+def test_a_run_from_scratch_sets_an_earlier_runs_results_aside(tmp_path, caplog):
+    model_dir = tmp_path / 'run'
+    model_dir.mkdir()  # an earlier run's results, its checkpoints deleted
+    old_line = json.dumps({'global_step': 10, 'accuracy': 0.99, 'flags': {'seed': None}})
+    (model_dir / 'eval_history.jsonl').write_text(old_line + '\n')
+    (model_dir / 'eval_results.json').write_text(old_line)
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert run_in_process('--dataset=synthetic', '--model_dir=%s' % model_dir,
+                              '--max_steps=10', '--save_checkpoints_steps=10', '--seed=5') == 0
+    history = [json.loads(line) for line in open(str(model_dir / 'eval_history.jsonl'))]
+    assert [(h['global_step'], h['flags']['seed']) for h in history] == [(10, 5)]
+    assert json.load(open(str(model_dir / 'eval_results.json')))['flags']['seed'] == 5
+    aside = sorted(n for n in os.listdir(str(model_dir)) if '.before-' in n)
+    assert [n.split('.before-')[0] for n in aside] == ['eval_history.jsonl', 'eval_results.json']
+    assert open(str(model_dir / aside[0])).read() == old_line + '\n'
+    assert 'was evaluated already' not in caplog.text  # it was, just now, by this run
+
+
+def test_a_history_line_that_is_not_utf8_counts_as_no_result(tmp_path):
+    from squeezenet_v1.evaluation import evaluate
+    (tmp_path / 'eval_history.jsonl').write_bytes(
+        b'{"global_step": 10, "checkpoint": "model.ckpt-10"}\n\xff\xfe{"global_step": 20}\n')
+    assert evaluate.evaluated_steps(str(tmp_path)) == {10}

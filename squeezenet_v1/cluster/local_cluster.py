@@ -9,9 +9,12 @@ Worker 0 is the chief (with --chief, a separate chief task is). The launcher exi
 chief's status once every task has ended; the ps tasks and the other workers end by themselves
 when training is done, and any still running --grace_secs after the chief are stopped (SIGTERM,
 then SIGKILL), named in a warning. Ctrl-C or SIGTERM is passed on to every task (the chief saves
-a checkpoint) and the launcher exits with the chief's status.
+a checkpoint) and the launcher exits with the chief's status; SIGHUP (its terminal closed) is
+passed on as SIGTERM. Killed itself (SIGKILL), the launcher cannot pass anything on: on Linux
+the kernel sends every task SIGTERM when it dies.
 """
 
+import ctypes
 import json
 import os
 import signal
@@ -106,7 +109,7 @@ class _Task(object):
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'run_train'] + list(run_train_flags), env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_stop_with(os.getpid()))
         prefix = ('%-*s | ' % (width, name)).encode()
         self._copier = threading.Thread(target=self._copy, args=(prefix, lock), daemon=True)
         self._copier.start()
@@ -120,6 +123,26 @@ class _Task(object):
 
     def finish_output(self):
         self._copier.join(timeout=5)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with(launcher_pid):
+    """A child's preexec_fn: SIGTERM when the launcher dies, however it dies (SIGKILL too).
+
+    The chief then saves a checkpoint and every task ends, instead of training on unseen with
+    parent 1. Linux only (prctl); elsewhere the launcher's own handlers are all there is.
+    """
+    def set_parent_death_signal():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != launcher_pid:  # it died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+    return set_parent_death_signal
 
 
 def run(args, run_train_flags):
@@ -137,11 +160,12 @@ def run(args, run_train_flags):
     def forward(signum, frame):
         received.append(signum)
         for task in tasks:
-            if task.proc.poll() is None:
-                task.proc.send_signal(signum)
+            if task.proc.poll() is None:  # a closed terminal (SIGHUP) stops them as SIGTERM does
+                task.proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     tasks = []
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         for name in names:
             tasks.append(_Task(name, spec, run_train_flags, lock, width))

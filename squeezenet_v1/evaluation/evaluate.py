@@ -21,6 +21,7 @@ from absl import logging
 from squeezenet_v1 import machine
 from squeezenet_v1.training import checkpoints
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.training import run_records
 from squeezenet_v1.training.session_options import session_config
@@ -28,8 +29,12 @@ from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1
 
-EVAL_RESULTS_FILE = 'eval_results.json'
-EVAL_HISTORY_FILE = 'eval_history.jsonl'
+EVAL_RESULTS_FILE = run_records.EVAL_RESULTS_FILE
+EVAL_HISTORY_FILE = run_records.EVAL_HISTORY_FILE
+
+
+class ResultsNotWrittenError(UserError):
+    """An evaluation ran and was reported, but its files could not be written."""
 
 
 class Evaluator(object):
@@ -85,13 +90,19 @@ class Evaluator(object):
                                                       checkpoint_path)
         results = self._count(checkpoint_path)
         results['eval_seconds'] = round(time.time() - started, 3)
-        self._record(results)
+        # Said first, so a write that fails (a read-only or full model_dir) loses nothing.
         logging.info('Evaluation of %s at step %d on %d %s images: accuracy = %.4f, loss = %.4f '
                      '(%.1f s)', results['checkpoint'], results['global_step'],
                      results['num_examples'], self.source.dataset, results['accuracy'],
                      results['loss'], results['eval_seconds'])
         for name, accuracy in results['per_class_accuracy'].items():
             logging.info('  %-20s %s', name, 'n/a' if accuracy is None else '%.4f' % accuracy)
+        try:
+            self._record(results)
+        except OSError as e:
+            raise ResultsNotWrittenError(
+                'the results above were not written into %s (%s). Make room, or make the folder '
+                'writable, and evaluate again.' % (self.model_dir, e.strerror or e))
         return results
 
     def _restore(self, checkpoint_path):
@@ -177,10 +188,15 @@ def evaluate(model_dir, source, batch_size, checkpoint_path=None, precision='fp3
 
 
 def evaluated_steps(model_dir):
-    """The steps of model_dir's checkpoints that eval_history.jsonl holds results for."""
+    """The steps of model_dir's checkpoints that eval_history.jsonl holds results for.
+
+    A line that cannot be read (cut short by a crash, edited by hand, not UTF-8) counts as no
+    result: its checkpoint is evaluated again.
+    """
     steps = set()
     try:
-        with open(os.path.join(model_dir, EVAL_HISTORY_FILE), encoding='utf-8') as f:
+        with open(os.path.join(model_dir, EVAL_HISTORY_FILE), encoding='utf-8',
+                  errors='replace') as f:
             for line in f:
                 try:
                     record = json.loads(line)

@@ -12,6 +12,7 @@ all), 2 a usage error or an unreadable history (one line on stderr). Reads JSON;
 
 import collections
 import json
+import math
 import os
 import statistics
 import sys
@@ -21,9 +22,12 @@ from absl import flags
 from squeezenet_v1 import command_line
 from squeezenet_v1 import dead_relu
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
+from squeezenet_v1.training import run_records
 from squeezenet_v1.training.run_records import EXPERIMENT_FLAGS
 
-HISTORY_FILE = 'eval_history.jsonl'
+HISTORY_FILE = run_records.EVAL_HISTORY_FILE
+REPORT_FORMAT = 'squeezenet_v1-summary/1'  # what --json writes, and alone replaces
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 _COMPARED_FLAGS = tuple(name for name in EXPERIMENT_FLAGS if name != 'seed')
 
@@ -66,17 +70,40 @@ def load_history(path):
                                 'ignored.' % (path, number))
                 continue
             raise HistoryError('%s:%d is not JSON (%s)' % (path, number, e))
-        if not isinstance(record, dict):
-            raise HistoryError('%s:%d is not a JSON object' % (path, number))
-        for key in ('global_step', 'accuracy', 'loss'):
-            value = record.get(key)
-            if isinstance(value, bool) or not isinstance(
-                    value, int if key == 'global_step' else (int, float)):
-                raise HistoryError('%s:%d has no numeric %s' % (path, number, key))
+        problem = _record_problem(record)
+        if problem:
+            raise HistoryError('%s:%d %s; fix or remove that line (the file is written by '
+                               'evaluation, one JSON object a line).' % (path, number, problem))
         by_step[record['global_step']] = record
     if not by_step:
         raise HistoryError('%s holds no evaluations.' % path)
     return dict(sorted(by_step.items())), warnings
+
+
+def _is_number(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _record_problem(record):
+    """What makes a history line (JSON, perhaps edited by hand) unusable, or None."""
+    if not isinstance(record, dict):
+        return 'is not a JSON object'
+    if not isinstance(record.get('global_step'), int) or isinstance(record['global_step'], bool):
+        return 'has no whole-number global_step'
+    for key in ('accuracy', 'loss'):
+        if not _is_number(record.get(key)) or not math.isfinite(record[key]):
+            return 'has no finite number as %s (%r)' % (key, record.get(key))
+    per_class = record.get('per_class_accuracy', {})
+    if not isinstance(per_class, dict) or not all(
+            value is None or (_is_number(value) and math.isfinite(value))
+            for value in per_class.values()):
+        return 'has a per_class_accuracy that is not {class name: number or null}'
+    if not isinstance(record.get('flags', {}), dict):
+        return 'has flags that are not a JSON object'
+    for key in ('dataset', 'split', 'eval_precision', 'checkpoint'):
+        if not isinstance(record.get(key, ''), (str, type(None))):
+            return 'has a %s that is not text' % key
+    return None
 
 
 def _setting(record):
@@ -162,6 +189,7 @@ def summarize(run_dirs):
     if not differences and not shared:
         differences = ['no global_step is shared by all runs; nothing to average.']
     report = {
+        'format': REPORT_FORMAT,
         'status': 'refused' if differences else 'summarized',
         'exit_code': EXIT_REFUSED if differences else EXIT_OK,
         'differences': differences,
@@ -248,13 +276,21 @@ def main(args=None):
         return 0
     json_path = COMMAND.flags.json
     try:
+        if json_path:
+            files.check_output_file(
+                json_path, '--json', lambda path: files.is_json_of_format(path, REPORT_FORMAT),
+                inputs=[history_path(run_dir) for run_dir in run_dirs])
         report = summarize(run_dirs)
-    except HistoryError as e:
+    except (HistoryError, UserError) as e:
         print('summarize: error: %s' % e, file=sys.stderr)
         return EXIT_ERROR
     for warning in report['warnings']:
         print('summarize: warning: %s' % warning, file=sys.stderr)
-    print('\n'.join(format_report(report)))
+    try:
+        print('\n'.join(format_report(report)))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if json_path:
         try:
             files.write_json_atomic(json_path, report)

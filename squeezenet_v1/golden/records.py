@@ -32,11 +32,13 @@ from absl import flags
 
 from squeezenet_v1 import command_line
 from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import compare as golden_compare
 from squeezenet_v1.golden import known_differences
 
 FORMAT = 'squeezenet_v1-golden/1'
+REPORT_FORMAT = 'squeezenet_v1-golden-report/1'  # what check --json writes, and alone replaces
 RECORD_FILE = 'golden.json'
 WEIGHTS_FILE = 'weights.npz'
 LISTING_FILES = {graph: 'graph_%s.txt' % graph for graph in golden_capture.GRAPHS}
@@ -234,6 +236,7 @@ class CheckResult(object):
                        _environment_line('checked with ', current.summary['environment'])]
                       + shown + [self._summary_line(golden_dir, exact)])
         self.report = {
+            'format': REPORT_FORMAT,
             'status': 'holds' if self.holds else 'drift',
             'exit_code': self.exit_code,
             'record': golden_dir,
@@ -337,8 +340,16 @@ def main(args=None):
             raise command_line.UsageError('--exact and --json go with check, not record')
     except command_line.UsageError as e:
         return COMMAND.usage_error(e)
-    _quiet_tensorflow()
     json_path = COMMAND.flags.json
+    if json_path:
+        try:
+            files.check_output_file(
+                json_path, '--json', lambda path: files.is_json_of_format(path, REPORT_FORMAT),
+                inputs=[golden_dir])
+        except UserError as e:
+            print('golden check: error: %s' % e, file=sys.stderr)
+            return EXIT_ERROR
+    _quiet_tensorflow()
     try:
         if command == 'record':
             current = record(golden_dir)
@@ -364,7 +375,8 @@ def main(args=None):
         print('golden %s: error: %s' % (command, message.strip().splitlines()[0]),
               file=sys.stderr)
         if json_path:
-            _write_json(json_path, {'status': 'error', 'exit_code': EXIT_ERROR,
+            _write_json(json_path, {'format': REPORT_FORMAT, 'status': 'error',
+                                    'exit_code': EXIT_ERROR,
                                     'record': golden_dir, 'error': message})
         return EXIT_ERROR
     print(result.text())

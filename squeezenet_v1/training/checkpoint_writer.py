@@ -152,7 +152,7 @@ def _publish_order(file_name):
 
 
 def save(sess, saver, model_dir, step, complete, keep):
-    """Writes model.ckpt-<step> crash-safely and keeps the newest `keep`.
+    """Writes model.ckpt-<step> crash-safely and keeps the newest `keep` (0: every one).
 
     The checkpoint is named by the global_step it holds: `step`, unless the other workers of a
     cluster moved global_step while it was written (asynchronous training, cluster/worker.py).
@@ -194,7 +194,10 @@ def save(sess, saver, model_dir, step, complete, keep):
         if staging:
             files.remove_path(staging)
     older = [n for n in complete if n != name]
-    kept = (older[-(keep - 1):] if keep > 1 else []) + [name]
+    if keep == 0:  # TF1's max_to_keep=0: every checkpoint is kept
+        kept = older + [name]
+    else:
+        kept = (older[-(keep - 1):] if keep > 1 else []) + [name]
     write_state(model_dir, kept)
     files.remove_path(journal)
     _rotate(model_dir, [n for n in older if n not in kept])

@@ -91,9 +91,8 @@ class ChiefFiles(object):
         training = self.training
         step = int(self.sess.run(training.model.global_step))
         if not self.sess.run(training.weights_finite):
-            raise NonFiniteLossError('weights are not finite at step %d; not saving them. The '
-                                     'latest checkpoint in %s is the last finite one.'
-                                     % (step, self.model_dir))
+            raise NonFiniteLossError('weights are not finite at step %d; not saving them. %s'
+                                     % (step, _last_finite_checkpoint(self)))
         path, self.complete[:] = checkpoint_writer.save(
             self.sess, training.saver, self.model_dir, step, self.complete,
             self.keep_checkpoint_max)
@@ -205,6 +204,11 @@ def _run_steps(sess, training, settings, steps, files, after_save, step):
             if _crossed(step, logged, settings.log_every_n_steps) or step >= max_steps:
                 log_step(step, loss_value, accuracy_value, settings.batch_size, interval_steps,
                          time.time() - interval_start, training.model.output_size, task_name)
+                # A finite loss can hide weights gone to Inf: found here, not only at a save.
+                if not sess.run(training.weights_finite):
+                    raise NonFiniteLossError(
+                        '%sweights are not finite at step %d (learning rate %g); stopping. %s'
+                        % (prefix, step, settings.learning_rate, _last_finite_checkpoint(files)))
                 logged, interval_start, interval_steps = step, time.time(), 0
             if files and (_crossed(step, saved, settings.save_checkpoints_steps)
                           or step >= max_steps):

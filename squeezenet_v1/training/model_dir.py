@@ -7,6 +7,7 @@ trace. What the folder holds besides checkpoints is written here or by run_recor
 """
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import os
@@ -74,24 +75,68 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
     checked = checkpoints.latest_checkpoint(model_dir)
     if checked:
         checkpoints.check_compatible(checked, training.variables)
+    check_room_for_checkpoints(model_dir, training.variables)
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
         raise ModelDirError('--model_dir %s cannot be created (%s). Choose a folder you can '
                             'write to.' % (model_dir, e.strerror or e))
     with model_dir_lock(model_dir):
-        found = checkpoint_writer.prepare_for_training(model_dir)
-        resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
-        if resume and resume != checked:  # another trainer saved since the check above
-            checkpoints.check_compatible(resume, training.variables)
-        if on_start:
-            on_start(checkpoints.global_step_stored_in(resume) if resume else 0)
-        if run_record is not None:
-            if resume:
-                warn_about_changed_flags(model_dir, run_record)
-            files.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE), run_record)
-        run_records.write_label_names(model_dir, source.label_names)
+        try:
+            found = checkpoint_writer.prepare_for_training(model_dir)
+            resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
+            if resume and resume != checked:  # another trainer saved since the check above
+                checkpoints.check_compatible(resume, training.variables)
+            if not resume:
+                set_aside_earlier_results(model_dir)
+            if on_start:
+                on_start(checkpoints.global_step_stored_in(resume) if resume else 0)
+            if run_record is not None:
+                if resume:
+                    warn_about_changed_flags(model_dir, run_record)
+                files.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE),
+                                        run_record)
+            run_records.write_label_names(model_dir, source.label_names)
+        except OSError as e:  # a full disk, say, before the first step
+            raise ModelDirError('--model_dir %s cannot be written (%s); nothing was trained. '
+                                'Free some space or choose another --model_dir.'
+                                % (model_dir, e.strerror or e))
         yield found, resume
+
+
+def set_aside_earlier_results(model_dir):
+    """Renames an earlier run's evaluation files aside before a run starts from scratch.
+
+    Their results are of other weights: left in place, continuous_eval and train_and_eval would
+    take them for this run's and skip its checkpoints, and summarize would report them.
+    """
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    for name in (run_records.EVAL_HISTORY_FILE, run_records.EVAL_RESULTS_FILE):
+        path = os.path.join(model_dir, name)
+        if os.path.lexists(path):
+            aside = '%s.before-%s' % (path, stamp)
+            os.replace(path, aside)
+            logging.warning('%s held the results of an earlier run, whose checkpoints are gone; '
+                            'this run starts from scratch, so it is kept as %s.', path, aside)
+
+
+# Room a save needs beyond the checkpoint itself: its .meta graph and the files written beside.
+_SAVE_OVERHEAD_BYTES = 2 << 20
+
+
+def check_room_for_checkpoints(model_dir, variables):
+    """Refuses a model_dir whose file system cannot hold two checkpoints of `variables`.
+
+    Two: a save writes the new checkpoint before rotation removes an old one.
+    """
+    needed = 2 * (sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in variables)
+                  + _SAVE_OVERHEAD_BYTES)
+    stat = os.statvfs(_nearest_existing(model_dir))
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed:
+        raise ModelDirError('--model_dir %s has %.1f MB free; training needs about %.1f MB for '
+                            'two checkpoints. Free some space or choose another --model_dir; '
+                            'nothing was trained.' % (model_dir, free / 1e6, needed / 1e6))
 
 
 def warn_about_changed_flags(model_dir, run_record):
@@ -112,9 +157,7 @@ def check_model_dir(model_dir, will_write):
                                   % model_dir)
     if not will_write:
         return
-    existing = os.path.abspath(model_dir)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = _nearest_existing(model_dir)
     if not os.path.isdir(existing):
         raise ModelDirError('--model_dir %s cannot be created (%s is a file). Choose a '
                                   'folder you can write to.' % (model_dir, existing))
@@ -124,3 +167,11 @@ def check_model_dir(model_dir, will_write):
                                       'write to, or fix its permissions.' % model_dir)
         raise ModelDirError('--model_dir %s cannot be created (%s is not writable). '
                                   'Choose a folder you can write to.' % (model_dir, existing))
+
+
+def _nearest_existing(path):
+    """path, or the nearest folder above it that exists (where it would be created)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return existing

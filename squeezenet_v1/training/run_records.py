@@ -19,6 +19,9 @@ from squeezenet_v1.errors import UserError
 RUNS_FILE = 'runs.jsonl'
 FLAGS_FILE = 'flags.json'
 LABELS_FILE = 'labels.txt'  # class names in output order
+# What evaluation records beside the checkpoints it evaluated (evaluation/evaluate.py).
+EVAL_RESULTS_FILE = 'eval_results.json'
+EVAL_HISTORY_FILE = 'eval_history.jsonl'
 # Flags that change what a run computes; the others (logging, paths) do not.
 EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed',
                     'sync_replicas')
