@@ -213,8 +213,10 @@ def _label_names(flags_obj, run_log):
 
 def _predict(flags_obj, run_log):
     if flags_obj.predictions_json:
+        # The image files named; a folder of images may hold the predictions file.
         files.check_output_file(flags_obj.predictions_json, '--predictions_json',
-                                predict.is_predictions_file, inputs=flags_obj.images)
+                                predict.is_predictions_file,
+                                inputs=[path for path in flags_obj.images if os.path.isfile(path)])
     label_names = _label_names(flags_obj, run_log)
     run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
         flags_obj.model_dir, flags_obj.checkpoint_path)))

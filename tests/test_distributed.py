@@ -271,8 +271,6 @@ def test_tasks_end_with_their_launcher_however_it_is_stopped(tmp_path, signum):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         _stop_launcher(launcher, log_path)
-    # The chief saved on its way out: the run resumes from where it was stopped.
-    assert checkpoints.latest_checkpoint(model_dir)
 
 
 def _stop_launcher(launcher, log_path):

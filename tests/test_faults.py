@@ -223,21 +223,31 @@ def _small_disk(tmp_path, size_kb):
 
 
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
-    # One checkpoint (2.1 MB with Adam's slots) and the graph summary fit; a second does not.
-    with _small_disk(tmp_path, 3500) as (model_dir, limit):
+    # Room for two checkpoints at the start; filled by something else before the second save.
+    with _small_disk(tmp_path, 6000) as (model_dir, limit):
         log_path = str(tmp_path / 'first.txt')
         assert _trainer(model_dir, log_path, '--max_steps=5').wait(timeout=120) == 0, \
             open(log_path).read()[-3000:]
         log_path = str(tmp_path / 'second.txt')
-        proc = _trainer(model_dir, log_path, '--max_steps=10', preexec_fn=limit)
-        assert proc.wait(timeout=120) == 1
+        proc = _trainer(model_dir, log_path, '--max_steps=400', '--save_checkpoints_steps=400',
+                        preexec_fn=limit)
+        _wait_for_log(proc, log_path, 'Resuming from')
+        os.kill(proc.pid, signal.SIGSTOP)  # held while the disk fills up
+        try:
+            if limit is None:  # the tmpfs: another program leaves 1 MB, less than a checkpoint
+                stat = os.statvfs(model_dir)
+                with open(os.path.join(os.path.dirname(model_dir), 'filler'), 'wb') as f:
+                    f.write(b'x' * (stat.f_bavail * stat.f_frsize - (1 << 20)))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert proc.wait(timeout=120) == 1, open(log_path).read()[-3000:]
         log = open(log_path).read()
-        assert 'could not write checkpoint %s' % os.path.join(model_dir, 'model.ckpt-10') in log
+        assert 'could not write checkpoint %s' % os.path.join(model_dir, 'model.ckpt-400') in log
         assert 'The latest checkpoint is still %s' % os.path.join(model_dir, 'model.ckpt-5') \
             in log
         assert 'Traceback' not in log
         assert _latest_step_checking_state(model_dir) == 5
-        assert not glob.glob(os.path.join(model_dir, 'model.ckpt-10*'))
+        assert not glob.glob(os.path.join(model_dir, 'model.ckpt-400*'))
 
 
 def test_second_trainer_on_the_same_model_dir_is_refused(tmp_path, caplog):

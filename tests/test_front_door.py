@@ -406,14 +406,16 @@ def test_predictions_json_never_overwrites_a_file_it_did_not_write(trained, tmp_
     synthetic.write_png_files(str(images), 1)
     image = os.path.join(str(images), os.listdir(str(images))[0])
     index = os.path.join(model_dir, 'model.ckpt-20.index')
-    for target in (index, image, os.path.join(model_dir, 'flags.json')):
+    for target, refusal in ((index, 'exists and is not an earlier output of this command'),
+                            (image, "is one of this command's inputs"),
+                            (os.path.join(model_dir, 'flags.json'), 'exists and is not an')):
         with open(target, 'rb') as f:
             before = f.read()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger='absl'):
             assert _run('--mode=predict', '--model_dir=' + model_dir, '--images=' + image,
                         '--predictions_json=' + target) == 1
-        assert 'exists and is not an earlier output of this command' in caplog.text
+        assert refusal in caplog.text
         with open(target, 'rb') as f:
             assert f.read() == before
     out = str(tmp_path / 'predictions.json')

@@ -75,7 +75,7 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
     checked = checkpoints.latest_checkpoint(model_dir)
     if checked:
         checkpoints.check_compatible(checked, training.variables)
-    check_room_for_checkpoints(model_dir, training.variables)
+    check_room_for_checkpoint(model_dir, training.variables)
     try:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
@@ -120,22 +120,22 @@ def set_aside_earlier_results(model_dir):
                             'this run starts from scratch, so it is kept as %s.', path, aside)
 
 
-# Room a save needs beyond the checkpoint itself: its .meta graph and the files written beside.
-_SAVE_OVERHEAD_BYTES = 2 << 20
+# Room a save needs beyond the variables: its .meta graph and the files written beside.
+_SAVE_OVERHEAD_BYTES = 512 << 10
 
 
-def check_room_for_checkpoints(model_dir, variables):
-    """Refuses a model_dir whose file system cannot hold two checkpoints of `variables`.
+def check_room_for_checkpoint(model_dir, variables):
+    """Refuses a model_dir whose file system cannot hold one checkpoint of `variables`.
 
-    Two: a save writes the new checkpoint before rotation removes an old one.
+    A disk that fills later is answered at that save (checkpoint_writer.CheckpointSaveError).
     """
-    needed = 2 * (sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in variables)
-                  + _SAVE_OVERHEAD_BYTES)
+    needed = (sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in variables)
+              + _SAVE_OVERHEAD_BYTES)
     stat = os.statvfs(_nearest_existing(model_dir))
     free = stat.f_bavail * stat.f_frsize
     if free < needed:
-        raise ModelDirError('--model_dir %s has %.1f MB free; training needs about %.1f MB for '
-                            'two checkpoints. Free some space or choose another --model_dir; '
+        raise ModelDirError('--model_dir %s has %.1f MB free; a checkpoint of this model needs '
+                            'about %.1f MB. Free some space or choose another --model_dir; '
                             'nothing was trained.' % (model_dir, free / 1e6, needed / 1e6))
 
 
