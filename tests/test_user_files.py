@@ -564,6 +564,7 @@ def test_training_without_room_for_a_checkpoint_refuses_before_writing(tmp_path,
 
 # 11. A history belongs to one run.
 
+@pytest.mark.slow
 def test_a_run_from_scratch_sets_an_earlier_runs_results_aside(tmp_path, caplog):
     model_dir = tmp_path / 'run'
     model_dir.mkdir()  # an earlier run's results, its checkpoints deleted

@@ -154,19 +154,19 @@ def check_model_dir(model_dir, will_write):
     """Refuses a --model_dir that is a file or cannot be written; creates nothing."""
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.'
-                                  % model_dir)
+                            % model_dir)
     if not will_write:
         return
     existing = _nearest_existing(model_dir)
     if not os.path.isdir(existing):
         raise ModelDirError('--model_dir %s cannot be created (%s is a file). Choose a '
-                                  'folder you can write to.' % (model_dir, existing))
+                            'folder you can write to.' % (model_dir, existing))
     if not os.access(existing, os.W_OK | os.X_OK):
         if existing == os.path.abspath(model_dir):
             raise ModelDirError('--model_dir %s is not writable. Choose a folder you can '
-                                      'write to, or fix its permissions.' % model_dir)
+                                'write to, or fix its permissions.' % model_dir)
         raise ModelDirError('--model_dir %s cannot be created (%s is not writable). '
-                                  'Choose a folder you can write to.' % (model_dir, existing))
+                            'Choose a folder you can write to.' % (model_dir, existing))
 
 
 def _nearest_existing(path):
