@@ -138,6 +138,7 @@ def _write_images(folder, images):
     return paths, np.stack(decoded)
 
 
+@pytest.mark.slow
 def test_predict_on_png_and_jpeg_matches_session(trained, tmp_path):
     model_dir, _ = trained
     images, _ = _test_images(12)

@@ -82,6 +82,7 @@ def test_eval_and_predict_default_to_the_trained_data_set(trained, tmp_path, cap
     assert [r['dataset'] for r in _runs(model_dir)[-2:]] == ['synthetic', 'cifar10']
 
 
+@pytest.mark.slow
 def test_runs_jsonl_records_every_run_and_how_it_ended(trained, tmp_path, caplog):
     model_dir = _copy(trained, tmp_path / 'run')
     with caplog.at_level(logging.INFO, logger='absl'):
@@ -277,6 +278,7 @@ def _model_dir_variants(trained, root):
     return variants
 
 
+@pytest.mark.slow
 def test_fuzzed_front_door_never_gives_a_traceback(trained, tmp_path, caplog):
     variants = _model_dir_variants(trained, str(tmp_path / 'dirs'))
     images = tmp_path / 'images'

@@ -213,6 +213,7 @@ def test_checkpoint_of_another_output_size_names_the_variables(tmp_path, caplog)
         assert 'Traceback' not in log
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
     assert _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',
@@ -244,6 +245,7 @@ def test_keep_checkpoint_max_counts_checkpoints_of_earlier_runs(tmp_path, caplog
         assert 'model_checkpoint_path: "model.ckpt-6"' in f.read()  # relative: model_dir can move
 
 
+@pytest.mark.slow
 def test_keep_checkpoint_max_0_keeps_every_checkpoint_as_tf1_did(tmp_path, caplog):
     model_dir = str(tmp_path / 'run')
     assert _run_here(caplog, '--dataset=synthetic', '--model_dir=' + model_dir, '--mode=train',

@@ -351,6 +351,7 @@ def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source
     assert 'SIGTERM arrived after the final step was saved' in _messages(caplog)
 
 
+@pytest.mark.slow
 def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, source,
                                                           monkeypatch):
     model_dir = _copy(template, tmp_path / 'run')
@@ -524,6 +525,7 @@ def test_readers_name_the_damaged_newest_checkpoint(template, tmp_path, caplog):
 # 10. Results first, then files: a model_dir that cannot be written loses no result and gives
 #     no traceback; training that has no room refuses before the first step.
 
+@pytest.mark.slow
 def test_eval_into_a_read_only_model_dir_says_the_result_then_one_line(template, tmp_path,
                                                                         monkeypatch, caplog):
     model_dir = _copy(template, tmp_path / 'run')
