@@ -210,13 +210,18 @@ def check_output_file(path, flag, is_ours, inputs=()):
                         'overwritten. Name a new file.' % (flag, path))
 
 
-def is_json_of_format(path, fmt):
-    """Whether path is a plain JSON file whose "format" is `fmt` (a report this project wrote)."""
+def read_plain_json(path):
+    """The JSON in path when it is a plain file (no link) of at most 1 GB, else None."""
     if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 1 << 30:
-        return False
+        return None
     try:
         with open(path, encoding='utf-8') as f:
-            content = json.load(f)
+            return json.load(f)
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def is_json_of_format(path, fmt):
+    """Whether path is a plain JSON file whose "format" is `fmt` (a report this project wrote)."""
+    content = read_plain_json(path)
     return isinstance(content, dict) and content.get('format') == fmt

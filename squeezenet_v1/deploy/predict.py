@@ -14,6 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from squeezenet_v1 import files
 from squeezenet_v1.deploy import serving
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE
 from squeezenet_v1.errors import UserError
@@ -164,13 +165,7 @@ def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None):
 
 def is_predictions_file(path):
     """Whether path is a plain file holding what predict() returns, as JSON (ours to replace)."""
-    if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > 1 << 30:
-        return False
-    try:
-        with open(path, encoding='utf-8') as f:
-            results = json.load(f)
-    except (OSError, ValueError):
-        return False
+    results = files.read_plain_json(path)
     return isinstance(results, list) and all(
         isinstance(r, dict) and 'file' in r and ('predictions' in r or 'error' in r)
         for r in results)
