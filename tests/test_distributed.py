@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
@@ -449,10 +451,39 @@ def test_bad_tf_config_and_a_port_in_use_are_refused_before_any_work(tmp_path, m
     ('{"cluster": {"ps": ["h:1"], "worker": ["h:2"]}, "tasks": {}}', 'unknown keys "tasks"'),
     ('{"cluster": {"ps": ["h:1"], "worker": "h:2"}, "task": {"type": "ps"}}',
      'must be a list of "host:port" strings'),
+    ('{"cluster": {"ps": ["h:1"], "worker": ["h:2"]}, "task": {"type": ["worker"]}}',
+     'task type ["worker"] is not a job name'),
+    ('{"cluster": {"ps": ["localhost:23022"], "worker": ["127.0.0.1:23022"]}, '
+     '"task": {"type": "ps"}}', 'gives 127.0.0.1:23022 (as localhost:23022) to both ps:0 and '
+     'worker:0'),
+    ('{"cluster": {"ps": ["[::1]:5"], "worker": ["LOCALHOST:5"]}, "task": {"type": "ps"}}',
+     'to both ps:0 and worker:0'),
 ])
 def test_malformed_tf_config_names_the_problem(text, message):
     with pytest.raises(tf_config.ClusterConfigError, match=re.escape(message)):
         tf_config.parse(text)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 70000) | st.floats() | st.text(max_size=12)
+    | st.sampled_from(['ps', 'worker', 'chief', 'evaluator', 'h:1', 'localhost:2',
+                       '127.0.0.1:2', '[::1]:2', 'h:0', ':1', 'h:x']),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(['cluster', 'task', 'type', 'index', 'ps', 'worker', 'chief',
+                         'environment', 'rpc_layer', 'x']), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(config=_JSON)
+def test_tf_config_of_any_json_shape_is_a_task_none_or_one_line(config):
+    try:
+        task = tf_config.parse(json.dumps(config))
+    except tf_config.ClusterConfigError as e:
+        assert '\n' not in str(e) and str(e).startswith('TF_CONFIG'), str(e)
+    else:
+        assert task is None or task.name in task.worker_names + [
+            'ps:%d' % i for i in range(len(task.cluster.get('ps', [])))]
 
 
 def test_no_cluster_or_a_one_process_cluster_changes_nothing():

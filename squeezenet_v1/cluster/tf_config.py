@@ -13,6 +13,7 @@ raised before any work is done.
 """
 
 import errno
+import ipaddress
 import json
 import os
 import socket
@@ -149,11 +150,14 @@ def _check_cluster(cluster):
             raise ClusterConfigError('TF_CONFIG cluster job "%s" must be a list of "host:port" '
                                      'strings, not %s.' % (job, json.dumps(addresses)))
         for i, address in enumerate(addresses):
-            _split_address(address, '%s:%d' % (job, i))
-            if address in seen:
+            where = _same_place(address, '%s:%d' % (job, i))
+            if where in seen:
+                other_name, other_address = seen[where]
+                same = address if address == other_address else '%s (as %s)' % (
+                    address, other_address)
                 raise ClusterConfigError('TF_CONFIG gives %s to both %s and %s:%d; every task '
-                                         'needs its own port.' % (address, seen[address], job, i))
-            seen[address] = '%s:%d' % (job, i)
+                                         'needs its own port.' % (same, other_name, job, i))
+            seen[where] = ('%s:%d' % (job, i), address)
         if addresses:
             checked[job] = addresses
     if len(checked.get(CHIEF, [])) > 1:
@@ -170,6 +174,10 @@ def _check_task(task, cluster):
         raise ClusterConfigError('TF_CONFIG has no "task" (this process\'s {"type": ..., '
                                  '"index": ...}). Set it to %s.' % _EXAMPLE)
     task_type, index = task['type'], task.get('index', 0)
+    if not isinstance(task_type, str):
+        raise ClusterConfigError('TF_CONFIG task type %s is not a job name; give one of %s as '
+                                 'a string, e.g. {"type": "worker", "index": 0}.'
+                                 % (json.dumps(task_type), ', '.join(JOBS)))
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise ClusterConfigError('TF_CONFIG task index %s is not a non-negative integer.'
                                  % json.dumps(index))
@@ -180,6 +188,21 @@ def _check_task(task, cluster):
                                  '(%s). Give each process a task its cluster lists.'
                                  % (json.dumps(task_type), index, jobs))
     return task_type, index
+
+
+def _same_place(address, name):
+    """What two addresses share when they reach the same port of the same machine.
+
+    Every loopback name (localhost, 127.x.y.z, ::1) is this machine, so `localhost:2222` beside
+    `127.0.0.1:2222` is one port given twice. Other names are compared as written: resolving
+    them could wait on DNS before anything has started.
+    """
+    host, port = _split_address(address, name)
+    try:
+        loopback = host.lower() == 'localhost' or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return ('this machine' if loopback else host.lower(), port)
 
 
 def _split_address(address, name):
