@@ -181,6 +181,15 @@ def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, caplog):
     assert blocker.read_text() == 'x'
 
 
+def test_model_dir_with_a_name_too_long_is_refused_before_any_folder_is_made(tmp_path, caplog):
+    model_dir = tmp_path / 'parent' / ('a' * 300) / 'run'
+    for attempt in (1, 2):  # the second run once met the parent the first had created
+        status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train',
+                                '--model_dir=%s' % model_dir)
+        assert status == 1 and 'has a folder name of 300 bytes' in log, (attempt, log)
+        assert not (tmp_path / 'parent').exists()
+
+
 def test_missing_cifar10_says_how_to_get_it(tmp_path):
     proc = run_train('--data_dir=%s' % tmp_path, '--model_dir=%s' % (tmp_path / 'run'))
     assert proc.returncode == 1

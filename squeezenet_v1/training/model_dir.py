@@ -152,6 +152,7 @@ def warn_about_changed_flags(model_dir, run_record):
 
 def check_model_dir(model_dir, will_write):
     """Refuses a --model_dir that is a file or cannot be written; creates nothing."""
+    check_name_lengths(model_dir, '--model_dir')
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise ModelDirError('--model_dir %s is a file, not a folder. Choose a folder.'
                             % model_dir)
@@ -167,6 +168,31 @@ def check_model_dir(model_dir, will_write):
                                 'write to, or fix its permissions.' % model_dir)
         raise ModelDirError('--model_dir %s cannot be created (%s is not writable). '
                             'Choose a folder you can write to.' % (model_dir, existing))
+
+
+# The longest file name a model_dir holds beyond its own path: 'model.ckpt-<step>.data-…' and
+# the temporaries written beside it.
+_LONGEST_NAME_INSIDE = 64
+
+
+def check_name_lengths(path, flag):
+    """Refuses a path the file system cannot name, before a parent of it is created.
+
+    Without this, makedirs creates the parents and only then fails on the long component.
+    """
+    existing = _nearest_existing(path)
+    name_max = os.pathconf(existing, 'PC_NAME_MAX')
+    path_max = os.pathconf(existing, 'PC_PATH_MAX')
+    for component in os.path.abspath(path).split(os.sep):
+        if len(os.fsencode(component)) > name_max:
+            raise ModelDirError('%s %s has a folder name of %d bytes; this file system allows '
+                                '%d. Choose a shorter name.'
+                                % (flag, path, len(os.fsencode(component)), name_max))
+    if len(os.fsencode(os.path.abspath(path))) + _LONGEST_NAME_INSIDE > path_max:
+        raise ModelDirError('%s %s is too long a path for this file system (%d bytes with the '
+                            'files it will hold; it allows %d). Choose a shorter path.'
+                            % (flag, path, len(os.fsencode(os.path.abspath(path)))
+                               + _LONGEST_NAME_INSIDE, path_max))
 
 
 def _nearest_existing(path):
