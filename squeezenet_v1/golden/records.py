@@ -181,8 +181,14 @@ def _summary_problem(summary):
             return 'variables.%s is missing or not a mapping' % graph
     settings = summary['settings']
     for key in golden_capture.SETTINGS:
-        if not isinstance(settings, dict) or not isinstance(settings.get(key), (int, float)):
-            return 'settings.%s is missing or not a number' % key
+        value = settings.get(key)
+        if key == 'learning_rate':
+            if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                    or not 0 < value < float('inf')):
+                return 'settings.learning_rate is missing or not a positive number'
+        elif not isinstance(value, int) or isinstance(value, bool) or value < (key != 'seed'):
+            return 'settings.%s is missing or not a %s integer' % (
+                key, 'non-negative' if key == 'seed' else 'positive')
     numbers = summary['numbers']
     for key in _NUMBER_KEYS:
         try:
@@ -194,6 +200,11 @@ def _summary_problem(summary):
     if len(numbers['loss']) != settings['steps']:
         return 'numbers.loss has %d steps, settings.steps says %d' % (len(numbers['loss']),
                                                                       settings['steps'])
+    for key in _NUMBER_KEYS[1:]:
+        rows = np.shape(numbers[key])[0] if np.ndim(numbers[key]) else 0
+        if numbers[key] is not None and rows != settings['eval_images']:
+            return 'numbers.%s has %d images, settings.eval_images says %d' % (
+                key, rows, settings['eval_images'])
     return None
 
 
