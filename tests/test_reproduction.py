@@ -17,7 +17,10 @@ import tensorflow as tf
 
 from conftest import REPO, RUN_TRAIN, SEEDED_RUN, run_train
 from conftest import run_in_process as _run
+from squeezenet_v1 import interrupts
+from squeezenet_v1.evaluation import continuous_eval
 from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.training import checkpoints
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.evaluation import summarize
 
@@ -229,6 +232,63 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
                     '--model_dir=' + str(tmp_path / 'nothing')) == 1
     assert 'no checkpoint appeared in %s within --eval_timeout_secs=1' % (
         tmp_path / 'nothing') in caplog.text
+
+
+class _StopPolling(Exception):
+    pass
+
+
+def test_continuous_eval_reads_each_checkpoint_once_while_it_waits(tmp_path, monkeypatch):
+    model_dir = str(tmp_path / 'run')
+    with tf.Graph().as_default():
+        tf.compat.v1.Variable(np.arange(4, dtype=np.float32), name='v')
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for step in (1, 2, 3):
+                saver.save(sess, os.path.join(model_dir, 'model.ckpt'), global_step=step,
+                           write_meta_graph=False)
+    for suffix in ('.index', '.data-00000-of-00001'):  # a damaged checkpoint at step 4
+        with open(os.path.join(model_dir, 'model.ckpt-4' + suffix), 'wb') as f:
+            f.write(b'not a checkpoint')
+    reads, evaluated, polls = [], [], []
+
+    def counted(folder, name, file_names):
+        reads.append(name)
+        return what_is_wrong(folder, name, file_names)
+
+    def poll(seconds):
+        polls.append(seconds)
+        if len(polls) == 3:  # a file of the damaged checkpoint changes: it is read again
+            with open(os.path.join(model_dir, 'model.ckpt-4.index'), 'ab') as f:
+                f.write(b'!')
+        if len(polls) == 6:
+            raise _StopPolling()
+
+    class FakeEvaluator(object):
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def evaluate(self, path):
+            evaluated.append(os.path.basename(path))
+
+    what_is_wrong = checkpoints.what_is_wrong
+    monkeypatch.setattr(checkpoints, 'what_is_wrong', counted)
+    monkeypatch.setattr(evaluate, 'Evaluator', FakeEvaluator)
+    monkeypatch.setattr(interrupts, 'sleep', poll)
+    with pytest.raises(_StopPolling):
+        continuous_eval.continuous_eval(model_dir, None, 8, max_steps=100, timeout_secs=3600)
+    assert evaluated == ['model.ckpt-1', 'model.ckpt-2', 'model.ckpt-3']
+    # Six polls: the complete checkpoints read once, the damaged one once and once after the
+    # change (reading all four at every poll would be 24 reads).
+    assert sorted(reads) == ['model.ckpt-1', 'model.ckpt-2', 'model.ckpt-3', 'model.ckpt-4',
+                             'model.ckpt-4'], reads
 
 
 # Results with their spread.

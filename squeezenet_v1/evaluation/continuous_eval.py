@@ -34,11 +34,10 @@ def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
     evaluated = []
     with evaluate.Evaluator(model_dir, source, batch_size, precision) as evaluator:
         last_news = time.time()
+        unreadable = {}
         while not any(step >= max_steps for step in done):
-            for name in checkpoints.scan(model_dir).complete:
+            for name in _new_complete_checkpoints(model_dir, done, unreadable):
                 step = checkpoints.step_in_name(name)
-                if step in done:
-                    continue
                 if _evaluate_if_still_there(evaluator, os.path.join(model_dir, name)):
                     evaluated.append(step)
                 done.add(step)
@@ -54,6 +53,39 @@ def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
     if done and max(done) >= max_steps:
         logging.info('The checkpoint at --max_steps=%d is evaluated; stopping.', max_steps)
     return evaluated
+
+
+def _new_complete_checkpoints(model_dir, done, unreadable):
+    """The complete checkpoints whose step is not in `done`, oldest first.
+
+    Each poll lists model_dir but reads only what it has not seen: a checkpoint already
+    evaluated is never read again, and one found unreadable is read again only when one of its
+    files changes (`unreadable`: {name: the (file, size, mtime) it had}). Reading every
+    checkpoint each second took 40% of a core beside 200 of them, from the trainer beside it.
+    """
+    grouped = checkpoints.checkpoint_files(model_dir)
+    for name in sorted(grouped, key=checkpoints.step_in_name):
+        if checkpoints.step_in_name(name) in done:
+            continue
+        stamp = _stamp(model_dir, grouped[name])
+        if unreadable.get(name) == stamp:
+            continue
+        if checkpoints.what_is_wrong(model_dir, name, grouped[name]):
+            unreadable[name] = stamp
+            continue
+        unreadable.pop(name, None)
+        yield name
+
+
+def _stamp(model_dir, file_names):
+    stamp = []
+    for file_name in sorted(file_names):
+        try:
+            info = os.stat(os.path.join(model_dir, file_name))
+        except OSError:
+            continue
+        stamp.append((file_name, info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _evaluate_if_still_there(evaluator, checkpoint_path):
