@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import tempfile
 
 import numpy as np
@@ -15,6 +16,8 @@ import tensorflow as tf
 from conftest import run_in_process, run_train, write_checkpoint_of_output_size
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.deploy import export
+from squeezenet_v1.deploy import image_size
+from squeezenet_v1.deploy import predict
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.model import new_model
@@ -221,6 +224,50 @@ def test_empty_folder_webp_blank_and_odd_names(trained, tmp_path):
     # One output line per file: the newline in a name is escaped, not printed.
     assert '"%s": ' % str(odd).replace('\n', '\\n') in proc.stdout
     assert not any(line.startswith('lines.png') for line in proc.stdout.splitlines())
+
+
+_GIF_1X1 = base64.b64decode('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==')
+
+
+def _bmp_header(width, height):
+    return (b'BM' + struct.pack('<IHHI', 0, 0, 0, 54)
+            + struct.pack('<IiiHHIIiiII', 40, width, height, 1, 24, 0, 0, 0, 0, 0, 0))
+
+
+def _with_size(encoded_png, width, height):
+    """The PNG with other dimensions written into its header (its CRC no longer matches)."""
+    return encoded_png[:16] + struct.pack('>II', width, height) + encoded_png[24:]
+
+
+def test_the_size_an_image_declares_is_read_from_its_header():
+    image = np.zeros((37, 53, 3), np.uint8)
+    png = tf.io.encode_png(image).numpy()
+    assert image_size.declared_size(png) == (53, 37)
+    assert image_size.declared_size(tf.io.encode_jpeg(image).numpy()) == (53, 37)
+    assert image_size.declared_size(tf.io.encode_jpeg(image, progressive=True).numpy()) == (53, 37)
+    assert image_size.declared_size(_GIF_1X1) == (1, 1)
+    assert image_size.declared_size(_WEBP) == (8, 8)
+    assert image_size.declared_size(_bmp_header(640, -480)) == (640, 480)
+    assert image_size.declared_size(png[:20]) is None  # cut inside its header
+    assert image_size.declared_size(b'not an image') is None
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(tmp_path):
+    png = tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy()
+    paths = {name: str(tmp_path / name) for name in ('bomb.png', 'bomb.bmp', 'large.png')}
+    with open(paths['bomb.png'], 'wb') as f:
+        f.write(_with_size(png, 20000, 20000))
+    with open(paths['bomb.bmp'], 'wb') as f:
+        f.write(_bmp_header(10000, 10000) + b'\0' * 64)
+    with open(paths['large.png'], 'wb') as f:  # exactly at the limit: passed on to the decoder
+        f.write(_with_size(png, 10000, image_size.MAX_IMAGE_PIXELS // 10000))
+    images, errors = predict.load_images(sorted(paths.values()))
+    assert not images
+    for name in ('bomb.png', 'bomb.bmp'):
+        assert 'over the limit of 50 million' in errors[paths[name]], errors
+    assert 'declares 20000x20000 pixels' in errors[paths['bomb.png']]
+    # The decoder saw it (and found its CRC broken): the limit is on what is declared.
+    assert 'is not an image TensorFlow can decode' in errors[paths['large.png']]
 
 
 @pytest.mark.slow

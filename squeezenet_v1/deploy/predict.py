@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from squeezenet_v1 import files
+from squeezenet_v1.deploy import image_size
 from squeezenet_v1.deploy import serving
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE
 from squeezenet_v1.errors import UserError
@@ -97,6 +98,7 @@ class _Decoder(object):
             raise ValueError('cannot be read (%s)' % (e.strerror or e))
         if not contents:
             raise ValueError('is empty, not an image')
+        image_size.check_pixels(contents)
         try:
             return self._sess.run(self._image, {self._contents: contents})
         except tf.errors.InvalidArgumentError as e:
