@@ -234,20 +234,46 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
         tmp_path / 'nothing') in caplog.text
 
 
+def _toy_checkpoints(model_dir, steps, value=0.0):
+    with tf.Graph().as_default():
+        tf.compat.v1.Variable(np.full(4, value, np.float32), name='v')
+        saver = tf.compat.v1.train.Saver(max_to_keep=None)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for step in steps:
+                saver.save(sess, os.path.join(model_dir, 'model.ckpt'), global_step=step,
+                           write_meta_graph=False)
+
+
+def test_results_recorded_for_other_weights_are_not_reused(tmp_path, caplog):
+    model_dir = str(tmp_path / 'run')
+    _toy_checkpoints(model_dir, [1, 2, 3, 4], value=1.0)
+    ours = {step: checkpoints.fingerprint(os.path.join(model_dir, 'model.ckpt-%d' % step))
+            for step in (1, 2)}
+    _toy_checkpoints(str(tmp_path / 'other'), [3])
+    theirs = checkpoints.fingerprint(str(tmp_path / 'other' / 'model.ckpt-3'))
+    assert theirs not in ours.values()  # other weights, another fingerprint
+    lines = [{'global_step': 1, 'checkpoint': 'model.ckpt-1', 'checkpoint_fingerprint': ours[1]},
+             # an earlier run's result for the name step 3 has now:
+             {'global_step': 3, 'checkpoint': 'model.ckpt-3', 'checkpoint_fingerprint': theirs},
+             {'global_step': 4, 'checkpoint': 'model.ckpt-4'},  # an older version's line
+             {'global_step': 9, 'checkpoint': 'model.ckpt-9', 'checkpoint_fingerprint': theirs}]
+    with open(os.path.join(model_dir, evaluate.EVAL_HISTORY_FILE), 'w') as f:
+        f.writelines(json.dumps(line) + '\n' for line in lines)
+    with caplog.at_level(logging.WARNING, logger='absl'):
+        # Step 9's checkpoint is gone (rotated away): its line still counts.
+        assert evaluate.evaluated_steps(model_dir) == {1, 4, 9}
+    assert ('holds results for model.ckpt-3 of other weights than the checkpoints now there'
+            in caplog.text)
+
+
 class _StopPolling(Exception):
     pass
 
 
 def test_continuous_eval_reads_each_checkpoint_once_while_it_waits(tmp_path, monkeypatch):
     model_dir = str(tmp_path / 'run')
-    with tf.Graph().as_default():
-        tf.compat.v1.Variable(np.arange(4, dtype=np.float32), name='v')
-        saver = tf.compat.v1.train.Saver()
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for step in (1, 2, 3):
-                saver.save(sess, os.path.join(model_dir, 'model.ckpt'), global_step=step,
-                           write_meta_graph=False)
+    _toy_checkpoints(model_dir, [1, 2, 3])
     for suffix in ('.index', '.data-00000-of-00001'):  # a damaged checkpoint at step 4
         with open(os.path.join(model_dir, 'model.ckpt-4' + suffix), 'wb') as f:
             f.write(b'not a checkpoint')

@@ -108,6 +108,8 @@ class Evaluator(object):
     def _restore(self, checkpoint_path):
         with self._graph.as_default():
             checkpoints.restore(self._sess, self._saver, checkpoint_path, self._variables)
+        # Taken while the files are surely there (a trainer's rotation may remove them next).
+        self._fingerprint = checkpoints.fingerprint(checkpoint_path)
         return checkpoint_path
 
     def _count(self, checkpoint_path):
@@ -138,6 +140,7 @@ class Evaluator(object):
             'dataset': self.source.dataset,
             'split': self.source.split,
             'checkpoint': _checkpoint_name(self.model_dir, checkpoint_path),
+            'checkpoint_fingerprint': self._fingerprint,
             'eval_precision': self.precision,
             'flags': {name: flags[name] for name in run_records.EXPERIMENT_FLAGS if name in flags},
             'versions': machine.versions(),
@@ -191,20 +194,36 @@ def evaluated_steps(model_dir):
     """The steps of model_dir's checkpoints that eval_history.jsonl holds results for.
 
     A line that cannot be read (cut short by a crash, edited by hand, not UTF-8) counts as no
-    result: its checkpoint is evaluated again.
+    result: its checkpoint is evaluated again. So does a line whose checkpoint_fingerprint is
+    not that of the checkpoint now under its name: its results are of other weights (an
+    earlier run's). Lines without a fingerprint (written by earlier versions) and lines whose checkpoint
+    is gone count by their step.
     """
-    steps = set()
+    steps, other_weights = set(), []
+    fingerprints = {}
     try:
         with open(os.path.join(model_dir, EVAL_HISTORY_FILE), encoding='utf-8',
                   errors='replace') as f:
             for line in f:
                 try:
                     record = json.loads(line)
-                    if os.path.dirname(record['checkpoint']):
+                    name = record['checkpoint']
+                    if os.path.dirname(name):
                         continue  # a checkpoint from elsewhere (--checkpoint_path)
-                    steps.add(int(record['global_step']))
-                except (ValueError, KeyError, TypeError):
+                    step = int(record['global_step'])
+                    recorded = record.get('checkpoint_fingerprint')
+                except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # a line cut short by a crash
+                if name not in fingerprints:
+                    fingerprints[name] = checkpoints.fingerprint(os.path.join(model_dir, name))
+                if recorded and fingerprints[name] and recorded != fingerprints[name]:
+                    other_weights.append(name)
+                    continue
+                steps.add(step)
     except FileNotFoundError:
         pass
+    if other_weights:
+        logging.warning('%s holds results for %s of other weights than the checkpoints now '
+                        'there (an earlier run\'s); they are evaluated again.',
+                        EVAL_HISTORY_FILE, ', '.join(sorted(set(other_weights))))
     return steps
