@@ -363,6 +363,35 @@ def test_sync_replicas_wait_for_a_restarted_worker_and_a_restarted_chief(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('chief_flags, worker_flags, differences', [
+    (['--sync_replicas'], [], ['--sync_replicas=False (the chief\'s: True)']),
+    ([], ['--max_steps=400', '--batch_size=4'],
+     ['--batch_size=4 (the chief\'s: 8)', '--max_steps=400 (the chief\'s: 60)']),
+], ids=['sync_replicas', 'max_steps_and_batch_size'])
+def test_a_worker_with_other_flags_stops_every_task_naming_the_difference(
+        tmp_path, chief_flags, worker_flags, differences):
+    model_dir = str(tmp_path / 'run')
+    with _cluster(tmp_path) as c:
+        c.start('ps:0', _flags(model_dir, '--max_steps=60'))
+        c.start('worker:0', _flags(model_dir, '--max_steps=60', *chief_flags))
+        c.start('worker:1', _flags(model_dir, '--max_steps=60', *worker_flags))
+        # Bounded by the tasks' own waits: each ends within seconds of the refusal.
+        statuses = {name: c.exit_status(name, timeout=120) for name in TASKS}
+        logs = {name: c.log(name) for name in TASKS}
+    assert statuses == {name: 1 for name in TASKS}, logs
+    _no_traceback(*logs.values())
+    refusal = ('worker:1 refuses to train: its flags differ from the chief\'s (worker:0): %s. '
+               'Start every task of the cluster with the same flags.' % ', '.join(differences))
+    for name in TASKS:
+        errors = [line for line in logs[name].splitlines() if line.startswith('E1')]
+        assert len(errors) == 1 and refusal in errors[0], (name, logs[name][-3000:])
+    # worker:1 never stepped, so nothing passed the chief's --max_steps.
+    assert not _steps_logged(logs['worker:1'], 'worker:1')
+    latest = checkpoints.latest_checkpoint(model_dir)
+    assert latest is None or checkpoints.global_step_stored_in(latest) <= 60
+
+
+@pytest.mark.slow
 @pytest.mark.fault
 def test_killed_ps_stops_the_workers_naming_it_and_the_restarted_cluster_resumes(tmp_path):
     model_dir = str(tmp_path / 'run')

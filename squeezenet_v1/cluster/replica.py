@@ -8,6 +8,7 @@ the first step, how one step runs and what is logged at the end.
 import tensorflow as tf
 from absl import logging
 
+from squeezenet_v1.cluster.agreement import Agreement, is_initialized
 from squeezenet_v1.cluster.bounded_steps import AsyncSteps, BoundedSteps
 from squeezenet_v1.cluster.placement import BalancedPs
 from squeezenet_v1.cluster.server import finished_queue
@@ -20,8 +21,9 @@ tf1 = tf.compat.v1
 class Replica(object):
     """One worker's copy of the cluster's graph (see graph.build_training_graph), and its steps."""
 
-    def __init__(self, task, max_steps, sync_replicas, num_classes):
+    def __init__(self, task, max_steps, sync_replicas, num_classes, flags):
         self.task = task
+        self.flags = flags  # agreement.AGREED_FLAGS (and model_dir): compared with the chief's
         self.task_name = task.name
         self.max_steps = max_steps
         self.device = tf1.train.replica_device_setter(
@@ -39,15 +41,18 @@ class Replica(object):
 
     def add_ops(self, model, variables):
         self.global_step = model.global_step
+        self.agreement = Agreement(self.task, self.flags)
         extra = [self.bounded.tickets] if self.bounded else self.sync.staged_variables
         # What a non-chief waits for: every variable it reads initialized by the chief.
         self.ready_op = tf1.report_uninitialized_variables(variables + extra)
+        # Else it warns at exit, a page of stack, when the task stops before running it.
+        self.ready_op.mark_used()
         self.finished_op = tf.group(*[finished_queue(i).enqueue(self.task.name)
                                       for i in range(len(self.task.ps_addresses))])
         if self.bounded and self.task.is_chief:
             tickets = self.bounded.tickets
-            self._step_initialized = tf1.is_variable_initialized(model.global_step)
-            self._tickets_initialized = tf1.is_variable_initialized(tickets)
+            self._step_initialized = is_initialized(model.global_step)
+            self._tickets_initialized = is_initialized(tickets)
             self.reset_tickets = tickets.assign(model.global_step.read_value())
             self._steps_restored_away = tf1.placeholder(tf.int64, [])
             self._shift_tickets = tickets.assign_sub(self._steps_restored_away)
@@ -94,6 +99,8 @@ class Replica(object):
         One step of this worker; None when a stop was requested while it waited.
         """
         extra = [training.summary_op] if summaries else []
+        stop = _StopOrRefusal(stop, lambda: self.agreement.raise_if_refused(
+            sess, before=(lambda: sess.run(self.finished_op)) if self.task.is_chief else None))
         if self.sync:
             make = (self.sync.chief_steps if self.task.is_chief else self.sync.worker_steps)
             plain = make(sess, training.fetches, stop)
@@ -103,6 +110,7 @@ class Replica(object):
             run = AsyncSteps(self, sess, training, stop, extra).run
 
         def counted_run(step, write_summary):
+            bool(stop)  # between steps too: a refusal stops every task within a few seconds
             results = run(step, write_summary)
             # Asynchronous: an update of this worker's only when its ticket was granted.
             if results is not None and (self.sync or results[4]):
@@ -115,3 +123,17 @@ class Replica(object):
                      self.task.name, step, self.own_steps,
                      ' (each the average of one gradient from each of %d workers)'
                      % len(self.task.worker_names) if self.sync else '')
+
+
+class _StopOrRefusal(object):
+    """The loop's stop requests, which also raise a task's refusal when asked (see agreement.py).
+
+    The waits for another worker ask `if stop:` as they poll, so a refusal ends them too.
+    """
+
+    def __init__(self, stop, check_refusal):
+        self._stop, self._check_refusal = stop, check_refusal
+
+    def __bool__(self):
+        self._check_refusal()
+        return bool(self._stop)

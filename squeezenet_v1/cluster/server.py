@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import interrupts
+from squeezenet_v1.cluster import agreement
 from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.errors import UserError, first_line
 from squeezenet_v1.training import checkpoint_writer
@@ -21,6 +22,9 @@ WAITING_LOG_SECS = 15
 
 
 _FINISHED_QUEUE_CAPACITY = 1000
+# How long a ps waits, after a worker refused, for the chief to read the refusal before it stops
+# (stopping at once would leave the chief with "lost ps:0" instead of the reason).
+_REFUSED_WAIT_SECS = 30
 
 
 class ClusterError(UserError):
@@ -72,14 +76,24 @@ def serve(task):
     with graph.as_default():
         queue = finished_queue(task.index)
         take_all = queue.dequeue_many(queue.size())
+        refusal = agreement.read_refusal(agreement.refusal_variable(task.index))
     graph.finalize()
     # Only this task: the others may not be up yet, and need not be.
     sess = cluster_session(server.target, graph,
                             tf1.ConfigProto(device_filters=[task.device()]))
     logging.info('[%s] serving variables; stopping once %s have finished.', task.name,
                  ', '.join(task.worker_names))
-    finished, unreachable_since, last_probe = set(), None, 0.0
+    finished, unreachable_since, last_probe, refused = set(), None, 0.0, None
     while True:
+        if refused is None:
+            refused = sess.run(refusal).decode('utf-8') or None
+            if refused:
+                refused_at = time.time()
+                logging.info('[%s] a worker refused to train; stopping once the chief has '
+                             'stopped (%d s at most).', task.name, _REFUSED_WAIT_SECS)
+        if refused and (task.chief_name in finished
+                        or time.time() - refused_at > _REFUSED_WAIT_SECS):
+            raise agreement.DisagreementError('[%s] stopping: %s' % (task.name, refused))
         for name in sess.run(take_all):
             name = name.decode('utf-8')
             if name not in finished:

@@ -49,7 +49,10 @@ def train_worker(task, model_dir, source, settings, seed=None, precision='fp32',
     is lost or cannot be reached, and trainer.train's errors otherwise.
     """
     grpc_server = server.start_server(task)
-    replica = Replica(task, settings.max_steps, sync_replicas, len(source.label_names))
+    flags = dict(dataset=source.dataset, batch_size=settings.batch_size,
+                 learning_rate=settings.learning_rate, precision=precision, seed=seed,
+                 sync_replicas=sync_replicas, max_steps=settings.max_steps, model_dir=model_dir)
+    replica = Replica(task, settings.max_steps, sync_replicas, len(source.label_names), flags)
     if seed is not None:
         seed += task.worker_number  # the same seed would give every worker the same batches
     training = build_training_graph(source, settings.batch_size, settings.learning_rate, seed,
@@ -69,6 +72,7 @@ def train_worker(task, model_dir, source, settings, seed=None, precision='fp32',
 def _train_chief(sess, replica, training, settings, model_dir, complete, resume):
     step_before_restore = replica.before_restore(sess)
     restore_or_initialize(sess, training, resume)
+    sess.run(replica.agreement.publish_op)  # the flags every other worker compares with its own
     replica.start_chief(sess, step_before_restore)
     files = loop.ChiefFiles(sess, training, model_dir, complete, settings.keep_checkpoint_max,
                             write_graph=not resume)
@@ -79,7 +83,16 @@ def _train_chief(sess, replica, training, settings, model_dir, complete, resume)
 
 def _train_non_chief(sess, task, replica, training, settings):
     give_up, logged = time.time() + WAIT_FOR_CHIEF_SECS, time.time()
-    while len(sess.run(replica.ready_op)):
+    # The chief's flags first: a worker whose flags differ may wait for variables it never
+    # initializes (another update rule's).
+    compared = False
+    while True:
+        published = replica.agreement.is_published(sess)
+        if published and not compared:
+            replica.agreement.compare(sess)
+            compared = True
+        if published and not len(sess.run(replica.ready_op)):
+            break
         if time.time() > give_up:
             raise server.ClusterError(
                 '[%s] the chief (%s at %s) did not initialize the variables within %d s. Start '
