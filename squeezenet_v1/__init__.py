@@ -4,9 +4,13 @@ import os
 
 __version__ = '0.1.0'
 
-# TensorFlow's C++ start-up chatter (INFO lines) would bury every command's output; a level the
-# user set is kept.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+# A level the user set is kept. Else TensorFlow's C++ INFO lines are hidden, as they would bury
+# every command's output; and on a machine without an NVIDIA driver its errors too, as the
+# `tensorflow` wheel then logs "failed call to cuInit" at error level at every start, a line
+# a newcomer reads as a failure (tensorflow/tensorflow#37689), and only level 3 hides it. Our
+# commands report every error TensorFlow raises themselves, in one line.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL',
+                      '1' if os.path.exists('/proc/driver/nvidia/version') else '3')
 
 __all__ = ['SqueezeNetModel']
 

@@ -365,6 +365,20 @@ def test_bad_flags_through_the_real_command_line(tmp_path, caplog):
     assert '--predictions_json %s is a folder' % tmp_path in caplog.text
 
 
+def test_a_healthy_run_prints_no_error_line(trained, tmp_path, cache_dir):
+    model_dir = _copy(trained, tmp_path / 'run')
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    proc = subprocess.run([sys.executable, 'run_train.py', '--mode=eval', '--dataset=synthetic',
+                           '--model_dir=' + model_dir], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line[:1] in 'EF' and line[1:5].isdigit()]
+    if os.path.exists('/proc/driver/nvidia/version'):  # a GPU machine: TensorFlow's errors shown
+        assert not any('cuInit' in line for line in errors), errors
+    else:  # the `tensorflow` wheel's "failed call to cuInit" hidden with the other C++ errors
+        assert errors == [], errors
+
+
 # Install: what the README uses comes with `pip install -e .`.
 
 @pytest.mark.slow
