@@ -443,6 +443,50 @@ def test_a_signal_while_tensorflow_loads_is_answered_and_nothing_written(templat
     assert _snapshot(model_dir) == before
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('phase, signum', [
+    ('Starting from scratch', signal.SIGINT),
+    ('] step 10, loss', signal.SIGTERM),
+    ('Saved checkpoint', signal.SIGINT),
+    ('Restoring parameters from', signal.SIGTERM),
+    ('Evaluation of model.ckpt-20', signal.SIGINT),
+], ids=['before_the_first_step', 'training', 'after_a_save', 'during_evaluation',
+        'after_evaluation'])
+def test_a_signal_at_every_phase_a_log_line_marks_ends_with_its_status(tmp_path, phase, signum):
+    model_dir = str(tmp_path / 'run')
+    proc = subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=train_and_eval',
+                             '--dataset=synthetic', '--model_dir=' + model_dir,
+                             '--max_steps=100000', '--save_checkpoints_steps=20',
+                             '--log_every_n_steps=10'], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # bounded: the process ends, and communicate() has a timeout
+            lines.append(line)
+            if phase in line:
+                proc.send_signal(signum)
+                break
+        output = ''.join(lines) + proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum, output[-3000:]
+    assert 'Traceback' not in output
+    assert 'topped by %s' % signal.Signals(signum).name in output  # "Stopped by", "stopped by"
+    # Whatever the phase, the folder is whole: no temporaries left, the newest checkpoint reads
+    # back, every history line parses, and the run is recorded as stopped by a signal.
+    names = os.listdir(model_dir)
+    assert not [n for n in names if files.temp_owner_pid(n) is not None], names
+    latest = checkpoints.latest_checkpoint(model_dir)
+    if latest:
+        assert checkpoints.scan(model_dir).incomplete == {}
+    history = os.path.join(model_dir, run_records.EVAL_HISTORY_FILE)
+    if os.path.exists(history):
+        with open(history) as f:
+            assert all(json.loads(line)['global_step'] for line in f)
+    with open(os.path.join(model_dir, run_records.RUNS_FILE)) as f:
+        assert json.loads(f.readlines()[-1])['ended'] == 'signal'
+
+
 # Power loss: a checkpoint's files and the folder reach the disk before the state names them.
 
 def test_fsync_before_the_state_file_names_a_checkpoint(tmp_path, source, monkeypatch):
