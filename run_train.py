@@ -68,6 +68,10 @@ flags.DEFINE_integer('top_k', 3, 'With --mode=predict: how many classes to show 
 flags.DEFINE_string('predictions_json', None, 'With --mode=predict: also write results here.')
 flags.DEFINE_string('export_dir', None, 'With --mode=export: output folder (default: '
                     '<model_dir>/export).')
+flags.DEFINE_string('exported_model', None, 'With --mode eval or predict: a file an export '
+                    'wrote, used in place of the checkpoint: <export_dir>/saved_model, '
+                    'frozen_graph.pb, a .tflite, model.onnx or model.keras (class names from '
+                    'its labels.txt). Nothing is written into --model_dir.')
 
 _MAX_BATCH = 65536
 for _name in ('save_checkpoints_steps', 'log_every_n_steps',
@@ -91,6 +95,11 @@ flags.register_multi_flags_validator(
     ['mode', 'images'], lambda f: f['mode'] != 'predict' or bool(f['images']),
     message='--mode=predict needs --images: image files or folders, comma-separated.')
 flags.register_validator('data_dir', bool, message='--data_dir must not be empty.')
+flags.register_multi_flags_validator(
+    ['mode', 'exported_model', 'checkpoint_path'],
+    lambda f: f['exported_model'] is None or (f['mode'] in ('eval', 'predict')
+                                              and f['checkpoint_path'] is None),
+    message='--exported_model is read by --mode eval or predict, in place of --checkpoint_path.')
 flags.register_multi_flags_validator(
     ['mode', 'checkpoint_path'],
     lambda f: f['checkpoint_path'] is None or f['mode'] in ('eval', 'predict', 'export'),

@@ -219,7 +219,7 @@ def _keras_worker(precision, batch_size, scratch, steps_per_execution=1):
     import keras
     from squeezenet_v1.data import input_pipeline
     from squeezenet_v1 import model as model_lib
-    from keras_squeezenet import build_keras_squeezenet
+    from squeezenet_v1.deploy.keras_model import build_keras_squeezenet
     if precision == 'bf16':
         keras.mixed_precision.set_global_policy('mixed_bfloat16')
     source = _train_source(scratch)

@@ -55,7 +55,7 @@ def _trace(side, precision, batch_size, steps, logdir):
             tf.profiler.experimental.stop()
         return wall
     import keras
-    from keras_squeezenet import build_keras_squeezenet
+    from squeezenet_v1.deploy.keras_model import build_keras_squeezenet
     if precision == 'bf16':
         keras.mixed_precision.set_global_policy('mixed_bfloat16')
     model = build_keras_squeezenet(len(source.label_names), steps_per_execution=16)

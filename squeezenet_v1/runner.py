@@ -16,9 +16,11 @@ from squeezenet_v1.cluster import worker
 from squeezenet_v1.data import datasets
 from squeezenet_v1.deploy import export
 from squeezenet_v1.deploy import predict
-from squeezenet_v1.errors import UserError
+from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.errors import UserError, first_line
 from squeezenet_v1.evaluation import continuous_eval
 from squeezenet_v1.evaluation import evaluate
+from squeezenet_v1.evaluation import evaluate_exported
 from squeezenet_v1.training import checkpoints
 from squeezenet_v1.training import loop
 from squeezenet_v1.training import memory_check
@@ -32,8 +34,10 @@ _RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_
               'batch_size', 'eval_batch_size', 'max_steps', 'learning_rate',
               'save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
               'save_summary_steps', 'seed', 'precision', 'sync_replicas')
-_MODE_FLAGS = {'eval': ('checkpoint_path',), 'continuous_eval': ('eval_timeout_secs',),
-               'predict': ('images', 'top_k', 'predictions_json', 'checkpoint_path'),
+_MODE_FLAGS = {'eval': ('checkpoint_path', 'exported_model'),
+               'continuous_eval': ('eval_timeout_secs',),
+               'predict': ('images', 'top_k', 'predictions_json', 'checkpoint_path',
+                           'exported_model'),
                'export': ('export_dir', 'checkpoint_path')}
 
 EXIT_ERROR = 1
@@ -85,7 +89,9 @@ def _finish(run_log, ended, message, status):
 
 
 def _run(flags_obj, run_log):
-    if flags_obj.mode == 'predict':
+    if getattr(flags_obj, 'exported_model', None) and flags_obj.mode == 'eval':
+        _evaluate_exported(flags_obj)
+    elif flags_obj.mode == 'predict':
         _predict(flags_obj, run_log)
     elif flags_obj.mode == 'export':
         _export(flags_obj, run_log)
@@ -217,11 +223,16 @@ def _predict(flags_obj, run_log):
         files.check_output_file(flags_obj.predictions_json, '--predictions_json',
                                 predict.is_predictions_file,
                                 inputs=[path for path in flags_obj.images if os.path.isfile(path)])
-    label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
-        flags_obj.model_dir, flags_obj.checkpoint_path)))
+    exported_model = getattr(flags_obj, 'exported_model', None)
+    if exported_model:  # the export's file, its names; nothing recorded in a model_dir
+        label_names = evaluate_exported.exported_label_names(exported_model)
+    else:
+        label_names = _label_names(flags_obj, run_log)
+        run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
+            flags_obj.model_dir, flags_obj.checkpoint_path)))
     results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
-                              top_k=flags_obj.top_k, checkpoint_path=flags_obj.checkpoint_path)
+                              top_k=flags_obj.top_k, checkpoint_path=flags_obj.checkpoint_path,
+                              exported_model=exported_model)
     print(predict.format_results(results))
     if flags_obj.predictions_json:
         files.write_json_atomic(flags_obj.predictions_json, results)
@@ -233,6 +244,25 @@ def _predict(flags_obj, run_log):
         raise _SomeFilesFailed(message)
 
 
+def _evaluate_exported(flags_obj):
+    """--mode=eval --exported_model: the file's accuracy on the test split; writes nothing."""
+    source = datasets.prepare_split(
+        _exported_dataset(flags_obj), 'test', flags_obj.data_dir, datasets.records_cache_dir(),
+        download=flags_obj.download, download_url=flags_obj.download_url,
+        download_deadline_secs=flags_obj.download_deadline_secs)
+    evaluate_exported.evaluate_exported(flags_obj.exported_model, source)
+
+
+def _exported_dataset(flags_obj):
+    """--dataset when given, else the set the export's size_report.json names."""
+    if _given(flags_obj, 'dataset'):
+        return flags_obj.dataset
+    report = files.read_plain_json(os.path.join(
+        evaluate_exported.export_folder(flags_obj.exported_model), export.SIZE_REPORT_FILE))
+    recorded = report.get('dataset') if isinstance(report, dict) else None
+    return recorded if recorded in datasets.DATASETS else flags_obj.dataset
+
+
 def _export(flags_obj, run_log):
     export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
     export.check_export_dir(export_dir, flags_obj.model_dir)
@@ -240,7 +270,22 @@ def _export(flags_obj, run_log):
     run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
         flags_obj.model_dir, flags_obj.checkpoint_path)))
     report = export.export(flags_obj.model_dir, export_dir, label_names,
-                           flags_obj.checkpoint_path)
+                           flags_obj.checkpoint_path, _check_images(flags_obj, run_log),
+                           dataset=run_log.record['dataset'])
     print(export.format_size_report(report))
-    for name, reason in report['tflite_skipped'].items():
+    for name, reason in report['skipped'].items():
         logging.warning('%s was not written: %s', name, reason)
+
+
+def _check_images(flags_obj, run_log):
+    """The test split export measures each artifact on; None (synthetic images) without it."""
+    dataset = run_log.record['dataset']
+    try:
+        source = datasets.prepare_split(dataset, 'test', flags_obj.data_dir,
+                                        datasets.records_cache_dir())
+    except DataError as e:
+        logging.info('Measuring the exports on synthetic images: no %s test split (%s).',
+                     dataset, first_line(e))
+        return None
+    images, _ = evaluate_exported.split_images(source)
+    return images, 'the %s test split (%d images)' % (dataset, len(images))

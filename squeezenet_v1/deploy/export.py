@@ -1,4 +1,5 @@
-"""Exporting the newest checkpoint: SavedModel, frozen GraphDef, TFLite; and their sizes.
+"""Exporting the newest checkpoint: SavedModel, frozen GraphDef, TFLite, ONNX, Keras 3; each
+measured against the TF1 graph, and their sizes.
 
 Export writes only into a folder that is absent, empty, or an earlier export (it holds
 size_report.json and nothing an export does not write); never into or above the model_dir, over
@@ -10,6 +11,8 @@ import os
 import re
 import warnings
 
+import numpy as np
+
 import tensorflow as tf
 from absl import logging
 
@@ -18,6 +21,10 @@ from squeezenet_v1.training import run_records
 from squeezenet_v1 import files
 from squeezenet_v1 import interrupts
 from squeezenet_v1 import parameters
+from squeezenet_v1.data import synthetic
+from squeezenet_v1.deploy import artifacts
+from squeezenet_v1.deploy import keras_model
+from squeezenet_v1.deploy import onnx_model
 from squeezenet_v1.deploy import serving
 from squeezenet_v1.errors import UserError
 
@@ -27,10 +34,18 @@ SAVED_MODEL_DIR = 'saved_model'
 FROZEN_GRAPH_FILE = 'frozen_graph.pb'
 TFLITE_FLOAT_FILE = 'model_float32.tflite'
 TFLITE_INT8_FILE = 'model_int8.tflite'
+ONNX_FILE = 'model.onnx'
+KERAS_FILE = 'model.keras'
 SIZE_REPORT_FILE = 'size_report.json'
 EXPORT_NAMES = frozenset([SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
-                          TFLITE_INT8_FILE, SIZE_REPORT_FILE,
+                          TFLITE_INT8_FILE, ONNX_FILE, KERAS_FILE, SIZE_REPORT_FILE,
                           run_records.LABELS_FILE])
+# Each artifact's probabilities against the TF1 graph's: what the float ones must hold. The int8
+# TFLite's weights are quantized by design; its difference is measured and reported, not bound.
+MAX_PROBABILITY_DIFFERENCE = 1e-5
+QUANTIZED = frozenset([TFLITE_INT8_FILE])
+# Checked on the test split when it is at hand, else on this many synthetic test images.
+SYNTHETIC_CHECK_IMAGES = 1000
 ONE_MB = 1000000
 
 
@@ -96,9 +111,13 @@ def _foreign_entries(target):
     return foreign
 
 
-def export(model_dir, export_dir, label_names, checkpoint_path=None):
+def export(model_dir, export_dir, label_names, checkpoint_path=None, check_images=None,
+           dataset=None):
     """Writes every format into export_dir from checkpoint_path (default: model_dir's newest);
-    returns the sizes."""
+    returns the report: sizes, and each artifact's agreement with the TF1 graph on
+    check_images ((uint8 images [N, 32, 32, 3], what they are); default: synthetic test images).
+    `dataset`, the set the model was trained on, is recorded for --mode=eval --exported_model.
+    """
     check_export_dir(export_dir, model_dir)
     checkpoints.choose_checkpoint(model_dir, checkpoint_path)
     parent = os.path.dirname(os.path.abspath(export_dir))
@@ -107,7 +126,8 @@ def export(model_dir, export_dir, label_names, checkpoint_path=None):
         logging.info('Removed %s, left by an export that was killed.', path)
     staging = files.make_temp_dir(parent, os.path.basename(export_dir))
     try:
-        report = _export_into(model_dir, staging, label_names, checkpoint_path)
+        report = _export_into(model_dir, staging, label_names, checkpoint_path,
+                              check_images or synthetic_check_images(), dataset)
         files.replace_dir(staging, export_dir)
     except BaseException:
         files.remove_path(staging)
@@ -126,13 +146,25 @@ def _restore_and_measure(checkpoint_path, label_names):
         raise
 
 
-def _export_into(model_dir, out_dir, label_names, checkpoint_path):
+def synthetic_check_images():
+    """(uint8 images, what they are) when no test split is at hand."""
+    images, _ = synthetic.make_split('test')
+    images = images[:SYNTHETIC_CHECK_IMAGES].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, '%d synthetic test images' % len(images)
+
+
+def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images, dataset):
     graph, sess, latest, checkpoint_bytes = checkpoints.with_checkpoint(
         model_dir, lambda path: _restore_and_measure(path, label_names), checkpoint_path)
+    images, images_are = check_images
     with sess:
         global_step = int(sess.run(graph.global_step))
-        weights = parameters.parameter_report(
-            [v for v in graph.variables if v.op.name != 'global_step'])
+        model_variables = [v for v in graph.variables if v.op.name != 'global_step']
+        weights = parameters.parameter_report(model_variables)
+        values = dict(zip([v.op.name for v in model_variables], sess.run(model_variables)))
+        reference = np.concatenate([
+            sess.run(graph.probabilities, {graph.images: images[i:i + 256]})
+            for i in range(0, len(images), 256)])
         with graph.graph.as_default():
             _write_saved_model(sess, graph, os.path.join(out_dir, SAVED_MODEL_DIR))
             frozen = _frozen_graph_def(sess, graph)
@@ -142,9 +174,20 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path):
     run_records.write_label_names(out_dir, label_names)
     with interrupts.deferred():  # the converter's destructors would swallow a KeyboardInterrupt
         tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
+        skipped = dict(tflite.pop('skipped', {}))
+        skipped.update(_write_onnx(frozen, os.path.join(out_dir, ONNX_FILE)))
+    _write_keras(values, len(label_names), os.path.join(out_dir, KERAS_FILE))
+    written = [name for name in (SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
+                                 TFLITE_INT8_FILE, ONNX_FILE, KERAS_FILE)
+               if os.path.exists(os.path.join(out_dir, name))]
+    agreement = {}
+    for name in written:
+        with artifacts.open_artifact(os.path.join(out_dir, name)) as artifact:
+            agreement[name] = artifacts.agreement(reference, artifact.probabilities(images))
 
     report = {
         'checkpoint': os.path.basename(latest),
+        'dataset': dataset,
         'global_step': global_step,
         'parameters': weights['total_parameters'],
         'float32_weight_bytes': weights['float32_bytes'],
@@ -154,7 +197,13 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path):
         'frozen_graph_bytes': os.path.getsize(os.path.join(out_dir, FROZEN_GRAPH_FILE)),
         'tflite_float32_bytes': tflite.get(TFLITE_FLOAT_FILE),
         'tflite_int8_bytes': tflite.get(TFLITE_INT8_FILE),
-        'tflite_skipped': tflite.get('skipped', {}),
+        'onnx_bytes': _size_if_written(out_dir, ONNX_FILE),
+        'onnx_opset': onnx_model.OPSET if ONNX_FILE in written else None,
+        'keras_bytes': _size_if_written(out_dir, KERAS_FILE),
+        'skipped': skipped,
+        'tflite_skipped': {n: r for n, r in skipped.items() if n.endswith('.tflite')},
+        'agreement_images': images_are,
+        'agreement': agreement,
     }
     files.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
     return report
@@ -220,6 +269,33 @@ def _write_tflite(saved_model_dir, out_dir):
     return written
 
 
+def _write_onnx(frozen, path):
+    """{} when model.onnx is written; {name: why not} when the extra is missing or refuses."""
+    missing = onnx_model.missing_packages()
+    if missing:
+        logging.warning('%s skipped: %s', ONNX_FILE, missing)
+        return {ONNX_FILE: missing}
+    try:
+        onnx_model.write_onnx(frozen, path)
+    except Exception as e:  # the converter raises many types; a refusal skips the format
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        logging.warning('tf2onnx refused %s; skipping it: %s', ONNX_FILE, reason)
+        return {ONNX_FILE: reason}
+    return {}
+
+
+def _write_keras(values, num_classes, path):
+    """model.keras: the Keras 3 model of keras_model.py holding these weights."""
+    model = keras_model.inference_model(num_classes)
+    keras_model.set_checkpoint_weights(model, values)
+    model.save(path)
+
+
+def _size_if_written(out_dir, name):
+    path = os.path.join(out_dir, name)
+    return os.path.getsize(path) if os.path.exists(path) else None
+
+
 def _checkpoint_bytes(prefix):
     folder = os.path.dirname(prefix)
     base = os.path.basename(prefix)
@@ -235,26 +311,38 @@ def _tree_bytes(path):
                for root, _, names in os.walk(path) for n in names)
 
 
+# (label, size key, file an agreement is measured for)
 _SIZE_ROWS = (
-    ('float32 weights', 'float32_weight_bytes'),
-    ('checkpoint (with Adam slots)', 'checkpoint_bytes'),
-    ('checkpoint (weights only)', 'checkpoint_bytes_without_adam'),
-    ('SavedModel', 'saved_model_bytes'),
-    ('frozen graph', 'frozen_graph_bytes'),
-    ('TFLite float32', 'tflite_float32_bytes'),
-    ('TFLite int8 (dynamic range)', 'tflite_int8_bytes'),
+    ('float32 weights', 'float32_weight_bytes', None),
+    ('checkpoint (with Adam slots)', 'checkpoint_bytes', None),
+    ('checkpoint (weights only)', 'checkpoint_bytes_without_adam', None),
+    ('SavedModel', 'saved_model_bytes', SAVED_MODEL_DIR),
+    ('frozen graph', 'frozen_graph_bytes', FROZEN_GRAPH_FILE),
+    ('TFLite float32', 'tflite_float32_bytes', TFLITE_FLOAT_FILE),
+    ('TFLite int8 (dynamic range)', 'tflite_int8_bytes', TFLITE_INT8_FILE),
+    ('ONNX', 'onnx_bytes', ONNX_FILE),
+    ('Keras 3', 'keras_bytes', KERAS_FILE),
 )
 
 
 def format_size_report(report):
-    """The size table, with each size in bytes and against the notebook's 1 MB claim."""
-    rows = [('parameters', '{:,}'.format(report['parameters']), '')]
-    for label, key in _SIZE_ROWS:
-        size = report[key]
-        rows.append((label, _mb(size), _vs_1mb(size)) if size else (label, 'skipped', ''))
+    """The table: each artifact's size against the notebook's 1 MB claim, and how far its
+    probabilities are from the TF1 graph's (max |difference|, top-1 agreement)."""
+    agreement = report.get('agreement', {})
+    rows = [('parameters', '{:,}'.format(report['parameters']), '', '', '')]
+    for label, key, name in _SIZE_ROWS:
+        size = report.get(key)
+        measured = agreement.get(name)
+        rows.append((label, _mb(size) if size else 'skipped', _vs_1mb(size) if size else '',
+                     '%.1e' % measured['max_abs_probability_difference'] if measured else '',
+                     '%.2f%%' % (100 * measured['top1_agreement']) if measured else ''))
     width = max(len(row[0]) for row in rows)
-    lines = ['%-*s  %16s  %s' % (width, 'artifact', 'size', 'vs 1 MB')]
-    lines += [('%-*s  %16s  %s' % (width, a, b, c)).rstrip() for a, b, c in rows]
+    header = ('artifact', 'size', 'vs 1 MB', 'max |dp|', 'top-1 same')
+    lines = [('%-*s  %16s  %-17s  %8s  %10s' % ((width,) + header)).rstrip()]
+    lines += [('%-*s  %16s  %-17s  %8s  %10s' % ((width,) + row)).rstrip() for row in rows]
+    if agreement:
+        lines.append('max |dp|, top-1 same: against the TF1 graph on %s.'
+                     % report.get('agreement_images'))
     return '\n'.join(lines)
 
 
@@ -264,19 +352,3 @@ def _mb(size):
 
 def _vs_1mb(size):
     return '%.2f MB (%s)' % (size / ONE_MB, 'under' if size < ONE_MB else 'OVER')
-
-
-def tflite_interpreter(model_path):
-    """A TFLite interpreter for model_path: LiteRT's (ai_edge_litert) when installed.
-
-    tf.lite.Interpreter is deprecated in its favour; without it the old one is used, with a note.
-    """
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        logging.info('ai_edge_litert is not installed; running %s with the deprecated '
-                     'tf.lite.Interpreter (pip install ai-edge-litert to use LiteRT).', model_path)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)  # its deprecation notice, said above
-            return tf.lite.Interpreter(model_path=model_path)
-    return Interpreter(model_path=model_path)

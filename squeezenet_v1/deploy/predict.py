@@ -1,4 +1,4 @@
-"""Classifying image files with the latest checkpoint.
+"""Classifying image files with the latest checkpoint, or with any file an export wrote.
 
 Files are decoded by TensorFlow's own decoders (PNG, JPEG; GIF and BMP too) to RGB:
 grayscale is replicated to three channels and an alpha channel is dropped (not composited).
@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from squeezenet_v1 import files
+from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import image_size
 from squeezenet_v1.deploy import serving
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE
@@ -128,19 +129,26 @@ def load_images(paths):
     return images, errors
 
 
-def classify(model_dir, images, label_names, top_k=3, batch_size=256, checkpoint_path=None):
+def classify(model_dir, images, label_names, top_k=3, batch_size=256, checkpoint_path=None,
+             exported_model=None):
     """Top-k (class index, label, probability) lists for uint8 images [N, 32, 32, 3].
 
-    The model is checkpoint_path's, else the newest in model_dir.
+    The model is exported_model (any file of an export, see artifacts.py) when given, else
+    checkpoint_path's, else the newest in model_dir.
     """
-    serving_graph, sess = serving.chosen_restored_session(model_dir, label_names,
-                                                          checkpoint_path)
-    try:
-        probabilities = np.concatenate([
-            sess.run(serving_graph.probabilities, {serving_graph.images: images[i:i + batch_size]})
-            for i in range(0, len(images), batch_size)]) if len(images) else np.zeros((0, 0))
-    finally:
-        sess.close()
+    if exported_model:
+        with artifacts.open_artifact(exported_model) as artifact:
+            probabilities = artifact.probabilities(images)
+    else:
+        serving_graph, sess = serving.chosen_restored_session(model_dir, label_names,
+                                                              checkpoint_path)
+        try:
+            probabilities = np.concatenate([
+                sess.run(serving_graph.probabilities,
+                         {serving_graph.images: images[i:i + batch_size]})
+                for i in range(0, len(images), batch_size)]) if len(images) else np.zeros((0, 0))
+        finally:
+            sess.close()
     k = min(top_k, len(label_names))
     results = []
     for row in probabilities:
@@ -150,7 +158,8 @@ def classify(model_dir, images, label_names, top_k=3, batch_size=256, checkpoint
     return results
 
 
-def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None):
+def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None,
+            exported_model=None):
     """One result dict per file, in order: {'file', 'predictions'} or {'file', 'error'}."""
     entries = expand_image_paths(image_specs)
     paths = [path for path, problem in entries if problem is None]
@@ -160,7 +169,8 @@ def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None):
     good = [p for p in paths if p in images]
     stacked = np.stack([images[p] for p in good]) if good else np.zeros((0, 32, 32, 3), np.uint8)
     predictions = dict(zip(good, classify(model_dir, stacked, label_names, top_k,
-                                                  checkpoint_path=checkpoint_path)))
+                                          checkpoint_path=checkpoint_path,
+                                          exported_model=exported_model)))
     return [{'file': p, 'predictions': predictions[p]} if p in predictions
             else {'file': p, 'error': errors[p]} for p, _ in entries]
 

@@ -1,0 +1,188 @@
+"""Every exported model opened the way its users open it, behind one call: probabilities(images).
+
+An artifact is told by its name: a folder holding saved_model.pb (the TF1 SavedModel, read with
+the TF1 loader), `*.pb` (the frozen GraphDef), `*.tflite` (LiteRT, else tf.lite), `*.onnx`
+(onnxruntime) or `*.keras` (keras.saving.load_model). Each takes uint8 images [N, 32, 32, 3]
+and returns float32 probabilities [N, classes]; `--mode=predict` and `--mode=eval` use them
+to check an artifact before it ships, and export uses them to measure each against the TF1
+graph (`agreement`).
+"""
+
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from squeezenet_v1 import files
+from squeezenet_v1.errors import UserError
+
+tf1 = tf.compat.v1
+
+KINDS = ('SavedModel', 'frozen graph', 'TFLite', 'ONNX', 'Keras 3')
+_BATCH = 256
+
+
+class ArtifactError(UserError):
+    """An exported model that cannot be opened or run here."""
+
+
+def kind_of(path):
+    """Which of KINDS the path is, or None."""
+    if os.path.isdir(path):
+        return 'SavedModel' if os.path.isfile(os.path.join(path, 'saved_model.pb')) else None
+    return {'.pb': 'frozen graph', '.tflite': 'TFLite', '.onnx': 'ONNX',
+            '.keras': 'Keras 3'}.get(os.path.splitext(path)[1].lower())
+
+
+def open_artifact(path):
+    """The artifact at path, ready to run; ArtifactError naming it and the fix when it is not."""
+    kind = kind_of(path)
+    if kind is None:
+        raise ArtifactError(
+            '--exported_model %s is not an exported model: give the saved_model folder, '
+            'frozen_graph.pb, a .tflite, model.onnx or model.keras of an export.' % path)
+    if not os.path.exists(path):
+        raise ArtifactError('--exported_model %s does not exist. Export one with --mode=export.'
+                            % path)
+    opener = {'SavedModel': _SavedModel, 'frozen graph': _FrozenGraph, 'TFLite': _TFLite,
+              'ONNX': _Onnx, 'Keras 3': _Keras}[kind]
+    try:
+        return opener(path)
+    except ArtifactError:
+        raise
+    except Exception as e:  # each runtime raises its own types for a damaged file
+        raise ArtifactError('%s %s cannot be opened (%s: %s). Export it again.'
+                            % (kind, path, type(e).__name__, str(e).strip().splitlines()[0]
+                               if str(e).strip() else ''))
+
+
+class _Artifact(object):
+    kind = None
+
+    def __init__(self, path):
+        self.path = path
+
+    def probabilities(self, images):
+        """float32 probabilities [N, classes] for uint8 images [N, 32, 32, 3]."""
+        images = np.asarray(images, np.uint8)
+        if not len(images):
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate([np.asarray(self._run(images[i:i + _BATCH]), np.float32)
+                               for i in range(0, len(images), _BATCH)])
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        self.close()
+
+
+class _GraphArtifact(_Artifact):
+    """A TF1 graph in its own Session: feed `images`, fetch `probabilities`."""
+
+    def _run(self, batch):
+        return self._sess.run(self._probabilities, {self._images: batch})
+
+    def close(self):
+        self._sess.close()
+
+
+class _SavedModel(_Artifact):
+    kind = 'SavedModel'
+
+    def __init__(self, path):
+        super(_SavedModel, self).__init__(path)
+        # As TensorFlow 2 users load it; its TF1 signature runs as a function.
+        with files.literal_path(path) as literal:
+            self._signature = tf.saved_model.load(literal).signatures['serving_default']
+
+    def _run(self, batch):
+        return self._signature(images=tf.constant(batch))['probabilities'].numpy()
+
+
+class _FrozenGraph(_GraphArtifact):
+    kind = 'frozen graph'
+
+    def __init__(self, path):
+        super(_FrozenGraph, self).__init__(path)
+        graph_def = tf1.GraphDef()
+        with open(path, 'rb') as f:
+            graph_def.ParseFromString(f.read())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name='')
+        self._sess = tf1.Session(graph=graph)
+        self._images = graph.get_tensor_by_name('images:0')
+        self._probabilities = graph.get_tensor_by_name('probabilities:0')
+
+
+class _TFLite(_Artifact):
+    kind = 'TFLite'
+
+    def __init__(self, path):
+        super(_TFLite, self).__init__(path)
+        self._runner = tflite_interpreter(path).get_signature_runner('serving_default')
+
+    def _run(self, batch):
+        return self._runner(images=batch)['probabilities']
+
+
+class _Onnx(_Artifact):
+    kind = 'ONNX'
+
+    def __init__(self, path):
+        super(_Onnx, self).__init__(path)
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ArtifactError('reading %s needs onnxruntime: pip install -e ".[onnx]"' % path)
+        self._session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+        self._input = self._session.get_inputs()[0].name
+        self._output = [o.name for o in self._session.get_outputs()
+                        if o.name.startswith('probabilities')][0]
+
+    def _run(self, batch):
+        return self._session.run([self._output], {self._input: batch})[0]
+
+
+class _Keras(_Artifact):
+    kind = 'Keras 3'
+
+    def __init__(self, path):
+        super(_Keras, self).__init__(path)
+        import keras
+        self._model = keras.saving.load_model(path)
+
+    def _run(self, batch):
+        return self._model.predict_on_batch(batch)
+
+
+def tflite_interpreter(model_path):
+    """A TFLite interpreter for model_path: LiteRT's (ai_edge_litert) when installed.
+
+    tf.lite.Interpreter is deprecated in its favour; without it the old one is used, with a note.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        logging.info('ai_edge_litert is not installed; running %s with the deprecated '
+                     'tf.lite.Interpreter (pip install ai-edge-litert to use LiteRT).', model_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)  # its deprecation notice, said above
+            return tf.lite.Interpreter(model_path=model_path)
+    return Interpreter(model_path=model_path)
+
+
+def agreement(reference, probabilities):
+    """How an artifact's probabilities compare with the TF1 graph's on the same images."""
+    return {'images': int(len(reference)),
+            'max_abs_probability_difference': float(np.max(np.abs(reference - probabilities)))
+            if len(reference) else 0.0,
+            'top1_agreement': float(np.mean(np.argmax(reference, axis=1)
+                                            == np.argmax(probabilities, axis=1)))
+            if len(reference) else 1.0}
