@@ -34,6 +34,8 @@ Evaluation contenders, over 10,000 test images (uint8 records in, classes out):
   eval_session_fp32, _bf16       run_train.py's --mode=eval path, squeezenet_v1.evaluation.evaluate.Evaluator
   eval_savedmodel_fp32, _bf16    the exported SavedModel, tf.saved_model.load
   eval_tflite_fp32, _int8        the exported TFLite flat buffers
+  eval_onnx_fp32                 the exported model.onnx under onnxruntime (the onnx extra)
+  eval_keras_fp32                the exported model.keras, keras.saving.load_model + predict
   eval_torch_fp32, _bf16         PyTorch inference_mode, channels_last (bf16: autocast)
   eval_torch_compile_fp32, _bf16 the same under torch.compile
 plus the wall time of a whole evaluation process (start-up included) and this machine's matmul
@@ -79,11 +81,13 @@ TRAIN_CONTENDERS = ['session_fp32', 'session_bf16', 'keras_fp32', 'keras_bf16', 
 KERAS_STEPS_PER_EXECUTION = 16  # keras_spe_*: fit runs 16 steps per call of its train function
 EVAL_CONTENDERS = ['eval_session_fp32', 'eval_session_bf16', 'eval_savedmodel_fp32',
                    'eval_savedmodel_bf16', 'eval_tflite_fp32', 'eval_tflite_int8',
+                   'eval_onnx_fp32', 'eval_keras_fp32',
                    'eval_torch_fp32', 'eval_torch_bf16', 'eval_torch_compile_fp32',
                    'eval_torch_compile_bf16']
 # PyTorch inference picks its fastest batch (compiled: of the two largest, each one compile).
 TORCH_EVAL_BATCH_SIZES = (32, 128, 500)
-OURS = ('session', 'session_xla', 'eval_session', 'eval_savedmodel', 'eval_tflite')
+OURS = ('session', 'session_xla', 'eval_session', 'eval_savedmodel', 'eval_tflite', 'eval_onnx',
+        'eval_keras')
 
 flags.DEFINE_list('batch_sizes', ['32', '128'], 'Training batch sizes to measure.')
 flags.DEFINE_integer('rounds', 12, 'Alternating rounds; medians and spreads are over rounds.')
@@ -334,7 +338,7 @@ def _eval_tflite_worker(precision, scratch, setup):
     from squeezenet_v1.deploy import export
     name = export.TFLITE_FLOAT_FILE if precision == 'fp32' else export.TFLITE_INT8_FILE
     path = os.path.join(setup['export_dir'], name)
-    # export.tflite_interpreter's interpreter, given both cores.
+    # artifacts.tflite_interpreter's interpreter, given both cores.
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -355,6 +359,32 @@ def _eval_tflite_worker(precision, scratch, setup):
             interpreter.invoke()
             interpreter.get_tensor(output_index)
     _serve_passes(run_pass, len(batches) * batch)
+
+
+def _eval_onnx_worker(scratch, setup):
+    import onnxruntime
+    from squeezenet_v1.deploy import export
+    session = onnxruntime.InferenceSession(os.path.join(setup['export_dir'], export.ONNX_FILE),
+                                           providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    images, _ = _test_images(scratch)
+    batches = _batches(images, FLAGS.eval_batch_size)
+
+    def run_pass():
+        for batch in batches:
+            session.run(['classes:0'], {name: batch})
+    _serve_passes(run_pass, len(images))
+
+
+def _eval_keras_worker(scratch, setup):
+    import keras
+    from squeezenet_v1.deploy import export
+    model = keras.saving.load_model(os.path.join(setup['export_dir'], export.KERAS_FILE))
+    images, _ = _test_images(scratch)
+
+    def run_pass():
+        np.argmax(model.predict(images, batch_size=FLAGS.eval_batch_size, verbose=0), axis=1)
+    _serve_passes(run_pass, len(images))
 
 
 def _eval_torch_worker(precision, compiled, scratch, setup):
@@ -494,6 +524,10 @@ def _run_worker(name):
         return _eval_savedmodel_worker(precision, scratch, setup)
     if name.startswith('eval_tflite_'):
         return _eval_tflite_worker(precision, scratch, setup)
+    if name == 'eval_onnx_fp32':
+        return _eval_onnx_worker(scratch, setup)
+    if name == 'eval_keras_fp32':
+        return _eval_keras_worker(scratch, setup)
     if name.startswith('eval_torch_'):
         return _eval_torch_worker(precision, 'compile' in name, scratch, setup)
     raise app.UsageError('unknown worker %r' % name)
@@ -698,6 +732,12 @@ def _available(names):
         for name in names:
             if 'torch' in name:
                 skipped[name] = 'PyTorch is not installed (pip install torch); not measured.'
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        for name in names:
+            if 'onnx' in name:
+                skipped[name] = 'onnxruntime is not installed (pip install -e ".[onnx]").'
     flags_here = set()
     try:
         with open('/proc/cpuinfo') as f:

@@ -14,6 +14,7 @@ from squeezenet_v1.cluster import server
 from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.cluster import worker
 from squeezenet_v1.data import datasets
+from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import export
 from squeezenet_v1.deploy import predict
 from squeezenet_v1.data.cifar10 import DataError
@@ -246,11 +247,14 @@ def _predict(flags_obj, run_log):
 
 def _evaluate_exported(flags_obj):
     """--mode=eval --exported_model: the file's accuracy on the test split; writes nothing."""
-    source = datasets.prepare_split(
-        _exported_dataset(flags_obj), 'test', flags_obj.data_dir, datasets.records_cache_dir(),
-        download=flags_obj.download, download_url=flags_obj.download_url,
-        download_deadline_secs=flags_obj.download_deadline_secs)
-    evaluate_exported.evaluate_exported(flags_obj.exported_model, source)
+    label_names = evaluate_exported.exported_label_names(flags_obj.exported_model)
+    with artifacts.open_artifact(flags_obj.exported_model) as artifact:  # before the data
+        source = datasets.prepare_split(
+            _exported_dataset(flags_obj), 'test', flags_obj.data_dir,
+            datasets.records_cache_dir(), download=flags_obj.download,
+            download_url=flags_obj.download_url,
+            download_deadline_secs=flags_obj.download_deadline_secs)
+        evaluate_exported.evaluate_exported(artifact, label_names, source)
 
 
 def _exported_dataset(flags_obj):

@@ -4,10 +4,16 @@ import base64
 import contextlib
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -15,7 +21,10 @@ import tensorflow as tf
 
 from conftest import run_in_process, run_train, write_checkpoint_of_output_size
 from squeezenet_v1.data import cifar10
+from squeezenet_v1.cluster import local_cluster
+from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import export
+from squeezenet_v1.deploy import onnx_model
 from squeezenet_v1.deploy import image_size
 from squeezenet_v1.deploy import predict
 from squeezenet_v1.data import input_pipeline
@@ -68,12 +77,207 @@ def test_size_report_proves_the_under_1mb_claim(trained):
     assert report['checkpoint_bytes_without_adam'] < report['checkpoint_bytes']
     assert report['checkpoint_bytes'] > 3 * report['float32_weight_bytes']  # weights + 2 slots
     assert report['tflite_int8_bytes'] < report['tflite_float32_bytes'] / 2
-    assert report['tflite_skipped'] == {}
-    for row in ('float32 weights', 'frozen graph', 'SavedModel', 'TFLite int8'):
+    assert report['tflite_skipped'] == {} and report['skipped'] == {}
+    for row in ('float32 weights', 'frozen graph', 'SavedModel', 'TFLite int8', 'ONNX', 'Keras 3'):
         assert row in stdout
     assert sorted(os.listdir(os.path.join(model_dir, 'export'))) == sorted([
         'saved_model', 'frozen_graph.pb', 'model_float32.tflite', 'model_int8.tflite',
-        'labels.txt', 'size_report.json'])
+        'model.onnx', 'model.keras', 'labels.txt', 'size_report.json'])
+
+
+# Every artifact against the TF1 graph: measured by export, asserted here.
+
+FLOAT_ARTIFACTS = ('saved_model', 'frozen_graph.pb', 'model_float32.tflite', 'model.onnx',
+                   'model.keras')
+
+
+def test_every_exported_artifact_gives_the_tf1_graphs_probabilities(trained):
+    model_dir, stdout = trained
+    with open(os.path.join(model_dir, 'export', 'size_report.json')) as f:
+        report = json.load(f)
+    assert report['agreement_images'] == 'the synthetic test split (1000 images)'
+    assert sorted(report['agreement']) == sorted(FLOAT_ARTIFACTS + ('model_int8.tflite',))
+    for name in FLOAT_ARTIFACTS:
+        measured = report['agreement'][name]
+        assert measured['images'] == 1000
+        assert measured['max_abs_probability_difference'] <= export.MAX_PROBABILITY_DIFFERENCE, (
+            name, measured)
+        assert measured['top1_agreement'] == 1.0, (name, measured)
+    # The int8 file is quantized by design: measured and shown, its top-1 nearly always kept.
+    assert report['agreement']['model_int8.tflite']['top1_agreement'] >= 0.99
+    assert report['onnx_opset'] == onnx_model.OPSET
+    assert 'against the TF1 graph on the synthetic test split (1000 images)' in stdout
+    # And not only as export measured it: the ONNX file read here, by onnxruntime.
+    import onnx
+    import onnxruntime
+    path = os.path.join(model_dir, 'export', 'model.onnx')
+    assert onnx.load(path).opset_import[0].version == onnx_model.OPSET
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert session.get_inputs()[0].type == 'tensor(uint8)'
+    images, _ = _test_images(64)
+    got = session.run(['probabilities:0'], {session.get_inputs()[0].name: images})[0]
+    np.testing.assert_allclose(got, _session_probabilities(model_dir, images), rtol=0,
+                               atol=export.MAX_PROBABILITY_DIFFERENCE)
+
+
+_KERAS_ALONE = '''
+import sys
+sys.modules['squeezenet_v1'] = None  # this process must not need the package
+import numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+names = [layer.name for layer in model.layers]
+assert {'conv1', 'fire1_squeeze', 'fire1_expand1x1', 'fire4_expand3x3', 'final_conv',
+        'dropout', 'probabilities'} <= set(names), names
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+'''
+
+
+def test_keras_file_loads_and_predicts_in_a_process_without_this_package(trained, tmp_path):
+    model_dir, _ = trained
+    images, _ = _test_images(64)
+    np.save(str(tmp_path / 'images.npy'), images)
+    proc = subprocess.run([sys.executable, '-c', _KERAS_ALONE,
+                           os.path.join(model_dir, 'export', 'model.keras'),
+                           str(tmp_path / 'images.npy'), str(tmp_path / 'out.npy')],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.load(str(tmp_path / 'out.npy')),
+                               _session_probabilities(model_dir, images), rtol=0,
+                               atol=export.MAX_PROBABILITY_DIFFERENCE)
+
+
+def test_export_without_the_onnx_extra_skips_it_and_says_so(trained, tmp_path, monkeypatch,
+                                                             caplog):
+    model_dir, _ = trained
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # `import onnxruntime` fails
+    with caplog.at_level(logging.WARNING, logger='absl'):
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert run_in_process('--mode=export', '--model_dir=' + model_dir,
+                                  '--export_dir=' + str(tmp_path / 'export')) == 0
+    with open(str(tmp_path / 'export' / 'size_report.json')) as f:
+        report = json.load(f)
+    assert report['skipped'] == {
+        'model.onnx': 'onnxruntime not installed: pip install -e ".[onnx]" (tf2onnx, onnx, '
+                      'onnxruntime)'}
+    assert not (tmp_path / 'export' / 'model.onnx').exists()
+    assert 'model.onnx was not written: onnxruntime not installed' in caplog.text
+    assert re.search(r'ONNX +skipped', printed.getvalue()), printed.getvalue()
+    assert sorted(report['agreement']) == sorted(
+        set(FLOAT_ARTIFACTS + ('model_int8.tflite',)) - {'model.onnx'})
+
+
+@pytest.mark.parametrize('artifact', FLOAT_ARTIFACTS + ('model_int8.tflite',))
+def test_predict_and_eval_read_every_exported_artifact(trained, tmp_path, caplog, artifact):
+    model_dir, _ = trained
+    path = os.path.join(model_dir, 'export', artifact)
+    images, _ = _test_images(3)
+    paths, _ = _write_images(str(tmp_path / 'images'), images)
+    png = [p for p in paths if p.endswith('.png')]
+    outputs = {}
+    for name, extra in (('checkpoint', []), ('artifact', ['--exported_model=' + path])):
+        out = str(tmp_path / ('%s.json' % name))
+        assert run_in_process('--mode=predict', '--model_dir=' + model_dir, '--images=' +
+                              ','.join(png), '--predictions_json=' + out, *extra) == 0
+        with open(out) as f:
+            outputs[name] = json.load(f)
+    tolerance = 0.02 if 'int8' in artifact else export.MAX_PROBABILITY_DIFFERENCE
+    for ours, theirs in zip(outputs['checkpoint'], outputs['artifact']):
+        assert ours['file'] == theirs['file']
+        assert ours['predictions'][0]['label'] == theirs['predictions'][0]['label']
+        assert abs(ours['predictions'][0]['probability']
+                   - theirs['predictions'][0]['probability']) <= tolerance
+    # eval: the file's accuracy on the test split, the checkpoint's own; nothing written.
+    history = _history_lines(model_dir)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='absl'):
+        assert run_in_process('--mode=eval', '--model_dir=' + model_dir,
+                              '--exported_model=' + path) == 0
+    found = re.search(r'Evaluation of .* on 1000 synthetic images: accuracy = ([\d.]+)',
+                      caplog.text)
+    assert found, caplog.text
+    checkpoint_accuracy = json.load(open(os.path.join(model_dir, 'eval_results.json')))['accuracy']
+    assert abs(float(found.group(1)) - checkpoint_accuracy) <= (0.01 if 'int8' in artifact
+                                                                 else 0.0)
+    assert _history_lines(model_dir) == history
+
+
+def _history_lines(model_dir):
+    with open(os.path.join(model_dir, 'eval_history.jsonl')) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda d: _garbage(os.path.join(d, 'notes.txt')), 'is not an exported model'),
+    (lambda d: os.path.join(d, 'gone.onnx'), 'does not exist'),
+    (lambda d: _garbage(os.path.join(d, 'broken.onnx')), 'ONNX'),
+    (lambda d: _garbage(os.path.join(d, 'nolabels', 'model.keras')), 'has no labels.txt'),
+])
+def test_a_bad_exported_model_is_one_line(trained, tmp_path, caplog, make, message):
+    model_dir, _ = trained
+    shutil.copy(os.path.join(model_dir, 'labels.txt'), str(tmp_path / 'labels.txt'))
+    path = make(str(tmp_path))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert run_in_process('--mode=eval', '--model_dir=' + model_dir,
+                              '--exported_model=' + path) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and message in errors[0] and '\n' not in errors[0], errors
+
+
+def _garbage(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(b'not a model')
+    return path
+
+
+# TensorFlow Serving: what was checked, stated by a test (the README says no more).
+
+def test_saved_model_signature_is_what_tensorflow_serving_reads(trained):
+    model_dir, _ = trained
+    cli = shutil.which('saved_model_cli', path=os.path.dirname(sys.executable))
+    proc = subprocess.run([cli or 'saved_model_cli', 'show', '--all', '--dir',
+                           os.path.join(model_dir, 'export', 'saved_model')],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in ("signature_def['serving_default']:", "inputs['images'] tensor_info:",
+                 'dtype: DT_UINT8', 'shape: (-1, 32, 32, 3)', "outputs['probabilities']",
+                 "outputs['classes']", 'Method name is: tensorflow/serving/predict'):
+        assert line in proc.stdout, proc.stdout
+
+
+def test_tensorflow_model_server_answers_a_rest_request(trained, tmp_path):
+    server = shutil.which('tensorflow_model_server')
+    if server is None:
+        pytest.skip('tensorflow_model_server is not installed here (it is not on PyPI; the '
+                    'README says only the signature was checked)')
+    model_dir, _ = trained
+    base = tmp_path / 'served'
+    shutil.copytree(os.path.join(model_dir, 'export', 'saved_model'), str(base / '1'))
+    port = local_cluster.free_ports(1)[0]
+    proc = subprocess.Popen([server, '--rest_api_port=%d' % port, '--port=0',
+                             '--model_name=squeezenet', '--model_base_path=%s' % base],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        images, _ = _test_images(2)
+        request = json.dumps({'instances': images.tolist()}).encode()
+        give_up = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(
+                        'http://127.0.0.1:%d/v1/models/squeezenet:predict' % port, request),
+                        timeout=10) as answer:
+                    predictions = json.load(answer)['predictions']
+                break
+            except OSError:
+                assert time.time() < give_up and proc.poll() is None, 'no answer from the server'
+                time.sleep(0.5)
+        got = np.array([p['probabilities'] for p in predictions])
+        np.testing.assert_allclose(got, _session_probabilities(model_dir, images), rtol=0,
+                                   atol=export.MAX_PROBABILITY_DIFFERENCE)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def test_saved_model_in_tf2_eager_equals_session(trained):
@@ -103,7 +307,7 @@ def test_frozen_graph_equals_session_and_has_no_variables(trained):
 
 
 def _tflite_probabilities(path, images):
-    runner = export.tflite_interpreter(path).get_signature_runner('serving_default')
+    runner = artifacts.tflite_interpreter(path).get_signature_runner('serving_default')
     return np.concatenate([runner(images=images[i:i + 100])['probabilities']
                            for i in range(0, len(images), 100)])
 

@@ -36,16 +36,22 @@ def kind_of(path):
             '.keras': 'Keras 3'}.get(os.path.splitext(path)[1].lower())
 
 
-def open_artifact(path):
-    """The artifact at path, ready to run; ArtifactError naming it and the fix when it is not."""
+def check_artifact(path):
+    """The kind of the artifact at path; ArtifactError naming it and the fix when it is none."""
+    if not os.path.exists(path):
+        raise ArtifactError('--exported_model %s does not exist. Export one with --mode=export.'
+                            % path)
     kind = kind_of(path)
     if kind is None:
         raise ArtifactError(
             '--exported_model %s is not an exported model: give the saved_model folder, '
             'frozen_graph.pb, a .tflite, model.onnx or model.keras of an export.' % path)
-    if not os.path.exists(path):
-        raise ArtifactError('--exported_model %s does not exist. Export one with --mode=export.'
-                            % path)
+    return kind
+
+
+def open_artifact(path):
+    """The artifact at path, ready to run; ArtifactError naming it and the fix when it is not."""
+    kind = check_artifact(path)
     opener = {'SavedModel': _SavedModel, 'frozen graph': _FrozenGraph, 'TFLite': _TFLite,
               'ONNX': _Onnx, 'Keras 3': _Keras}[kind]
     try:

@@ -45,13 +45,12 @@ def split_images(source):
     return np.ascontiguousarray(images), np.concatenate([p[1] for p in parts]).astype(np.int64)
 
 
-def evaluate_exported(exported_model, source):
-    """Runs the artifact over the split; logs and returns the results."""
-    label_names = exported_label_names(exported_model)
+def evaluate_exported(artifact, label_names, source):
+    """Runs an opened artifact (artifacts.open_artifact) over the split; logs and returns the
+    results."""
+    exported_model, kind = artifact.path, artifact.kind
     images, labels = split_images(source)
-    with artifacts.open_artifact(exported_model) as artifact:
-        probabilities = artifact.probabilities(images)
-        kind = artifact.kind
+    probabilities = artifact.probabilities(images)
     if probabilities.shape[1] != len(label_names):
         raise artifacts.ArtifactError(
             '%s gives %d classes but its labels.txt names %d. Export it again.'
