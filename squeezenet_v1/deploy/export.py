@@ -177,13 +177,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         skipped = dict(tflite.pop('skipped', {}))
         skipped.update(_write_onnx(frozen, os.path.join(out_dir, ONNX_FILE)))
     _write_keras(values, len(label_names), os.path.join(out_dir, KERAS_FILE))
-    written = [name for name in (SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
-                                 TFLITE_INT8_FILE, ONNX_FILE, KERAS_FILE)
-               if os.path.exists(os.path.join(out_dir, name))]
-    agreement = {}
-    for name in written:
-        with artifacts.open_artifact(os.path.join(out_dir, name)) as artifact:
-            agreement[name] = artifacts.agreement(reference, artifact.probabilities(images))
+    agreement = _measure_against_tf1(out_dir, images, reference)
 
     report = {
         'checkpoint': os.path.basename(latest),
@@ -198,7 +192,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         'tflite_float32_bytes': tflite.get(TFLITE_FLOAT_FILE),
         'tflite_int8_bytes': tflite.get(TFLITE_INT8_FILE),
         'onnx_bytes': _size_if_written(out_dir, ONNX_FILE),
-        'onnx_opset': onnx_model.OPSET if ONNX_FILE in written else None,
+        'onnx_opset': onnx_model.OPSET if ONNX_FILE in agreement else None,
         'keras_bytes': _size_if_written(out_dir, KERAS_FILE),
         'skipped': skipped,
         'tflite_skipped': {n: r for n, r in skipped.items() if n.endswith('.tflite')},
@@ -267,6 +261,19 @@ def _write_tflite(saved_model_dir, out_dir):
     if skipped:
         written['skipped'] = skipped
     return written
+
+
+def _measure_against_tf1(out_dir, images, reference):
+    """{artifact written: its agreement with the TF1 graph's probabilities on the images},
+    each read back from its file by its own runtime, as its users will."""
+    agreement = {}
+    for name in (SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE, TFLITE_INT8_FILE,
+                 ONNX_FILE, KERAS_FILE):
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            with artifacts.open_artifact(path) as artifact:
+                agreement[name] = artifacts.agreement(reference, artifact.probabilities(images))
+    return agreement
 
 
 def _write_onnx(frozen, path):
