@@ -105,6 +105,11 @@ flags.DEFINE_list('eval_contenders', EVAL_CONTENDERS, 'Evaluation contenders to 
 flags.DEFINE_integer('eval_images', 10000, 'Test images per evaluation pass.')
 flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch (run_train.py\'s default).')
 flags.DEFINE_bool('quick', False, 'Smoke test: batch 32, 2 rounds of 0.5 s, 1,000 eval images.')
+flags.DEFINE_list('pair', None, 'The short loop for speed work: OURS,PEER (two training or two '
+                  'evaluation contenders), at the first --batch_sizes value, %d rounds over %d '
+                  'processes each: their paired ratio with its spread in under 5 minutes, before '
+                  'the full run confirms it. Writes --output only when given.'
+                  % (8, 2))
 flags.DEFINE_string('output', os.path.join(HERE, 'results.json'),
                     'Where to write the JSON results.')
 # A worker's flags (set by the parent).
@@ -777,10 +782,17 @@ Settings = collections.namedtuple('Settings', ['batch_sizes', 'rounds', 'eval_ro
                                                'warmup_seconds', 'eval_images', 'processes'])
 
 
+# --pair: enough rounds for a spread, few enough for under 5 minutes with the set-up.
+PAIR_ROUNDS, PAIR_PROCESSES = 8, 2
+
+
 def _settings():
-    """The run's settings from the flags; --quick's smoke-test settings override them."""
+    """The run's settings from the flags; --quick's and --pair's override them."""
     if FLAGS.quick:
         return Settings([32], 2, 2, 0.5, 0.5, 1000, FLAGS.processes)
+    if FLAGS.pair:
+        return Settings([int(FLAGS.batch_sizes[0])], PAIR_ROUNDS, PAIR_ROUNDS, FLAGS.seconds,
+                        FLAGS.warmup_seconds, FLAGS.eval_images, PAIR_PROCESSES)
     return Settings([int(b) for b in FLAGS.batch_sizes], FLAGS.rounds, FLAGS.eval_rounds,
                     FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images, FLAGS.processes)
 
@@ -797,6 +809,8 @@ def main(argv):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    if FLAGS.pair:
+        return _run_pair()
     settings = _settings()
     started = time.time()
     train_names, skipped = _available(FLAGS.contenders)
@@ -855,6 +869,52 @@ def main(argv):
         f.write('\n')
     os.replace(tmp, FLAGS.output)
     print('wrote %s' % FLAGS.output)
+
+
+def _run_pair():
+    """--pair=OURS,PEER: one paired ratio with its spread, in minutes, for each change tried."""
+    known = TRAIN_CONTENDERS + ['keras_spe_fp32', 'torch_compile_fp32', 'torch_compile_bf16',
+                                'session_xla_fp32'] + EVAL_CONTENDERS
+    if len(FLAGS.pair) != 2 or any(n not in known for n in FLAGS.pair):
+        raise app.UsageError('--pair takes two contenders, OURS,PEER, from: %s'
+                             % ', '.join(sorted(set(known))))
+    kinds = {name.startswith('eval_') for name in FLAGS.pair}
+    if len(kinds) != 1:
+        raise app.UsageError('--pair compares two training or two evaluation contenders')
+    names, skipped = _available(FLAGS.pair)
+    if skipped:
+        raise app.UsageError('; '.join('%s: %s' % item for item in skipped.items()))
+    settings = _settings()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = FLAGS.scratch or temporary
+        os.makedirs(scratch, exist_ok=True)
+        if not os.path.exists(os.path.join(scratch, 'setup.json')):
+            _run_once('setup', scratch, settings)
+        batch_size = None if kinds == {True} else settings.batch_sizes[0]
+        rates, failed, _ = _alternate(names, scratch, settings, batch_size)
+    if failed:
+        raise app.UsageError('failed: %s' % failed)
+    ratio = _paired(rates, names[0], [names[1]])
+    result = {'pair': names, 'batch_size': batch_size, 'rounds': settings.rounds,
+              'processes': settings.processes, 'machine': machine(),
+              'images_per_sec': {n: _spread(r) for n, r in rates.items()},
+              'paired_ratio': ratio, 'wall_seconds': round(time.time() - started, 1)}
+    for name in names:
+        print('%-24s %s images/s' % (name, _format_spread(result['images_per_sec'][name])))
+    print('%s / %s = %s (paired by round; %d rounds, %d processes each; %.0f s)' % (
+        names[0], names[1], _format_spread(ratio, '%.3f'), settings.rounds,
+        settings.processes, result['wall_seconds']))
+    if FLAGS['output'].present:
+        with open(FLAGS.output + '.tmp', 'w') as f:
+            json.dump(result, f, indent=2)
+        os.replace(FLAGS.output + '.tmp', FLAGS.output)
+        print('wrote %s' % FLAGS.output)
+
+
+def _format_spread(spread, number='%.0f'):
+    return (number + ' [' + number + '-' + number + ']') % (
+        spread['median'], spread['min'], spread['max'])
 
 
 def _training_summary(rates, flops, peak):
