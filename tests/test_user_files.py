@@ -414,6 +414,23 @@ def test_an_answered_signal_is_not_raised_again():
         pass
 
 
+def _signal_when_logged(args, text, signum):
+    """(exit status, output) of run_train.py with args, sent signum once it logs `text`."""
+    proc = subprocess.Popen([sys.executable, RUN_TRAIN] + args, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # bounded: the process ends, and communicate() has a timeout
+            lines.append(line)
+            if text in line:
+                proc.send_signal(signum)
+                break
+        rest = proc.communicate(timeout=120)[0]
+        return proc.returncode, ''.join(lines) + rest
+    finally:
+        proc.kill()
+
+
 @pytest.mark.parametrize('mode, signum', [
     pytest.param('eval', signal.SIGINT, marks=pytest.mark.slow),
     pytest.param('export', signal.SIGINT, marks=pytest.mark.slow),
@@ -424,20 +441,10 @@ def test_a_signal_while_tensorflow_loads_is_answered_and_nothing_written(templat
     # first instruction and answered once the import is done.
     model_dir = _copy(template, tmp_path / 'run')
     before = _snapshot(model_dir)
-    proc = subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=' + mode, '--dataset=synthetic',
-                             '--model_dir=' + model_dir, '--max_steps=300'], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        for line in proc.stdout:  # bounded: the process ends, and communicate() has a timeout
-            lines.append(line)
-            if 'Loading TensorFlow for --mode=%s.' % mode in line:
-                proc.send_signal(signum)
-                break
-        output = ''.join(lines) + proc.communicate(timeout=120)[0]
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signum, output[-2000:]
+    status, output = _signal_when_logged(
+        ['--mode=' + mode, '--dataset=synthetic', '--model_dir=' + model_dir, '--max_steps=300'],
+        'Loading TensorFlow for --mode=%s.' % mode, signum)
+    assert status == 128 + signum, output[-2000:]
     assert 'Stopped by %s' % signal.Signals(signum).name in output
     assert 'Traceback' not in output
     assert _snapshot(model_dir) == before
@@ -454,22 +461,11 @@ def test_a_signal_while_tensorflow_loads_is_answered_and_nothing_written(templat
         'after_evaluation'])
 def test_a_signal_at_every_phase_a_log_line_marks_ends_with_its_status(tmp_path, phase, signum):
     model_dir = str(tmp_path / 'run')
-    proc = subprocess.Popen([sys.executable, RUN_TRAIN, '--mode=train_and_eval',
-                             '--dataset=synthetic', '--model_dir=' + model_dir,
-                             '--max_steps=100000', '--save_checkpoints_steps=20',
-                             '--log_every_n_steps=10'], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        for line in proc.stdout:  # bounded: the process ends, and communicate() has a timeout
-            lines.append(line)
-            if phase in line:
-                proc.send_signal(signum)
-                break
-        output = ''.join(lines) + proc.communicate(timeout=120)[0]
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signum, output[-3000:]
+    status, output = _signal_when_logged(
+        ['--mode=train_and_eval', '--dataset=synthetic', '--model_dir=' + model_dir,
+         '--max_steps=100000', '--save_checkpoints_steps=20', '--log_every_n_steps=10'],
+        phase, signum)
+    assert status == 128 + signum, output[-3000:]
     assert 'Traceback' not in output
     assert 'topped by %s' % signal.Signals(signum).name in output  # "Stopped by", "stopped by"
     # Whatever the phase, the folder is whole: no temporaries left, the newest checkpoint reads
