@@ -35,6 +35,12 @@ def _reached(*args, **kwargs):
     raise _ReachedTheWork()
 
 
+@pytest.fixture(autouse=True)
+def _in_a_scratch_folder(tmp_path, monkeypatch):
+    """Junk taken as a relative folder (synthetic's 'é', '-') is written here, not in the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope='module')
 def paths(tmp_path_factory):
     """Named paths of every kind a user might hand a command."""
