@@ -166,22 +166,37 @@ def test_export_without_the_onnx_extra_skips_it_and_says_so(trained, tmp_path, m
         set(FLOAT_ARTIFACTS + ('model_int8.tflite',)) - {'model.onnx'})
 
 
-@pytest.mark.parametrize('artifact', FLOAT_ARTIFACTS + ('model_int8.tflite',))
-def test_predict_and_eval_read_every_exported_artifact(trained, tmp_path, caplog, artifact):
+@pytest.fixture(scope='module')
+def checkpoint_predictions(trained, tmp_path_factory):
+    """(PNG paths, the checkpoint's predictions of them, its eval accuracy): the reference."""
     model_dir, _ = trained
-    path = os.path.join(model_dir, 'export', artifact)
+    folder = tmp_path_factory.mktemp('artifact_images')
     images, _ = _test_images(3)
-    paths, _ = _write_images(str(tmp_path / 'images'), images)
+    paths, _ = _write_images(str(folder / 'images'), images)
     png = [p for p in paths if p.endswith('.png')]
-    outputs = {}
-    for name, extra in (('checkpoint', []), ('artifact', ['--exported_model=' + path])):
-        out = str(tmp_path / ('%s.json' % name))
-        assert run_in_process('--mode=predict', '--model_dir=' + model_dir, '--images=' +
-                              ','.join(png), '--predictions_json=' + out, *extra) == 0
-        with open(out) as f:
-            outputs[name] = json.load(f)
+    out = str(folder / 'checkpoint.json')
+    assert run_in_process('--mode=predict', '--model_dir=' + model_dir, '--images=' +
+                          ','.join(png), '--predictions_json=' + out) == 0
+    with open(out) as f:
+        predictions = json.load(f)
+    with open(os.path.join(model_dir, 'eval_results.json')) as f:
+        return png, predictions, json.load(f)['accuracy']
+
+
+@pytest.mark.parametrize('artifact', FLOAT_ARTIFACTS + ('model_int8.tflite',))
+def test_predict_and_eval_read_every_exported_artifact(trained, checkpoint_predictions, tmp_path,
+                                                       caplog, artifact):
+    model_dir, _ = trained
+    png, expected, checkpoint_accuracy = checkpoint_predictions
+    path = os.path.join(model_dir, 'export', artifact)
+    out = str(tmp_path / 'artifact.json')
+    assert run_in_process('--mode=predict', '--model_dir=' + model_dir, '--images=' +
+                          ','.join(png), '--predictions_json=' + out,
+                          '--exported_model=' + path) == 0
+    with open(out) as f:
+        got = json.load(f)
     tolerance = 0.02 if 'int8' in artifact else export.MAX_PROBABILITY_DIFFERENCE
-    for ours, theirs in zip(outputs['checkpoint'], outputs['artifact']):
+    for ours, theirs in zip(expected, got):
         assert ours['file'] == theirs['file']
         assert ours['predictions'][0]['label'] == theirs['predictions'][0]['label']
         assert abs(ours['predictions'][0]['probability']
@@ -195,7 +210,6 @@ def test_predict_and_eval_read_every_exported_artifact(trained, tmp_path, caplog
     found = re.search(r'Evaluation of .* on 1000 synthetic images: accuracy = ([\d.]+)',
                       caplog.text)
     assert found, caplog.text
-    checkpoint_accuracy = json.load(open(os.path.join(model_dir, 'eval_results.json')))['accuracy']
     assert abs(float(found.group(1)) - checkpoint_accuracy) <= (0.01 if 'int8' in artifact
                                                                  else 0.0)
     assert _history_lines(model_dir) == history

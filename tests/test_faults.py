@@ -154,7 +154,7 @@ def test_kill_9_at_random_moments_never_loses_a_checkpoint(tmp_path):
     rng = random.Random(20261124)
     model_dir = str(tmp_path / 'run')
     last_step, kills_mid_save = 0, 0
-    for attempt in range(6):  # every wait below is bounded
+    for attempt in range(3):  # one of each kind; every wait below is bounded
         log_path = str(tmp_path / ('log%d.txt' % attempt))
         # Seeded: the first start's initial weights cannot hit the notebook's dying final ReLU.
         proc = _trainer(model_dir, log_path, '--max_steps=100000', '--save_checkpoints_steps=5',

@@ -112,11 +112,13 @@ def _foreign_entries(target):
 
 
 def export(model_dir, export_dir, label_names, checkpoint_path=None, check_images=None,
-           dataset=None):
+           dataset=None, saved_model_only=False):
     """Writes every format into export_dir from checkpoint_path (default: model_dir's newest);
     returns the report: sizes, and each artifact's agreement with the TF1 graph on
     check_images ((uint8 images [N, 32, 32, 3], what they are); default: synthetic test images).
     `dataset`, the set the model was trained on, is recorded for --mode=eval --exported_model.
+    `saved_model_only` writes the SavedModel, the frozen graph and labels.txt, and measures
+    them (the golden record captures the SavedModel and needs no other format).
     """
     check_export_dir(export_dir, model_dir)
     checkpoints.choose_checkpoint(model_dir, checkpoint_path)
@@ -127,7 +129,8 @@ def export(model_dir, export_dir, label_names, checkpoint_path=None, check_image
     staging = files.make_temp_dir(parent, os.path.basename(export_dir))
     try:
         report = _export_into(model_dir, staging, label_names, checkpoint_path,
-                              check_images or synthetic_check_images(), dataset)
+                              check_images or synthetic_check_images(), dataset,
+                              saved_model_only)
         files.replace_dir(staging, export_dir)
     except BaseException:
         files.remove_path(staging)
@@ -153,7 +156,8 @@ def synthetic_check_images():
     return images, '%d synthetic test images' % len(images)
 
 
-def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images, dataset):
+def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images, dataset,
+                 saved_model_only):
     graph, sess, latest, checkpoint_bytes = checkpoints.with_checkpoint(
         model_dir, lambda path: _restore_and_measure(path, label_names), checkpoint_path)
     images, images_are = check_images
@@ -172,11 +176,13 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
     files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
     run_records.write_label_names(out_dir, label_names)
-    with interrupts.deferred():  # the converter's destructors would swallow a KeyboardInterrupt
-        tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
-        skipped = dict(tflite.pop('skipped', {}))
-        skipped.update(_write_onnx(frozen, os.path.join(out_dir, ONNX_FILE)))
-    _write_keras(values, len(label_names), os.path.join(out_dir, KERAS_FILE))
+    tflite, skipped = {}, {}
+    if not saved_model_only:
+        with interrupts.deferred():  # the converters' destructors would swallow a Ctrl-C
+            tflite = _write_tflite(os.path.join(out_dir, SAVED_MODEL_DIR), out_dir)
+            skipped = dict(tflite.pop('skipped', {}))
+            skipped.update(_write_onnx(frozen, os.path.join(out_dir, ONNX_FILE)))
+        _write_keras(values, len(label_names), os.path.join(out_dir, KERAS_FILE))
     agreement = _measure_against_tf1(out_dir, images, reference)
 
     report = {

@@ -227,7 +227,8 @@ def fixed_images(count):
 def _export(settings, scratch):
     """Exports the fixed checkpoint; its serving signature and outputs on the fixed images."""
     export_dir = os.path.join(scratch, 'export')
-    export.export(os.path.join(scratch, 'fixed'), export_dir, list(synthetic.LABEL_NAMES))
+    export.export(os.path.join(scratch, 'fixed'), export_dir, list(synthetic.LABEL_NAMES),
+                  saved_model_only=True)
     images, _ = fixed_images(settings['eval_images'])
     with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as sess:
         meta_graph = tf1.saved_model.loader.load(
