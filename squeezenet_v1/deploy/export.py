@@ -246,7 +246,8 @@ def _weights_only_checkpoint_bytes(sess, graph, out_dir):
 
 
 def _write_tflite(saved_model_dir, out_dir):
-    """Float32 and dynamic-range int8 flat buffers; a converter refusal skips with a warning."""
+    """Float32 and dynamic-range int8 flat buffers; a converter refusal skips the format, its
+    reason under 'skipped'."""
     written, skipped = {}, {}
     for name, optimize in ((TFLITE_FLOAT_FILE, False), (TFLITE_INT8_FILE, True)):
         try:
@@ -259,8 +260,7 @@ def _write_tflite(saved_model_dir, out_dir):
                 flat_buffer = converter.convert()
         except Exception as e:  # the converter raises many types; any refusal skips the format
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            logging.warning('TFLite converter refused %s; skipping it: %s', name, reason)
-            skipped[name] = reason
+            skipped[name] = 'the TFLite converter refused it: %s' % reason
             continue
         path = files.write_bytes_atomic(os.path.join(out_dir, name), flat_buffer)
         written[name] = os.path.getsize(path)
@@ -283,17 +283,16 @@ def _measure_against_tf1(out_dir, images, reference):
 
 
 def _write_onnx(frozen, path):
-    """{} when model.onnx is written; {name: why not} when the extra is missing or refuses."""
+    """{} when model.onnx is written; {name: why not} when the extra is missing or refuses
+    (the command says it, once, from the report)."""
     missing = onnx_model.missing_packages()
     if missing:
-        logging.warning('%s skipped: %s', ONNX_FILE, missing)
         return {ONNX_FILE: missing}
     try:
         onnx_model.write_onnx(frozen, path)
     except Exception as e:  # the converter raises many types; a refusal skips the format
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        logging.warning('tf2onnx refused %s; skipping it: %s', ONNX_FILE, reason)
-        return {ONNX_FILE: reason}
+        return {ONNX_FILE: 'tf2onnx refused it: %s' % (
+            str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)}
     return {}
 
 
