@@ -229,7 +229,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
         assert _trainer(model_dir, log_path, '--max_steps=5').wait(timeout=120) == 0, \
             open(log_path).read()[-3000:]
         log_path = str(tmp_path / 'second.txt')
-        proc = _trainer(model_dir, log_path, '--max_steps=400', '--save_checkpoints_steps=400',
+        proc = _trainer(model_dir, log_path, '--max_steps=60', '--save_checkpoints_steps=60',
                         preexec_fn=limit)
         _wait_for_log(proc, log_path, 'Resuming from')
         os.kill(proc.pid, signal.SIGSTOP)  # held while the disk fills up
@@ -242,12 +242,12 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
             os.kill(proc.pid, signal.SIGCONT)
         assert proc.wait(timeout=120) == 1, open(log_path).read()[-3000:]
         log = open(log_path).read()
-        assert 'could not write checkpoint %s' % os.path.join(model_dir, 'model.ckpt-400') in log
+        assert 'could not write checkpoint %s' % os.path.join(model_dir, 'model.ckpt-60') in log
         assert 'The latest checkpoint is still %s' % os.path.join(model_dir, 'model.ckpt-5') \
             in log
         assert 'Traceback' not in log
         assert _latest_step_checking_state(model_dir) == 5
-        assert not glob.glob(os.path.join(model_dir, 'model.ckpt-400*'))
+        assert not glob.glob(os.path.join(model_dir, 'model.ckpt-60*'))
 
 
 def test_second_trainer_on_the_same_model_dir_is_refused(tmp_path, caplog):
@@ -320,13 +320,15 @@ def test_readers_beside_a_rotating_trainer_never_fail(tmp_path):
         test = datasets.prepare_split('synthetic', 'test', 'data', str(tmp_path / 'cache'))
         images = synthetic.make_split('test')[0][:8].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         steps = set()
-        for attempt in range(3):
+        for attempt in range(2):
             _wait_for_a_checkpoint_after(trainer, model_dir, max(steps, default=0), log_path)
             steps.add(evaluate.evaluate(model_dir, test, batch_size=500)['global_step'])
             assert len(predict.classify(model_dir, images, labels)) == 8
-            export.export(model_dir, str(tmp_path / 'export'), labels)
+            # The checkpoint is read once, as by a whole export; the other formats are written
+            # from the session that read it.
+            export.export(model_dir, str(tmp_path / 'export'), labels, saved_model_only=True)
         assert trainer.poll() is None, open(log_path).read()[-3000:]
-        assert len(steps) == 3  # each read a newer checkpoint: the trainer really rotated
+        assert len(steps) == 2  # each read a newer checkpoint: the trainer really rotated
     finally:
         trainer.send_signal(signal.SIGTERM)
         trainer.wait(timeout=60)
