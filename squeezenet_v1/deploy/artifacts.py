@@ -1,7 +1,7 @@
 """Every exported model opened the way its users open it, behind one call: probabilities(images).
 
-An artifact is told by its name: a folder holding saved_model.pb (the TF1 SavedModel, read with
-the TF1 loader), `*.pb` (the frozen GraphDef), `*.tflite` (LiteRT, else tf.lite), `*.onnx`
+An artifact is told by its name: a folder holding saved_model.pb (the TF1 SavedModel, loaded
+with tf.saved_model.load as TensorFlow 2 users do), `*.pb` (the frozen GraphDef), `*.tflite` (LiteRT, else tf.lite), `*.onnx`
 (onnxruntime) or `*.keras` (keras.saving.load_model). Each takes uint8 images [N, 32, 32, 3]
 and returns float32 probabilities [N, classes]; `--mode=predict` and `--mode=eval` use them
 to check an artifact before it ships, and export uses them to measure each against the TF1
@@ -20,7 +20,6 @@ from squeezenet_v1.errors import UserError
 
 tf1 = tf.compat.v1
 
-KINDS = ('SavedModel', 'frozen graph', 'TFLite', 'ONNX', 'Keras 3')
 _BATCH = 256
 
 
@@ -29,7 +28,7 @@ class ArtifactError(UserError):
 
 
 def kind_of(path):
-    """Which of KINDS the path is, or None."""
+    """'SavedModel', 'frozen graph', 'TFLite', 'ONNX' or 'Keras 3' by the path's name; None."""
     if os.path.isdir(path):
         return 'SavedModel' if os.path.isfile(os.path.join(path, 'saved_model.pb')) else None
     return {'.pb': 'frozen graph', '.tflite': 'TFLite', '.onnx': 'ONNX',
@@ -88,16 +87,6 @@ class _Artifact(object):
         self.close()
 
 
-class _GraphArtifact(_Artifact):
-    """A TF1 graph in its own Session: feed `images`, fetch `probabilities`."""
-
-    def _run(self, batch):
-        return self._sess.run(self._probabilities, {self._images: batch})
-
-    def close(self):
-        self._sess.close()
-
-
 class _SavedModel(_Artifact):
     kind = 'SavedModel'
 
@@ -111,7 +100,7 @@ class _SavedModel(_Artifact):
         return self._signature(images=tf.constant(batch))['probabilities'].numpy()
 
 
-class _FrozenGraph(_GraphArtifact):
+class _FrozenGraph(_Artifact):
     kind = 'frozen graph'
 
     def __init__(self, path):
@@ -125,6 +114,12 @@ class _FrozenGraph(_GraphArtifact):
         self._sess = tf1.Session(graph=graph)
         self._images = graph.get_tensor_by_name('images:0')
         self._probabilities = graph.get_tensor_by_name('probabilities:0')
+
+    def _run(self, batch):
+        return self._sess.run(self._probabilities, {self._images: batch})
+
+    def close(self):
+        self._sess.close()
 
 
 class _TFLite(_Artifact):
