@@ -132,6 +132,7 @@ np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
 '''
 
 
+@pytest.mark.slow
 def test_keras_file_loads_and_predicts_in_a_process_without_this_package(trained, tmp_path):
     model_dir, _ = trained
     images, _ = _test_images(64)
@@ -146,6 +147,7 @@ def test_keras_file_loads_and_predicts_in_a_process_without_this_package(trained
                                atol=export.MAX_PROBABILITY_DIFFERENCE)
 
 
+@pytest.mark.slow
 def test_export_without_the_onnx_extra_skips_it_and_says_so(trained, tmp_path, monkeypatch,
                                                              caplog):
     model_dir, _ = trained
@@ -186,7 +188,9 @@ def checkpoint_predictions(trained, tmp_path_factory):
         return png, predictions, json.load(f)['accuracy']
 
 
-@pytest.mark.parametrize('artifact', FLOAT_ARTIFACTS + ('model_int8.tflite',))
+@pytest.mark.parametrize('artifact', [
+    name if name == 'model.onnx' else pytest.param(name, marks=pytest.mark.slow)
+    for name in FLOAT_ARTIFACTS + ('model_int8.tflite',)])  # one in the fast tier
 def test_predict_and_eval_read_every_exported_artifact(trained, checkpoint_predictions, tmp_path,
                                                        caplog, artifact):
     model_dir, _ = trained
@@ -250,6 +254,7 @@ def _garbage(path):
 
 # TensorFlow Serving: what was checked, stated by a test (the README says no more).
 
+@pytest.mark.slow
 def test_saved_model_signature_is_what_tensorflow_serving_reads(trained):
     model_dir, _ = trained
     cli = shutil.which('saved_model_cli', path=os.path.dirname(sys.executable))
@@ -263,6 +268,7 @@ def test_saved_model_signature_is_what_tensorflow_serving_reads(trained):
         assert line in proc.stdout, proc.stdout
 
 
+@pytest.mark.slow
 def test_tensorflow_model_server_answers_a_rest_request(trained, tmp_path):
     server = shutil.which('tensorflow_model_server')
     if server is None:

@@ -365,6 +365,7 @@ def test_bad_flags_through_the_real_command_line(tmp_path, caplog):
     assert '--predictions_json %s is a folder' % tmp_path in caplog.text
 
 
+@pytest.mark.slow
 def test_a_healthy_run_prints_no_error_line(trained, tmp_path, cache_dir):
     model_dir = _copy(trained, tmp_path / 'run')
     env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
