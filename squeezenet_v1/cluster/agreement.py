@@ -85,7 +85,8 @@ class Agreement(object):
         return bool(sess.run(self._is_published))
 
     def compare(self, sess):
-        """A non-chief's check of the chief's flags: refuses (writes it, raises) on any difference."""
+        """A non-chief's check of the chief's flags: on any difference it writes its refusal
+        where every task reads it, and raises."""
         chief = json.loads(sess.run(self._published).decode('utf-8'))
         differences = ['--%s=%s (the chief\'s: %s)' % (name, _flag(self.flags.get(name)),
                                                        _flag(chief.get(name)))

@@ -1,4 +1,4 @@
-"""The notebook's SqueezeNet as a Keras 3 model: the exported `model.keras` and the benchmark's peer.
+"""The notebook's SqueezeNet in Keras 3: the exported `model.keras`, and the benchmark's peer.
 
 One definition of the layers serves both. Keras forbids '/' in layer names, so the notebook's
 `fire1/squeeze` is the layer `fire1_squeeze`, holding `fire1/squeeze/kernel` and `.../bias`;

@@ -196,8 +196,8 @@ def evaluated_steps(model_dir):
     A line that cannot be read (cut short by a crash, edited by hand, not UTF-8) counts as no
     result: its checkpoint is evaluated again. So does a line whose checkpoint_fingerprint is
     not that of the checkpoint now under its name: its results are of other weights (an
-    earlier run's). Lines without a fingerprint (written by earlier versions) and lines whose checkpoint
-    is gone count by their step.
+    earlier run's). Lines without a fingerprint (written by earlier versions) and lines whose
+    checkpoint is gone count by their step.
     """
     steps, other_weights = set(), []
     fingerprints = {}
