@@ -3,10 +3,9 @@
 An artifact is told by its name: a folder holding saved_model.pb (the TF1 SavedModel, loaded
 with tf.saved_model.load as TensorFlow 2 users do), `*.pb` (the frozen GraphDef), `*.tflite`
 (LiteRT, else tf.lite), `*.onnx` (onnxruntime) or `*.keras` (keras.saving.load_model). Each
-takes uint8 images [N, 32, 32, 3]
-and returns float32 probabilities [N, classes]; `--mode=predict` and `--mode=eval` use them
-to check an artifact before it ships, and export uses them to measure each against the TF1
-graph (`agreement`).
+takes uint8 images [N, 32, 32, 3] and returns float32 probabilities [N, classes];
+`--mode=predict` and `--mode=eval` use them to check an artifact before it ships, and export
+uses them to measure each against the TF1 graph (`agreement`).
 """
 
 import os
