@@ -228,21 +228,66 @@ def _history_lines(model_dir):
 
 
 @pytest.mark.parametrize('make, message', [
-    (lambda d: _garbage(os.path.join(d, 'notes.txt')), 'is not an exported model'),
-    (lambda d: os.path.join(d, 'gone.onnx'), 'does not exist'),
-    (lambda d: _garbage(os.path.join(d, 'broken.onnx')), 'ONNX'),
-    (lambda d: _garbage(os.path.join(d, 'nolabels', 'model.keras')), 'has no labels.txt'),
-])
+    (lambda d, e: _garbage(os.path.join(d, 'notes.txt')), 'is not an exported model'),
+    (lambda d, e: os.path.join(d, 'gone.onnx'), 'does not exist'),
+    (lambda d, e: os.path.join(d, 'no_labels_here', 'gone.onnx'), 'does not exist'),
+    (lambda d, e: os.path.join(e, 'saved_model', 'saved_model.pb'), 'give its folder'),
+    (lambda d, e: _garbage(os.path.join(d, 'broken.onnx')), 'ONNX'),
+    (lambda d, e: _garbage(os.path.join(d, 'nolabels', 'model.keras')), 'has no labels.txt'),
+    # Damage the TFLite interpreter answers with a segfault, not an exception: without a
+    # recorded hash the file is opened in a child process first ...
+    (lambda d, e: _cut(os.path.join(e, 'model_float32.tflite'), os.path.join(d, 'm.tflite'),
+                       3000), 'the TFLite interpreter'),
+    # ... and beside its export's size_report.json, its recorded sha256 tells it apart.
+    (lambda d, e: _flipped_in_export(e, d, 'model_float32.tflite'),
+     'is not the file its export wrote'),
+], ids=['not_an_artifact', 'missing', 'missing_no_labels', 'saved_model_pb', 'garbage_onnx',
+        'no_labels', 'tflite_that_crashes', 'changed_since_export'])
 def test_a_bad_exported_model_is_one_line(trained, tmp_path, caplog, make, message):
     model_dir, _ = trained
     shutil.copy(os.path.join(model_dir, 'labels.txt'), str(tmp_path / 'labels.txt'))
-    path = make(str(tmp_path))
+    path = make(str(tmp_path), os.path.join(model_dir, 'export'))
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger='absl'):
         assert run_in_process('--mode=eval', '--model_dir=' + model_dir,
                               '--exported_model=' + path) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and message in errors[0] and '\n' not in errors[0], errors
+
+
+def test_predict_refuses_an_export_whose_labels_do_not_match_its_classes(trained, tmp_path,
+                                                                          caplog):
+    model_dir, _ = trained
+    shutil.copy(os.path.join(model_dir, 'export', 'model.onnx'), str(tmp_path / 'model.onnx'))
+    with open(os.path.join(model_dir, 'labels.txt')) as f:
+        (tmp_path / 'labels.txt').write_text(''.join(f.readlines()[:9]))
+    images, _ = _test_images(1)
+    paths, _ = _write_images(str(tmp_path / 'images'), images)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert run_in_process('--mode=predict', '--model_dir=' + model_dir, '--images=' +
+                              paths[0], '--exported_model=' + str(tmp_path / 'model.onnx')) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and 'gives 10 classes but its labels.txt names 9' in errors[0], errors
+
+
+def _cut(source, path, size):
+    with open(source, 'rb') as f:
+        data = f.read(size)
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def _flipped_in_export(export_dir, folder, name):
+    copy = os.path.join(folder, 'export')
+    shutil.copytree(export_dir, copy)
+    with open(os.path.join(copy, name), 'r+b') as f:
+        f.seek(2000)
+        byte = f.read(1)
+        f.seek(2000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    return os.path.join(copy, name)
 
 
 def _garbage(path):

@@ -8,7 +8,10 @@ takes uint8 images [N, 32, 32, 3] and returns float32 probabilities [N, classes]
 uses them to measure each against the TF1 graph (`agreement`).
 """
 
+import hashlib
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -40,6 +43,9 @@ def check_artifact(path):
     if not os.path.exists(path):
         raise ArtifactError('--exported_model %s does not exist. Export one with --mode=export.'
                             % path)
+    if os.path.basename(path) == 'saved_model.pb':
+        raise ArtifactError('--exported_model %s is the SavedModel\'s graph file: give its folder, '
+                            '%s.' % (path, os.path.dirname(path)))
     kind = kind_of(path)
     if kind is None:
         raise ArtifactError(
@@ -48,9 +54,17 @@ def check_artifact(path):
     return kind
 
 
-def open_artifact(path):
-    """The artifact at path, ready to run; ArtifactError naming it and the fix when it is not."""
+def open_artifact(path, just_written=False):
+    """The artifact at path, ready to run; ArtifactError naming it and the fix when it is not.
+
+    `just_written`: export reading back the files it has just written skips the checks that
+    guard against a changed or damaged file.
+    """
     kind = check_artifact(path)
+    if not just_written:
+        _check_recorded_sha256(path)
+        if kind == 'TFLite':
+            _probe_tflite(path)
     opener = {'SavedModel': _SavedModel, 'frozen graph': _FrozenGraph, 'TFLite': _TFLite,
               'ONNX': _Onnx, 'Keras 3': _Keras}[kind]
     try:
@@ -58,9 +72,45 @@ def open_artifact(path):
     except ArtifactError:
         raise
     except Exception as e:  # each runtime raises its own types for a damaged file
+        reason = str(e).strip().splitlines()[0].rstrip('.') if str(e).strip() else ''
         raise ArtifactError('%s %s cannot be opened (%s: %s). Export it again.'
-                            % (kind, path, type(e).__name__, str(e).strip().splitlines()[0]
-                               if str(e).strip() else ''))
+                            % (kind, path, type(e).__name__, reason))
+
+
+def check_label_count(path, probabilities, label_names):
+    """Refuses an artifact whose outputs are not one per name of its labels.txt."""
+    if len(probabilities) and probabilities.shape[1] != len(label_names):
+        raise ArtifactError('%s gives %d classes but its labels.txt names %d. Export it again.'
+                            % (path, probabilities.shape[1], len(label_names)))
+
+
+# Where export records each file's sha256 (export.SIZE_REPORT_FILE, beside the files).
+_REPORT = 'size_report.json'
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_recorded_sha256(path):
+    """Refuses a file that differs from what its export wrote, when the export recorded it.
+
+    A damaged .tflite can crash the TFLite interpreter (a segfault, not an exception), so a file
+    is compared with its recorded hash before any runtime reads it.
+    """
+    if os.path.isdir(path):
+        return
+    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
+    recorded = report.get('sha256', {}) if isinstance(report, dict) else {}
+    expected = recorded.get(os.path.basename(path)) if isinstance(recorded, dict) else None
+    if expected and sha256_of(path) != expected:
+        raise ArtifactError('%s is not the file its export wrote (its sha256 differs from the '
+                            'one in %s): it was changed or damaged. Export it again.'
+                            % (path, _REPORT))
 
 
 class _Artifact(object):
@@ -161,6 +211,35 @@ class _Keras(_Artifact):
 
     def _run(self, batch):
         return self._model.predict_on_batch(batch)
+
+
+_TFLITE_PROBE = """
+import sys
+import numpy as np
+from squeezenet_v1.deploy.artifacts import tflite_interpreter
+runner = tflite_interpreter(sys.argv[1]).get_signature_runner('serving_default')
+runner(images=np.zeros((1, 32, 32, 3), np.uint8))
+"""
+
+
+def _probe_tflite(path):
+    """Opens and runs the file in a child process first, unless its export's hash vouched for it.
+
+    The TFLite interpreter crashes the whole process on some damaged files; a child's crash is
+    an ArtifactError instead.
+    """
+    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
+    recorded = report.get('sha256', {}) if isinstance(report, dict) else {}
+    if isinstance(recorded, dict) and recorded.get(os.path.basename(path)):
+        return  # _check_recorded_sha256 found it to be the file export wrote and read back
+    probe = subprocess.run([sys.executable, '-c', _TFLITE_PROBE, path], capture_output=True,
+                           text=True, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    if probe.returncode:
+        raise ArtifactError('TFLite %s cannot be opened: the TFLite interpreter %s on it; it is '
+                            'damaged or not a TFLite model. Export it again.'
+                            % (path, 'crashed (signal %d)' % -probe.returncode
+                               if probe.returncode < 0 else 'failed'))
 
 
 def tflite_interpreter(model_path):

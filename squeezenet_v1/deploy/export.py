@@ -204,6 +204,9 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         'tflite_skipped': {n: r for n, r in skipped.items() if n.endswith('.tflite')},
         'agreement_images': images_are,
         'agreement': agreement,
+        # What --exported_model checks a file against before a runtime reads it.
+        'sha256': {name: artifacts.sha256_of(os.path.join(out_dir, name))
+                   for name in agreement if os.path.isfile(os.path.join(out_dir, name))},
     }
     files.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
     return report
@@ -277,7 +280,7 @@ def _measure_against_tf1(out_dir, images, reference):
                  ONNX_FILE, KERAS_FILE):
         path = os.path.join(out_dir, name)
         if os.path.exists(path):
-            with artifacts.open_artifact(path) as artifact:
+            with artifacts.open_artifact(path, just_written=True) as artifact:
                 agreement[name] = artifacts.agreement(reference, artifact.probabilities(images))
     return agreement
 

@@ -139,6 +139,7 @@ def classify(model_dir, images, label_names, top_k=3, batch_size=256, checkpoint
     if exported_model:
         with artifacts.open_artifact(exported_model) as artifact:
             probabilities = artifact.probabilities(images)
+        artifacts.check_label_count(exported_model, probabilities, label_names)
     else:
         serving_graph, sess = serving.chosen_restored_session(model_dir, label_names,
                                                               checkpoint_path)

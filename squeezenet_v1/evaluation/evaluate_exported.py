@@ -30,6 +30,7 @@ def export_folder(exported_model):
 
 def exported_label_names(exported_model):
     """The class names the export wrote beside the artifact (its labels.txt)."""
+    artifacts.check_artifact(exported_model)  # a missing or wrong file is told as such first
     folder = export_folder(exported_model)
     if not os.path.isfile(os.path.join(folder, run_records.LABELS_FILE)):
         raise artifacts.ArtifactError(
@@ -51,10 +52,7 @@ def evaluate_exported(artifact, label_names, source):
     exported_model, kind = artifact.path, artifact.kind
     images, labels = split_images(source)
     probabilities = artifact.probabilities(images)
-    if probabilities.shape[1] != len(label_names):
-        raise artifacts.ArtifactError(
-            '%s gives %d classes but its labels.txt names %d. Export it again.'
-            % (exported_model, probabilities.shape[1], len(label_names)))
+    artifacts.check_label_count(exported_model, probabilities, label_names)
     if len(label_names) != len(source.label_names):
         raise artifacts.ArtifactError(
             '%s has %d classes; the %s test split has %d. Give --dataset the set it was '
