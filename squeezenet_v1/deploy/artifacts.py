@@ -62,8 +62,8 @@ def open_artifact(path, just_written=False):
     """
     kind = check_artifact(path)
     if not just_written:
-        _check_recorded_sha256(path)
-        if kind == 'TFLite':
+        vouched = _check_recorded_sha256(path)
+        if kind == 'TFLite' and not vouched:
             _probe_tflite(path)
     opener = {'SavedModel': _SavedModel, 'frozen graph': _FrozenGraph, 'TFLite': _TFLite,
               'ONNX': _Onnx, 'Keras 3': _Keras}[kind]
@@ -96,21 +96,30 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def recorded_sha256(path):
+    """The sha256 the export beside a file recorded for it, or None (a folder, no record)."""
+    if os.path.isdir(path):
+        return None
+    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
+    recorded = report.get('sha256') if isinstance(report, dict) else None
+    return recorded.get(os.path.basename(path)) if isinstance(recorded, dict) else None
+
+
 def _check_recorded_sha256(path):
-    """Refuses a file that differs from what its export wrote, when the export recorded it.
+    """Refuses a file that differs from what its export wrote, when the export recorded it;
+    whether it was recorded (and so vouched for).
 
     A damaged .tflite can crash the TFLite interpreter (a segfault, not an exception), so a file
     is compared with its recorded hash before any runtime reads it.
     """
-    if os.path.isdir(path):
-        return
-    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
-    recorded = report.get('sha256', {}) if isinstance(report, dict) else {}
-    expected = recorded.get(os.path.basename(path)) if isinstance(recorded, dict) else None
-    if expected and sha256_of(path) != expected:
+    expected = recorded_sha256(path)
+    if not expected:
+        return False
+    if sha256_of(path) != expected:
         raise ArtifactError('%s is not the file its export wrote (its sha256 differs from the '
                             'one in %s): it was changed or damaged. Export it again.'
                             % (path, _REPORT))
+    return True
 
 
 class _Artifact(object):
@@ -223,15 +232,11 @@ runner(images=np.zeros((1, 32, 32, 3), np.uint8))
 
 
 def _probe_tflite(path):
-    """Opens and runs the file in a child process first, unless its export's hash vouched for it.
+    """Opens and runs the file in a child process (for a file no export's hash vouches for).
 
     The TFLite interpreter crashes the whole process on some damaged files; a child's crash is
     an ArtifactError instead.
     """
-    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
-    recorded = report.get('sha256', {}) if isinstance(report, dict) else {}
-    if isinstance(recorded, dict) and recorded.get(os.path.basename(path)):
-        return  # _check_recorded_sha256 found it to be the file export wrote and read back
     probe = subprocess.run([sys.executable, '-c', _TFLITE_PROBE, path], capture_output=True,
                            text=True, timeout=300,
                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
