@@ -40,7 +40,7 @@ setup(
         # tf-keras is only for the fidelity test, which runs the notebook on the real
         # tf.compat.v1.layers. Each tf-keras release pins its TensorFlow minor version, so pip
         # picks the tf-keras that matches the installed TensorFlow.
-        'test': ['pytest', 'hypothesis', 'tf-keras>=2.16'],
+        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'tf-keras>=2.16'],
         # model.onnx (export) and onnxruntime (eval, predict and the equality test read it).
         # tf2onnx 1.16 would take protobuf back to 3.20; from 1.17 the extra resolves beside the
         # base install without changing its TensorFlow, protobuf or numpy.

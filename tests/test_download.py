@@ -55,7 +55,7 @@ def server(tmp_path):
 def test_download_fetches_verifies_extracts_with_progress(server, tmp_path, caplog):
     base, md5 = server
     data_dir = tmp_path / 'data'
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         source = datasets.prepare_split('cifar10', 'train', str(data_dir), str(tmp_path),
                                         download=True, download_url=base + cifar10.BINARY.archive,
                                         download_md5=md5)

@@ -143,7 +143,7 @@ def test_a_signal_during_the_final_save_finishes_the_run(monkeypatch, caplog, ki
         if step == SETTINGS.max_steps:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         step, steps, files, _ = _drive(monkeypatch, kind, on_save=signal_at_the_end)
     assert step == SETTINGS.max_steps and steps.finished_at == SETTINGS.max_steps
     assert 'SIGTERM arrived after the final step was saved: the run is finished.' in caplog.text

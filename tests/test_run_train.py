@@ -32,7 +32,7 @@ LOG_LINE = re.compile(r'step (\d+), loss = ([\d.]+), accuracy = ([\d.]+) '
 def _run_here(caplog, *args):
     """(status, what it logged) of run_train.py's flags run by runner.run in this process."""
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger='absl'):
         status = run_in_process(*args)
     return status, caplog.text
 
