@@ -18,18 +18,11 @@ from squeezenet_v1.model import new_model
 tf1 = tf.compat.v1
 
 
-def _read_all(record_files, batch_size=3, is_training=False, pipeline=None):
-    """Every (image, label) the evaluation pipeline yields, as numpy arrays.
-
-    `pipeline(record_files, model, batch_size)` is a dataset to read instead of the notebook's.
-    """
+def _read_all(record_files, batch_size=3, is_training=False):
+    """Every (image, label) the notebook's pipeline yields, as numpy arrays."""
     with tf.Graph().as_default():
-        if pipeline:
-            images, labels = tf1.data.make_one_shot_iterator(
-                pipeline(record_files, new_model(10), batch_size)).get_next()
-        else:
-            images, labels = input_pipeline.input_fn(record_files, new_model(10), is_training,
-                                                     batch_size)
+        images, labels = input_pipeline.input_fn(record_files, new_model(10), is_training,
+                                                 batch_size)
         out_images, out_labels = [], []
         with tf1.Session() as sess:
             while True:
@@ -39,6 +32,19 @@ def _read_all(record_files, batch_size=3, is_training=False, pipeline=None):
                     break
                 out_images.append(i)
                 out_labels.append(l)
+    return np.concatenate(out_images), np.concatenate(out_labels)
+
+
+def _read_all_batched(record_files, batch_size):
+    """Every (image, label) the Evaluator reads: evaluation_batches through preprocess_batch."""
+    with tf.Graph().as_default():
+        records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES])
+        images = input_pipeline.preprocess_batch(new_model(10), records)
+        out_images, out_labels = [], []
+        with tf1.Session() as sess:
+            for batch, labels in input_pipeline.evaluation_batches(record_files, batch_size, 10):
+                out_images.append(sess.run(images, {records: batch}))
+                out_labels.append(labels)
     return np.concatenate(out_images), np.concatenate(out_labels)
 
 
@@ -77,7 +83,7 @@ def test_batched_evaluation_input_is_the_notebooks_bit_for_bit(tmp_path, batch_s
     source = datasets.prepare_split('synthetic', 'test', 'data', str(tmp_path))
     files = source.record_files[:1] if batch_size > 1 else [_first_records(source, tmp_path, 7)]
     notebook = _read_all(files, batch_size)
-    batched = _read_all(files, batch_size, pipeline=input_pipeline.evaluation_dataset)
+    batched = _read_all_batched(files, batch_size)
     assert len(batched[1]) == (1000 if batch_size > 1 else 7)
     assert batched[0].dtype == notebook[0].dtype and batched[1].dtype == notebook[1].dtype
     np.testing.assert_array_equal(batched[1], notebook[1])

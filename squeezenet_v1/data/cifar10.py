@@ -76,7 +76,7 @@ def check_labels(labels, path, num_classes=NUM_CLASSES):
                         % (path, bad[0], labels[bad[0]], num_classes - 1))
 
 
-def read_binary_batch(path):
+def read_binary_batch(path, num_classes=NUM_CLASSES):
     """Reads one binary-release batch (label byte + 3,072 pixel bytes per record)."""
     try:
         raw = np.fromfile(path, dtype=np.uint8)
@@ -88,7 +88,7 @@ def read_binary_batch(path):
                         % (path, raw.size, RECORD_BYTES))
     records = raw.reshape(-1, RECORD_BYTES)
     labels = records[:, 0].copy()
-    check_labels(labels, path)
+    check_labels(labels, path, num_classes)
     return records[:, LABEL_BYTES:].copy(), labels
 
 

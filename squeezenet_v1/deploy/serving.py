@@ -9,6 +9,7 @@ import collections
 
 import tensorflow as tf
 
+from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.training import checkpoints
 from squeezenet_v1.data.cifar10 import IMAGE_BYTES, IMAGE_SIZE, NUM_CHANNELS
 from squeezenet_v1.model import new_model
@@ -36,10 +37,7 @@ def build_serving_graph(num_classes):
                                  name=INPUT_KEY)
         # Back to the record layout (R, G, B planes) that image_preprocessing reads.
         records = tf.reshape(tf.transpose(images, [0, 3, 1, 2]), [-1, IMAGE_BYTES])
-        # Not AutoGraph-converted: that would write generated source into TMPDIR.
-        preprocess = tf.autograph.experimental.do_not_convert(
-            lambda record: model.image_preprocessing(record, False))
-        inputs = tf.vectorized_map(preprocess, records)
+        inputs = input_pipeline.preprocess_batch(model, records)
         logits = model.model_layers(inputs, is_training=False)
         probabilities = tf.nn.softmax(logits, name=PROBABILITIES_KEY)
         classes = tf.argmax(probabilities, axis=-1, name=CLASSES_KEY)

@@ -22,6 +22,7 @@ from squeezenet_v1 import machine
 from squeezenet_v1.training import checkpoints
 from squeezenet_v1 import files
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.training import run_records
 from squeezenet_v1.training.session_options import session_config
@@ -48,17 +49,19 @@ class Evaluator(object):
         self.model_dir = model_dir
         self.source = source
         self.precision = precision
+        self._batch_size = batch_size
         self._graph = tf.Graph()
         with self._graph.as_default():
             # Evaluation draws no random numbers, but under op determinism (--seed) every graph
-            # that builds an iterator needs a seed.
+            # whose variables have initializers needs a seed.
             tf1.set_random_seed(0)
             self._model = new_model(len(source.label_names))
-            iterator = tf1.data.make_initializable_iterator(input_pipeline.evaluation_dataset(
-                source.record_files, self._model, batch_size))
-            self._start_input = iterator.initializer
-            images, self._labels = iterator.get_next()
-            self._model.run_model_setup(images, self._labels, is_training=False)
+            # Fed decoded batches, as a served model is: see input_pipeline.evaluation_batches.
+            self._records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES], 'records')
+            labels = tf1.placeholder(tf.int32, [None], 'labels')  # for the graph's loss; not fed
+            self._model.run_model_setup(
+                input_pipeline.preprocess_batch(self._model, self._records), labels,
+                is_training=False)
             self._variables = tf1.global_variables()
             self._saver = tf1.train.Saver(self._variables)
         self._graph.finalize()
@@ -113,17 +116,16 @@ class Evaluator(object):
         return checkpoint_path
 
     def _count(self, checkpoint_path):
-        self._sess.run(self._start_input)
         global_step = int(self._sess.run(self._model.global_step))
-        batches = []
-        fetch = self._sess.make_callable(
-            [self._labels, self._model.predictions, self._model.logits])
-        while True:
-            try:
-                batches.append(fetch())
-            except tf.errors.OutOfRangeError:
-                break
-        labels, predictions, logits = (np.concatenate(parts) for parts in zip(*batches))
+        fetch = self._sess.make_callable([self._model.predictions, self._model.logits],
+                                         feed_list=[self._records])
+        labels, batches = [], []
+        for records, batch_labels in input_pipeline.evaluation_batches(
+                self.source.record_files, self._batch_size, len(self.source.label_names)):
+            batches.append(fetch(records))
+            labels.append(batch_labels)
+        labels = np.concatenate(labels)
+        predictions, logits = (np.concatenate(parts) for parts in zip(*batches))
         if labels.size != self.source.num_examples:
             raise RuntimeError('evaluated %d images but the %s split has %d'
                                % (labels.size, self.source.split, self.source.num_examples))
