@@ -37,12 +37,15 @@ tf1 = tf.compat.v1
 ORIGINAL_DIM = 32  # CIFAR-10's images are 32x32 ...
 RESIZE_DIM = 24  # ... randomly cropped to 24x24 in training, centre-cropped in evaluation.
 
-TrainingOptions = collections.namedtuple('TrainingOptions', ['optimizer', 'dropout_seed'])
-TrainingOptions.__new__.__defaults__ = (None, None)
+TrainingOptions = collections.namedtuple('TrainingOptions',
+                                         ['optimizer', 'dropout_seed', 'gate_gradients'])
+TrainingOptions.__new__.__defaults__ = (None, None, tf1.train.Optimizer.GATE_OP)
 TrainingOptions.__doc__ = """What training adds to run_model_setup.
 
 `optimizer`: a tf.compat.v1 optimizer (None: the notebook's AdamOptimizer()); `dropout_seed`:
-a [2] int64 tensor the dropout mask is drawn from statelessly (None: a stateful draw).
+a [2] int64 tensor the dropout mask is drawn from statelessly (None: a stateful draw);
+`gate_gradients`: minimize's, the notebook's GATE_OP by default (see training/graph.py for
+where bf16 sets GATE_NONE).
 """
 
 
@@ -213,7 +216,7 @@ class SqueezeNetModel(object):
         if isinstance(is_training, tf.Tensor) or is_training:
             adam = training.optimizer or tf1.train.AdamOptimizer()
             self.train_op = adam.minimize(
-                self.loss, global_step=self.global_step)
+                self.loss, global_step=self.global_step, gate_gradients=training.gate_gradients)
 
 
 def new_model(num_classes):

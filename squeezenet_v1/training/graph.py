@@ -57,6 +57,18 @@ def _optimizer(learning_rate, precision, replica):
     return replica.wrap_optimizer(optimizer) if replica else optimizer
 
 
+def _gate_gradients(precision):
+    """minimize's gating: the notebook's GATE_OP, but GATE_NONE in bf16.
+
+    GATE_OP groups each op's input gradients, and grappler turns that group into a control edge
+    from every layer's BiasAddGrad to its Conv2DBackpropFilter; oneDNN's layout pass merges the
+    two into one Conv2DBackpropFilterWithBias kernel only when they have the same control
+    inputs. The values do not depend on the gating, only the order ops may run in; the float32
+    graph keeps the notebook's, so its golden records and fidelity stay as they were.
+    """
+    return tf1.train.Optimizer.GATE_NONE if precision == 'bf16' else tf1.train.Optimizer.GATE_OP
+
+
 def build_training_graph(source, batch_size, learning_rate, seed=None, precision='fp32',
                          replica=None):
     """The finalized training graph over `source`: model, input pipeline, summaries, saver.
@@ -85,7 +97,8 @@ def build_training_graph(source, batch_size, learning_rate, seed=None, precision
             images, labels, step = iterator.get_next()
             dropout_seed = input_pipeline.dropout_seed(seed, step)
         model.run_model_setup(images, labels, is_training=True,
-                              training=TrainingOptions(optimizer, dropout_seed))
+                              training=TrainingOptions(optimizer, dropout_seed,
+                                                       _gate_gradients(precision)))
         summary_op = tf1.summary.merge([tf1.summary.scalar('loss', model.loss),
                                         tf1.summary.scalar('accuracy', model.accuracy)])
         # The step is the graph's: a float16 loss-scale optimizer skips a non-finite step
