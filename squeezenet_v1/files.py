@@ -7,6 +7,7 @@ pattern is what keeps that cleanup away from any file a user made.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -118,6 +119,15 @@ def fsync_dir(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_digest(path, algorithm='sha256'):
+    """The hex digest of a file's bytes, read a MB at a time (files of any size)."""
+    digest = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json_atomic(path, obj):

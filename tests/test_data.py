@@ -36,13 +36,14 @@ def _read_all(record_files, batch_size=3, is_training=False):
 
 
 def _read_all_batched(record_files, batch_size):
-    """Every (image, label) the Evaluator reads: evaluation_batches through preprocess_batch."""
+    """Every (image, label) the Evaluator reads: the split's batches through preprocess_batch."""
     with tf.Graph().as_default():
         records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES])
         images = input_pipeline.preprocess_batch(new_model(10), records)
         out_images, out_labels = [], []
         with tf1.Session() as sess:
-            for batch, labels in input_pipeline.evaluation_batches(record_files, batch_size, 10):
+            split = input_pipeline.read_evaluation_split(record_files, 10)
+            for batch, labels in input_pipeline.evaluation_batches(split, batch_size):
                 out_images.append(sess.run(images, {records: batch}))
                 out_labels.append(labels)
     return np.concatenate(out_images), np.concatenate(out_labels)

@@ -73,18 +73,13 @@ def _cached_records(cache_dir, name, images, labels):
         os.makedirs(cache_dir, exist_ok=True)
         files_lib.remove_stale_temporaries(cache_dir)
         if not (os.path.isfile(path) and os.path.getsize(path) == len(records)
-                and _sha256(path).startswith(digest)):
+                and files_lib.file_digest(path).startswith(digest)):
             files_lib.write_bytes_atomic(path, records)
     except OSError as e:
         raise DataError('cannot write converted records into the cache folder %s (%s). Set %s '
                         'to a folder you can write to.' % (cache_dir, e.strerror or e,
                                                            CACHE_DIR_ENV))
     return path
-
-
-def _sha256(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 _Fetch = collections.namedtuple('_Fetch', ['enabled', 'url', 'md5', 'deadline_secs'])

@@ -6,7 +6,6 @@ the target and renamed into place only once whole. An error or Ctrl-C removes th
 one a killed run left is removed by the next download or extraction in that folder.
 """
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -29,11 +28,7 @@ DEFAULT_DEADLINE_SECS = 3600  # the 163 MB archive at 50 kB/s; a mirror slower t
 
 
 def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(_CHUNK_BYTES), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return files.file_digest(path, 'md5')
 
 
 def verify_md5(path, expected_md5):

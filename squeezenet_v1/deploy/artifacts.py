@@ -8,7 +8,6 @@ takes uint8 images [N, 32, 32, 3] and returns float32 probabilities [N, classes]
 uses them to measure each against the TF1 graph (`agreement`).
 """
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import files
-from squeezenet_v1.errors import UserError
+from squeezenet_v1.errors import UserError, first_line
 
 tf1 = tf.compat.v1
 
@@ -72,9 +71,8 @@ def open_artifact(path, just_written=False):
     except ArtifactError:
         raise
     except Exception as e:  # each runtime raises its own types for a damaged file
-        reason = str(e).strip().splitlines()[0].rstrip('.') if str(e).strip() else ''
         raise ArtifactError('%s %s cannot be opened (%s: %s). Export it again.'
-                            % (kind, path, type(e).__name__, reason))
+                            % (kind, path, type(e).__name__, first_line(e).rstrip('.')))
 
 
 def check_label_count(path, probabilities, label_names):
@@ -84,23 +82,16 @@ def check_label_count(path, probabilities, label_names):
                             % (path, probabilities.shape[1], len(label_names)))
 
 
-# Where export records each file's sha256 (export.SIZE_REPORT_FILE, beside the files).
-_REPORT = 'size_report.json'
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+# Export's report beside the files, where it records each file's sha256 (among much else).
+SIZE_REPORT_FILE = 'size_report.json'
 
 
 def recorded_sha256(path):
     """The sha256 the export beside a file recorded for it, or None (a folder, no record)."""
     if os.path.isdir(path):
         return None
-    report = files.read_plain_json(os.path.join(os.path.dirname(os.path.abspath(path)), _REPORT))
+    report = files.read_plain_json(
+        os.path.join(os.path.dirname(os.path.abspath(path)), SIZE_REPORT_FILE))
     recorded = report.get('sha256') if isinstance(report, dict) else None
     return recorded.get(os.path.basename(path)) if isinstance(recorded, dict) else None
 
@@ -115,10 +106,10 @@ def _check_recorded_sha256(path):
     expected = recorded_sha256(path)
     if not expected:
         return False
-    if sha256_of(path) != expected:
+    if files.file_digest(path) != expected:
         raise ArtifactError('%s is not the file its export wrote (its sha256 differs from the '
                             'one in %s): it was changed or damaged. Export it again.'
-                            % (path, _REPORT))
+                            % (path, SIZE_REPORT_FILE))
     return True
 
 

@@ -26,7 +26,7 @@ from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import keras_model
 from squeezenet_v1.deploy import onnx_model
 from squeezenet_v1.deploy import serving
-from squeezenet_v1.errors import UserError
+from squeezenet_v1.errors import UserError, first_line
 
 tf1 = tf.compat.v1
 
@@ -36,7 +36,7 @@ TFLITE_FLOAT_FILE = 'model_float32.tflite'
 TFLITE_INT8_FILE = 'model_int8.tflite'
 ONNX_FILE = 'model.onnx'
 KERAS_FILE = 'model.keras'
-SIZE_REPORT_FILE = 'size_report.json'
+SIZE_REPORT_FILE = artifacts.SIZE_REPORT_FILE
 EXPORT_NAMES = frozenset([SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE,
                           TFLITE_INT8_FILE, ONNX_FILE, KERAS_FILE, SIZE_REPORT_FILE,
                           run_records.LABELS_FILE])
@@ -205,7 +205,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         'agreement_images': images_are,
         'agreement': agreement,
         # What --exported_model checks a file against before a runtime reads it.
-        'sha256': {name: artifacts.sha256_of(os.path.join(out_dir, name))
+        'sha256': {name: files.file_digest(os.path.join(out_dir, name))
                    for name in agreement if os.path.isfile(os.path.join(out_dir, name))},
     }
     files.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
@@ -262,8 +262,7 @@ def _write_tflite(saved_model_dir, out_dir):
                     converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 flat_buffer = converter.convert()
         except Exception as e:  # the converter raises many types; any refusal skips the format
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            skipped[name] = 'the TFLite converter refused it: %s' % reason
+            skipped[name] = 'the TFLite converter refused it: %s' % first_line(e)
             continue
         path = files.write_bytes_atomic(os.path.join(out_dir, name), flat_buffer)
         written[name] = os.path.getsize(path)
@@ -294,8 +293,7 @@ def _write_onnx(frozen, path):
     try:
         onnx_model.write_onnx(frozen, path)
     except Exception as e:  # the converter raises many types; a refusal skips the format
-        return {ONNX_FILE: 'tf2onnx refused it: %s' % (
-            str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)}
+        return {ONNX_FILE: 'tf2onnx refused it: %s' % first_line(e)}
     return {}
 
 

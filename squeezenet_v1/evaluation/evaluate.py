@@ -50,23 +50,28 @@ class Evaluator(object):
         self.source = source
         self.precision = precision
         self._batch_size = batch_size
+        # Read once, before anything is built: every checkpoint is evaluated on the same split.
+        self._split = input_pipeline.read_evaluation_split(source.record_files,
+                                                           len(source.label_names))
         self._graph = tf.Graph()
         with self._graph.as_default():
             # Evaluation draws no random numbers, but under op determinism (--seed) every graph
             # whose variables have initializers needs a seed.
             tf1.set_random_seed(0)
             self._model = new_model(len(source.label_names))
-            # Fed decoded batches, as a served model is: see input_pipeline.evaluation_batches.
-            self._records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES], 'records')
+            # Fed decoded batches, as a served model is: see input_pipeline.read_evaluation_split.
+            records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES], 'records')
             labels = tf1.placeholder(tf.int32, [None], 'labels')  # for the graph's loss; not fed
             self._model.run_model_setup(
-                input_pipeline.preprocess_batch(self._model, self._records), labels,
+                input_pipeline.preprocess_batch(self._model, records), labels,
                 is_training=False)
             self._variables = tf1.global_variables()
             self._saver = tf1.train.Saver(self._variables)
         self._graph.finalize()
         # --precision applies to evaluation as a TF1 session_config did to every session.
         self._sess = tf1.Session(graph=self._graph, config=session_config(precision))
+        self._predict = self._sess.make_callable([self._model.predictions, self._model.logits],
+                                                 feed_list=[records])
         self._writer = None
 
     def close(self):
@@ -117,14 +122,9 @@ class Evaluator(object):
 
     def _count(self, checkpoint_path):
         global_step = int(self._sess.run(self._model.global_step))
-        fetch = self._sess.make_callable([self._model.predictions, self._model.logits],
-                                         feed_list=[self._records])
-        labels, batches = [], []
-        for records, batch_labels in input_pipeline.evaluation_batches(
-                self.source.record_files, self._batch_size, len(self.source.label_names)):
-            batches.append(fetch(records))
-            labels.append(batch_labels)
-        labels = np.concatenate(labels)
+        labels = self._split[1]
+        batches = [self._predict(records) for records, _ in
+                   input_pipeline.evaluation_batches(self._split, self._batch_size)]
         predictions, logits = (np.concatenate(parts) for parts in zip(*batches))
         if labels.size != self.source.num_examples:
             raise RuntimeError('evaluated %d images but the %s split has %d'
