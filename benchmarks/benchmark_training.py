@@ -38,9 +38,11 @@ Evaluation contenders, over 10,000 test images (uint8 records in, classes out):
   eval_keras_fp32                the exported model.keras, keras.saving.load_model + predict
   eval_torch_fp32, _bf16         PyTorch inference_mode, channels_last (bf16: autocast)
   eval_torch_compile_fp32, _bf16 the same under torch.compile
-plus the wall time of a whole evaluation process (start-up included) and this machine's matmul
-peak (tf.matmul, 2048 and 4096 square, fp32 and bf16), against which every contender's
-achieved GFLOP/s is reported (training = 3 x forward FLOPs x images/s, forward FLOPs per image
+plus the wall time of a whole evaluation process (start-up included) and this machine's limits:
+its matmul peak (fp32 and bf16) and memory bandwidth, measured in the same run (limits.py).
+Each contender is reported against the roofline they set for the model's convolutions, as
+"x roofline": its time per image over the least time the machine allows (at its batch size and
+precision), and in GFLOP/s (training = 3 x forward FLOPs x images/s, forward FLOPs per image
 from the TF profiler). PyTorch contenders are skipped, with a note, when torch is not installed.
 """
 
@@ -68,6 +70,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # noqa: E402
 
 import compare_runs  # noqa: E402
+import limits  # noqa: E402
 from squeezenet_v1.data import cifar10  # noqa: E402
 from squeezenet_v1.data import datasets  # noqa: E402
 
@@ -484,23 +487,14 @@ def _setup_worker(scratch):
         json.dump(setup, f)
 
 
-def _matmul_worker():
-    """This machine's matmul GFLOP/s in fp32 and bf16: the best over sizes and repetitions."""
+def _limits_worker():
+    """This machine's matmul FLOP/s (fp32, bf16) and memory bytes/s, and the model's convs."""
     import tensorflow as tf
-    peak = {}
-    for dtype, name in ((tf.float32, 'fp32'), (tf.bfloat16, 'bf16')):
-        best = 0.0
-        for n in (2048, 4096):
-            a = tf.cast(tf.random.stateless_uniform([n, n], [1, 2]), dtype)
-            b = tf.cast(tf.random.stateless_uniform([n, n], [3, 4]), dtype)
-            matmul = tf.function(lambda a, b: tf.matmul(a, b))
-            matmul(a, b).numpy()
-            for _ in range(3):
-                start = time.perf_counter()
-                matmul(a, b).numpy()
-                best = max(best, 2.0 * n ** 3 / (time.perf_counter() - start) / 1e9)
-        peak[name] = round(best, 1)
-    _say('peak %s' % json.dumps(peak))
+    import limits
+    _say('limits %s' % json.dumps({
+        'peak': {'fp32': limits.matmul_peak(tf.float32),
+                 'bf16': limits.matmul_peak(tf.bfloat16)},
+        'bandwidth': limits.bandwidth(), 'convolutions': limits.model_convolutions()}))
 
 
 def _run_worker(name):
@@ -512,8 +506,8 @@ def _run_worker(name):
     precision = name.rsplit('_', 1)[-1]
     if name == 'setup':
         return _setup_worker(scratch)
-    if name == 'matmul':
-        return _matmul_worker()
+    if name == 'limits':
+        return _limits_worker()
     if name == 'eval_wall':
         return _eval_wall_worker(scratch, setup)
     if name.startswith('session_'):
@@ -620,7 +614,7 @@ class _Worker(object):
 
 
 def _run_once(name, scratch, settings):
-    """Runs a one-shot worker (setup, matmul, eval_wall); returns (wall seconds, messages)."""
+    """Runs a one-shot worker (setup, limits, eval_wall); returns (wall seconds, messages)."""
     worker = _Worker(name, scratch, settings)
     start = time.perf_counter()
     messages = []
@@ -702,9 +696,19 @@ def _precision(name):
     return name.rsplit('_', 1)[-1]
 
 
-def _peak(peak, name):
-    """The matmul peak a contender is held to: bf16's for bf16 and int8, else fp32's."""
-    return peak['fp32' if _precision(name) == 'fp32' else 'bf16']
+def _roofline_rate(machine_limits, name, batch_size, training):
+    """The images/s the model's convolutions allow at most, for this contender's precision.
+
+    bf16 and int8 contenders are held to bf16's limits (the int8 peak is not measured), the
+    others to fp32's. See limits.py: a bound no implementation of the model can beat.
+    """
+    precision = 'fp32' if _precision(name) == 'fp32' else 'bf16'
+    seconds = limits.roofline_seconds(
+        machine_limits['convolutions'], batch_size,
+        limits.TRAINING_PASSES if training else limits.INFERENCE_PASSES,
+        machine_limits['peak'][precision], machine_limits['bandwidth'],
+        limits.ELEMENT_BYTES[precision])
+    return batch_size / seconds
 
 
 def _is_ours(name):
@@ -839,19 +843,25 @@ def main(argv):
                                                              settings.eval_images))
         flops = setup['forward_flops_per_image']
         results['forward_flops_per_image'] = flops
-        _, messages = _run_once('matmul', scratch, settings)
-        peak = json.loads(messages[-1].split(' ', 1)[1])
-        results['matmul_gflops_per_sec'] = peak
-        print('matmul peak GFLOP/s: %s' % peak, flush=True)
+        _, messages = _run_once('limits', scratch, settings)
+        machine_limits = json.loads(messages[-1].split(' ', 1)[1])
+        results['matmul_gflops_per_sec'] = {
+            k: round(v / 1e9, 1) for k, v in machine_limits['peak'].items()}
+        results['memory_gb_per_sec'] = round(machine_limits['bandwidth'] / 1e9, 1)
+        results['convolutions_per_image'] = machine_limits['convolutions']
+        print('matmul peak GFLOP/s: %s; memory bandwidth %.1f GB/s'
+              % (results['matmul_gflops_per_sec'], results['memory_gb_per_sec']), flush=True)
         failed = {}
         for batch_size in settings.batch_sizes if train_names else []:
             rates, failed_here, _ = _alternate(train_names, scratch, settings, batch_size)
             failed.update(failed_here)
-            results['training'][str(batch_size)] = _training_summary(rates, flops, peak)
+            results['training'][str(batch_size)] = _training_summary(
+                rates, flops, machine_limits, batch_size)
         if eval_names:
             rates, failed_here, chosen_batch = _alternate(eval_names, scratch, settings, None)
             failed.update(failed_here)
-            results['evaluation'] = _eval_summary(rates, flops, peak)
+            results['evaluation'] = _eval_summary(rates, machine_limits, {
+                n: chosen_batch.get(n, FLAGS.eval_batch_size) for n in rates})
             results['evaluation']['images'] = settings.eval_images
             results['evaluation']['batch_size'] = FLAGS.eval_batch_size
             results['evaluation']['torch_batch_size'] = dict(chosen_batch)
@@ -917,14 +927,14 @@ def _format_spread(spread, number='%.0f'):
         spread['median'], spread['min'], spread['max'])
 
 
-def _training_summary(rates, flops, peak):
+def _training_summary(rates, flops, machine_limits, batch_size):
     summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
                'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
-               'gflops_per_sec': {}, 'share_of_matmul_peak': {}, 'paired_ratios': {}}
+               'gflops_per_sec': {}, 'times_roofline': {}, 'paired_ratios': {}}
     for name, r in rates.items():
-        gflops = 3 * flops * statistics.median(r) / 1e9
-        summary['gflops_per_sec'][name] = round(gflops, 1)
-        summary['share_of_matmul_peak'][name] = round(gflops / _peak(peak, name), 3)
+        summary['gflops_per_sec'][name] = round(3 * flops * statistics.median(r) / 1e9, 1)
+        summary['times_roofline'][name] = round(
+            _roofline_rate(machine_limits, name, batch_size, True) / statistics.median(r), 2)
     for precision in ('fp32', 'bf16'):
         ours = 'session_' + precision
         peers = [n for n in rates if not _is_ours(n) and _precision(n) == precision]
@@ -938,12 +948,12 @@ def _training_summary(rates, flops, peak):
     return summary
 
 
-def _eval_summary(rates, flops, peak):
+def _eval_summary(rates, machine_limits, batch_sizes):
     summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
                'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
-               'share_of_matmul_peak': {
-                   n: round(flops * statistics.median(r) / 1e9 / _peak(peak, n), 3)
-                   for n, r in rates.items()},
+               'times_roofline': {
+                   n: round(_roofline_rate(machine_limits, n, batch_sizes[n], False)
+                            / statistics.median(r), 2) for n, r in rates.items()},
                'paired_ratios': {}}
     for precision in ('fp32', 'bf16', 'int8'):
         # int8 (TFLite's dynamic-range model) has no PyTorch twin: it meets the best of all.
@@ -968,18 +978,21 @@ def _print_report(results):
         m['cpu'], m['cores'], ' '.join(m['cpu_flags']), m.get('tensorflow'), m.get('keras'),
         m.get('torch', 'not installed')))
     peak = results['matmul_gflops_per_sec']
-    print('matmul peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16; forward FLOPs per image: {:,}'
-          .format(results['forward_flops_per_image']) % (peak['fp32'], peak['bf16']))
+    print('matmul peak: %.0f GFLOP/s fp32, %.0f GFLOP/s bf16; memory bandwidth %.1f GB/s; '
+          'forward FLOPs per image: {:,}'.format(results['forward_flops_per_image'])
+          % (peak['fp32'], peak['bf16'], results['memory_gb_per_sec']))
+    print('x roofline: the contender\'s time per image over the least time the model\'s '
+          'convolutions allow on this machine (benchmarks/limits.py)')
     print('%d rounds of %g s per contender, shared by %d processes of each in turn; median '
           '[min-max] over rounds; ratios paired by round'
           % (results['rounds'], results['seconds_per_window'],
              results.get('processes_per_contender', 1)))
     for batch_size, r in results['training'].items():
         print('\ntraining, batch %s' % batch_size)
-        print('  %-20s %26s %9s %8s' % ('contender', 'images/s', 'GFLOP/s', 'of peak'))
+        print('  %-20s %26s %9s %10s' % ('contender', 'images/s', 'GFLOP/s', 'x roofline'))
         for name, spread in r['images_per_sec'].items():
-            print('  %-20s %26s %9.1f %7.0f%%' % (name, _fmt(spread), r['gflops_per_sec'][name],
-                                                 100 * r['share_of_matmul_peak'][name]))
+            print('  %-20s %26s %9.1f %9.1fx' % (name, _fmt(spread), r['gflops_per_sec'][name],
+                                                 r['times_roofline'][name]))
         for name, ratio in r['paired_ratios'].items():
             print('  %-42s %s' % (name, _fmt(ratio, 3)))
     e = results.get('evaluation')
@@ -988,10 +1001,9 @@ def _print_report(results):
               'rounds' % (e['images'], e['batch_size'], ', '.join(
                   '%s %d' % (n, b) for n, b in e['torch_batch_size'].items()) or '-',
                   results['eval_rounds']))
-        print('  %-24s %26s %8s' % ('contender', 'images/s', 'of peak'))
+        print('  %-24s %26s %10s' % ('contender', 'images/s', 'x roofline'))
         for name, spread in e['images_per_sec'].items():
-            print('  %-24s %26s %7.0f%%' % (name, _fmt(spread),
-                                            100 * e['share_of_matmul_peak'][name]))
+            print('  %-24s %26s %9.1fx' % (name, _fmt(spread), e['times_roofline'][name]))
         for name, ratio in e['paired_ratios'].items():
             print('  %-46s %s' % (name, _fmt(ratio, 3)))
         print('  whole --mode=eval process (start-up included): %s s'

@@ -6,13 +6,9 @@ In one run it measures the machine's two limits, the matmul peak (tf.matmul, 204
 square, the best of 3) and the memory bandwidth (a STREAM-like scale and add over 64M floats,
 on all cores through TensorFlow, the better of the two), then traces `--steps` training steps
 and `--steps` inference batches (FULL_TRACE, after a warm-up) and lists every convolution, the
-forward pass and both gradients, with:
-
-    FLOPs      2 * N * H * W * Cin * Cout * k * k (each gradient as many as the forward)
-    bytes      what it must read and write at least: input, filter and output tensors once
-               (bf16: 2 bytes an element, as oneDNN computes; fp32: 4)
-    roofline   max(FLOPs / matmul peak, bytes / bandwidth): the least time the machine allows
-    measured   the op's own time per step (median), as grappler and oneDNN rewrote it
+forward pass and both gradients, with its FLOPs, the bytes it must move and its roofline time
+(limits.py says how each is counted) beside the op's own time per step (median), as grappler
+and oneDNN rewrote it.
 
 The other ops are listed by type with their measured time and a roofline of their output
 bytes read and written once (they do no matmul work); a bound, not a model of each. The step's
@@ -23,7 +19,6 @@ On 2 cores ops overlap, so the summed op time is compared with the step's wall t
 import argparse
 import collections
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -34,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
+import limits  # noqa: E402
 from squeezenet_v1 import machine  # noqa: E402
 from squeezenet_v1.data import datasets  # noqa: E402
 from squeezenet_v1.deploy import serving  # noqa: E402
@@ -41,61 +37,6 @@ from squeezenet_v1.training import session_options  # noqa: E402
 from squeezenet_v1.training.graph import build_training_graph  # noqa: E402
 
 tf1 = tf.compat.v1
-
-_LAYER = re.compile(r'(conv1|fire\d/(?:squeeze|expand1x1|expand3x3)|final_conv)/')
-
-
-def matmul_peak(dtype):
-    best = 0.0
-    matmul = tf.function(lambda a, b: tf.matmul(a, b))
-    for n in (2048, 4096):
-        a = tf.cast(tf.random.stateless_uniform([n, n], [1, 2]), dtype)
-        b = tf.cast(tf.random.stateless_uniform([n, n], [3, 4]), dtype)
-        matmul(a, b).numpy()
-        for _ in range(3):
-            start = time.perf_counter()
-            matmul(a, b).numpy()
-            best = max(best, 2.0 * n ** 3 / (time.perf_counter() - start))
-    return best
-
-
-def bandwidth():
-    """Bytes/s: the better of scale (read N, write N) and add (read 2N, write N), all cores.
-
-    Eager ops on the CPU return when done, so the call's time is the op's.
-    """
-    n = 64 * 1024 * 1024
-    x = tf.random.stateless_uniform([n], [5, 6])
-    y = tf.random.stateless_uniform([n], [7, 8])
-    scale = tf.function(lambda x: x * 3.0)
-    add = tf.function(lambda x, y: x + y)
-    best = 0.0
-    for run, moved in ((lambda: scale(x), 2), (lambda: add(x, y), 3)):
-        run()
-        for _ in range(5):
-            start = time.perf_counter()
-            run()
-            best = max(best, moved * 4 * n / (time.perf_counter() - start))
-    return best
-
-
-def convolutions(graph, batch_size):
-    """{layer: (FLOPs of one pass, element counts (input, filter, output))} of the forward convs."""
-    found = {}
-    for op in graph.get_operations():
-        if op.type != 'Conv2D' or 'gradients' in op.name:
-            continue
-        match = _LAYER.search(op.name + '/')
-        if not match:
-            continue
-        _, height, width, channels_in = op.inputs[0].shape.as_list()
-        k1, k2, _, channels_out = op.inputs[1].shape.as_list()
-        _, out_h, out_w, _ = op.outputs[0].shape.as_list()
-        flops = 2.0 * batch_size * out_h * out_w * channels_in * channels_out * k1 * k2
-        elements = (batch_size * height * width * channels_in, k1 * k2 * channels_in * channels_out,
-                    batch_size * out_h * out_w * channels_out)
-        found[match.group(1)] = (flops, elements)
-    return found
 
 
 def _pass_of(op_type):
@@ -135,25 +76,22 @@ def trace(sess, fetches, feed, steps):
             outputs, statistics.median(walls))
 
 
-def table(title, convs, times, outputs, wall, peak, bytes_per_second, element_bytes, passes):
+def table(title, convs, batch_size, times, outputs, wall, peak, bytes_per_second, element_bytes,
+          passes):
     rows, other = [], collections.defaultdict(lambda: [0.0, 0.0])
     measured_conv = collections.Counter()
     for (node, op_type), micros in times.items():
-        match = _LAYER.search(node + '/')
+        match = limits.LAYER.search(node + '/')
         kind = _pass_of(op_type)
         if match and kind:
             measured_conv[(match.group(1), kind)] += micros
         else:
             other[op_type][0] += micros
             other[op_type][1] += 2 * outputs.get((node, op_type), 0)  # read and written once
-    for layer, (flops, (inp, filt, out)) in sorted(convs.items()):
-        moved = {'forward': inp + filt + out, 'grad input': out + filt + inp,
-                 'grad filter': inp + out + filt}
-        for kind in passes:
-            if kind == 'grad input' and layer == 'conv1':
-                continue  # the images need no gradient
-            nbytes = moved[kind] * element_bytes
-            bound = max(flops / peak, nbytes / bytes_per_second) * 1e6
+    for layer, costs in sorted(convs.items()):
+        for kind in limits.passes(layer, passes):
+            flops, nbytes = limits.pass_cost(costs, batch_size, element_bytes)
+            bound = limits.pass_seconds(flops, nbytes, peak, bytes_per_second) * 1e6
             rows.append((layer, kind, flops / 1e9, nbytes / 1e6, bound,
                          measured_conv.get((layer, kind), 0.0)))
     for op_type, (micros, nbytes) in other.items():
@@ -182,9 +120,9 @@ def main():
     parser.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
     parser.add_argument('--steps', type=int, default=20)
     args = parser.parse_args()
-    peak = matmul_peak(tf.bfloat16 if args.precision == 'bf16' else tf.float32)
-    bytes_per_second = bandwidth()
-    element_bytes = 2 if args.precision == 'bf16' else 4
+    peak = limits.matmul_peak(tf.bfloat16 if args.precision == 'bf16' else tf.float32)
+    bytes_per_second = limits.bandwidth()
+    element_bytes = limits.ELEMENT_BYTES[args.precision]
     print('%s, TensorFlow %s, %s' % (machine.cpu_model(), tf.__version__, args.precision))
     print('matmul peak %.0f GFLOP/s; memory bandwidth %.1f GB/s; ridge point %.1f FLOP/byte'
           % (peak / 1e9, bytes_per_second / 1e9, peak / bytes_per_second))
@@ -193,18 +131,18 @@ def main():
         source = datasets.prepare_split('synthetic', 'train', 'data', scratch)
         training = build_training_graph(source, args.batch_size, 0.001,
                                         precision=args.precision)
-        convs = convolutions(training.graph, args.batch_size)
+        convs = limits.convolutions(training.graph)
         config = session_options.session_config(args.precision)
         with tf1.Session(graph=training.graph, config=config) as sess:
             sess.run(training.init_op)
             for _ in range(30):
                 sess.run(training.fetches)
             times, outputs, wall = trace(sess, training.fetches, None, args.steps)
-        table('one training step, batch %d' % args.batch_size, convs, times, outputs, wall,
-              peak, bytes_per_second, element_bytes, ('forward', 'grad input', 'grad filter'))
+        table('one training step, batch %d' % args.batch_size, convs, args.batch_size, times,
+              outputs, wall, peak, bytes_per_second, element_bytes, limits.TRAINING_PASSES)
 
     inference = serving.build_serving_graph(10)
-    convs = convolutions(inference.graph, args.eval_batch_size)
+    convs = limits.convolutions(inference.graph)
     images = tf.random.stateless_uniform([args.eval_batch_size, 32, 32, 3], [9, 9], maxval=256,
                                          dtype=tf.int32).numpy().astype('uint8')
     with tf1.Session(graph=inference.graph, config=session_options.session_config(
@@ -214,8 +152,9 @@ def main():
         for _ in range(5):
             sess.run(inference.probabilities, feed)
         times, outputs, wall = trace(sess, inference.probabilities, feed, args.steps)
-    table('one inference batch of %d (the serving graph)' % args.eval_batch_size, convs, times,
-          outputs, wall, peak, bytes_per_second, element_bytes, ('forward',))
+    table('one inference batch of %d (the serving graph)' % args.eval_batch_size, convs,
+          args.eval_batch_size, times, outputs, wall, peak, bytes_per_second, element_bytes,
+          limits.INFERENCE_PASSES)
 
 
 if __name__ == '__main__':
