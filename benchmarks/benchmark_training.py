@@ -490,7 +490,6 @@ def _setup_worker(scratch):
 def _limits_worker():
     """This machine's matmul FLOP/s (fp32, bf16) and memory bytes/s, and the model's convs."""
     import tensorflow as tf
-    import limits
     _say('limits %s' % json.dumps({
         'peak': {'fp32': limits.matmul_peak(tf.float32),
                  'bf16': limits.matmul_peak(tf.bfloat16)},
@@ -962,6 +961,11 @@ def _eval_summary(rates, machine_limits, batch_sizes):
         for ours in [n for n in rates if _is_ours(n) and _precision(n) == precision]:
             summary['paired_ratios']['%s_vs_best_torch_%s' % (
                 ours, 'any' if precision == 'int8' else precision)] = _paired(rates, ours, peers)
+    # --mode=eval against the model exported from the same checkpoint, in each precision.
+    for precision in ('fp32', 'bf16'):
+        summary['paired_ratios']['eval_session_%s_vs_eval_savedmodel_%s' % (
+            precision, precision)] = _paired(rates, 'eval_session_' + precision,
+                                             ['eval_savedmodel_' + precision])
     summary['paired_ratios'] = {k: v for k, v in summary['paired_ratios'].items() if v}
     return summary
 
