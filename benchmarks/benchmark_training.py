@@ -3,7 +3,7 @@
     python benchmarks/benchmark_training.py [--rounds=12] [--processes=3] [--quick]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
 
-(about 20 minutes on 2 cores; --quick, a smoke test of every contender, about 5). Run it on a
+(about 30 minutes on 2 cores; --quick, a smoke test of every contender, about 6). Run it on a
 quiet machine: it warns when the load average was high at its start.
 
 Every contender runs in its own worker processes (this script with --worker=NAME), --processes
@@ -42,8 +42,9 @@ plus the wall time of a whole evaluation process (start-up included) and this ma
 its matmul peak (fp32 and bf16) and memory bandwidth, measured in the same run (limits.py).
 Each contender is reported against the roofline they set for the model's convolutions, as
 "x roofline": its time per image over the least time the machine allows (at its batch size and
-precision), and in GFLOP/s (training = 3 x forward FLOPs x images/s, forward FLOPs per image
-from the TF profiler). PyTorch contenders are skipped, with a note, when torch is not installed.
+precision; int8 has none), and training contenders also in GFLOP/s (3 x forward FLOPs x
+images/s, forward FLOPs per image from the TF profiler). PyTorch contenders are skipped, with a
+note, when torch is not installed.
 """
 
 import collections
@@ -457,7 +458,6 @@ def _setup_worker(scratch):
     """Records, a briefly trained model, its export, forward FLOPs; written to setup.json."""
     import tensorflow as tf
     from squeezenet_v1.deploy import export
-    from squeezenet_v1 import model as model_lib
     from squeezenet_v1.training import loop, trainer
     from squeezenet_v1.training.graph import op_determinism
     train_source = _train_source(scratch)
@@ -474,13 +474,9 @@ def _setup_worker(scratch):
             keep_checkpoint_max=5, log_every_n_steps=50, save_summary_steps=100), seed=1)
     export_dir = os.path.join(scratch, 'export')
     export.export(model_dir, export_dir, train_source.label_names)
-    with tf.Graph().as_default() as graph:
-        model = model_lib.new_model(10)
-        model.model_layers(tf.compat.v1.placeholder(tf.float32, [1, 24, 24, 3]),
-                           is_training=False)
-        options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-        options['output'] = 'none'
-        flops = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options['output'] = 'none'
+    flops = tf.compat.v1.profiler.profile(limits.model_graph(1), options=options).total_float_ops
     setup = {'model_dir': model_dir, 'export_dir': export_dir, 'eval_images': FLAGS.eval_images,
              'label_names': list(train_source.label_names), 'forward_flops_per_image': flops}
     with open(os.path.join(scratch, 'setup.json'), 'w') as f:
@@ -489,11 +485,10 @@ def _setup_worker(scratch):
 
 def _limits_worker():
     """This machine's matmul FLOP/s (fp32, bf16) and memory bytes/s, and the model's convs."""
-    import tensorflow as tf
     _say('limits %s' % json.dumps({
-        'peak': {'fp32': limits.matmul_peak(tf.float32),
-                 'bf16': limits.matmul_peak(tf.bfloat16)},
-        'bandwidth': limits.bandwidth(), 'convolutions': limits.model_convolutions()}))
+        'peak': {'fp32': limits.matmul_peak('fp32'), 'bf16': limits.matmul_peak('bf16')},
+        'bandwidth': limits.bandwidth(), 'convolutions': limits.convolutions(
+            limits.model_graph())}))
 
 
 def _run_worker(name):
@@ -696,12 +691,14 @@ def _precision(name):
 
 
 def _roofline_rate(machine_limits, name, batch_size, training):
-    """The images/s the model's convolutions allow at most, for this contender's precision.
+    """The images/s the model's convolutions allow at most, in this contender's precision.
 
-    bf16 and int8 contenders are held to bf16's limits (the int8 peak is not measured), the
-    others to fp32's. See limits.py: a bound no implementation of the model can beat.
+    See limits.py for what the bound counts. None for int8: its peak is not measured, and
+    TFLite's dynamic-range model moves float activations between int8 matmuls.
     """
-    precision = 'fp32' if _precision(name) == 'fp32' else 'bf16'
+    precision = _precision(name)
+    if precision not in limits.ELEMENT_BYTES:
+        return None
     seconds = limits.roofline_seconds(
         machine_limits['convolutions'], batch_size,
         limits.TRAINING_PASSES if training else limits.INFERENCE_PASSES,
@@ -932,8 +929,8 @@ def _training_summary(rates, flops, machine_limits, batch_size):
                'gflops_per_sec': {}, 'times_roofline': {}, 'paired_ratios': {}}
     for name, r in rates.items():
         summary['gflops_per_sec'][name] = round(3 * flops * statistics.median(r) / 1e9, 1)
-        summary['times_roofline'][name] = round(
-            _roofline_rate(machine_limits, name, batch_size, True) / statistics.median(r), 2)
+        summary['times_roofline'][name] = _times_roofline(
+            _roofline_rate(machine_limits, name, batch_size, True), r)
     for precision in ('fp32', 'bf16'):
         ours = 'session_' + precision
         peers = [n for n in rates if not _is_ours(n) and _precision(n) == precision]
@@ -947,12 +944,17 @@ def _training_summary(rates, flops, machine_limits, batch_size):
     return summary
 
 
+def _times_roofline(roofline_rate, rates):
+    """The median time per image over the roofline's (None where there is no roofline)."""
+    return None if roofline_rate is None else round(roofline_rate / statistics.median(rates), 2)
+
+
 def _eval_summary(rates, machine_limits, batch_sizes):
     summary = {'images_per_sec': {n: _spread(r) for n, r in rates.items()},
                'all_rounds': {n: [round(x, 1) for x in r] for n, r in rates.items()},
                'times_roofline': {
-                   n: round(_roofline_rate(machine_limits, n, batch_sizes[n], False)
-                            / statistics.median(r), 2) for n, r in rates.items()},
+                   n: _times_roofline(_roofline_rate(machine_limits, n, batch_sizes[n], False), r)
+                   for n, r in rates.items()},
                'paired_ratios': {}}
     for precision in ('fp32', 'bf16', 'int8'):
         # int8 (TFLite's dynamic-range model) has no PyTorch twin: it meets the best of all.
@@ -961,11 +963,10 @@ def _eval_summary(rates, machine_limits, batch_sizes):
         for ours in [n for n in rates if _is_ours(n) and _precision(n) == precision]:
             summary['paired_ratios']['%s_vs_best_torch_%s' % (
                 ours, 'any' if precision == 'int8' else precision)] = _paired(rates, ours, peers)
-    # --mode=eval against the model exported from the same checkpoint, in each precision.
-    for precision in ('fp32', 'bf16'):
-        summary['paired_ratios']['eval_session_%s_vs_eval_savedmodel_%s' % (
-            precision, precision)] = _paired(rates, 'eval_session_' + precision,
-                                             ['eval_savedmodel_' + precision])
+    # --mode=eval, and ONNX, against the model exported from the same checkpoint.
+    for ours in ('eval_session_fp32', 'eval_session_bf16', 'eval_onnx_fp32'):
+        peer = 'eval_savedmodel_' + _precision(ours)
+        summary['paired_ratios']['%s_vs_%s' % (ours, peer)] = _paired(rates, ours, [peer])
     summary['paired_ratios'] = {k: v for k, v in summary['paired_ratios'].items() if v}
     return summary
 
@@ -973,6 +974,10 @@ def _eval_summary(rates, machine_limits, batch_sizes):
 def _fmt(spread, digits=0):
     pattern = '%%.%df [%%.%df-%%.%df]' % (digits, digits, digits)
     return pattern % (spread['median'], spread['min'], spread['max'])
+
+
+def _fmt_times(times_roofline):
+    return 'n/a' if times_roofline is None else '%.1fx' % times_roofline
 
 
 def _print_report(results):
@@ -995,8 +1000,8 @@ def _print_report(results):
         print('\ntraining, batch %s' % batch_size)
         print('  %-20s %26s %9s %10s' % ('contender', 'images/s', 'GFLOP/s', 'x roofline'))
         for name, spread in r['images_per_sec'].items():
-            print('  %-20s %26s %9.1f %9.1fx' % (name, _fmt(spread), r['gflops_per_sec'][name],
-                                                 r['times_roofline'][name]))
+            print('  %-20s %26s %9.1f %10s' % (name, _fmt(spread), r['gflops_per_sec'][name],
+                                               _fmt_times(r['times_roofline'][name])))
         for name, ratio in r['paired_ratios'].items():
             print('  %-42s %s' % (name, _fmt(ratio, 3)))
     e = results.get('evaluation')
@@ -1007,7 +1012,7 @@ def _print_report(results):
                   results['eval_rounds']))
         print('  %-24s %26s %10s' % ('contender', 'images/s', 'x roofline'))
         for name, spread in e['images_per_sec'].items():
-            print('  %-24s %26s %9.1fx' % (name, _fmt(spread), e['times_roofline'][name]))
+            print('  %-24s %26s %10s' % (name, _fmt(spread), _fmt_times(e['times_roofline'][name])))
         for name, ratio in e['paired_ratios'].items():
             print('  %-46s %s' % (name, _fmt(ratio, 3)))
         print('  whole --mode=eval process (start-up included): %s s'

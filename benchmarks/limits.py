@@ -11,9 +11,12 @@ The roofline of one convolution pass (forward, input gradient or filter gradient
                (bf16: 2 bytes an element, as oneDNN computes; fp32: 4)
     seconds    max(FLOPs / matmul peak, bytes / memory bandwidth)
 
-The model's roofline is the sum over its convolutions. It leaves out everything else a step
-does (ReLU, pooling, dropout, softmax, Adam), so it is a bound no implementation of the model,
-ours or a peer's, can beat, not a model of what each one does.
+The model's roofline is the sum over its convolutions. It is the least time for an
+implementation that runs each convolution pass as its own op, its tensors going through memory,
+at the limits measured here; it leaves out everything else a step does (ReLU, pooling, dropout,
+softmax, Adam). So every implementation of the model, ours or a peer's, is held to the same
+bound, and none reaches it. It does not bound a kernel that fuses several layers and keeps
+their tensors in cache.
 """
 
 import re
@@ -26,9 +29,10 @@ INFERENCE_PASSES = ('forward',)
 LAYER = re.compile(r'(conv1|fire\d/(?:squeeze|expand1x1|expand3x3)|final_conv)/')
 
 
-def matmul_peak(dtype):
-    """FLOP/s of tf.matmul in dtype: the best over 2048 and 4096 square, 3 tries each."""
+def matmul_peak(precision):
+    """FLOP/s of tf.matmul in 'fp32' or 'bf16': the best over 2048 and 4096 square, 3 tries each."""
     import tensorflow as tf
+    dtype = {'fp32': tf.float32, 'bf16': tf.bfloat16}[precision]
     best = 0.0
     matmul = tf.function(lambda a, b: tf.matmul(a, b))
     for n in (2048, 4096):
@@ -88,24 +92,25 @@ def convolutions(graph):
     return found
 
 
-def model_convolutions():
-    """convolutions() of the notebook's model at run_train.py's 24x24 crops."""
+def model_graph(batch_size=1):
+    """A graph holding the notebook's model at run_train.py's 24x24 crops, in inference."""
     import tensorflow as tf
     from squeezenet_v1 import model as model_lib
     with tf.Graph().as_default() as graph:
         model = model_lib.new_model(10)
-        model.model_layers(tf.compat.v1.placeholder(tf.float32, [None, 24, 24, 3]),
+        model.model_layers(tf.compat.v1.placeholder(tf.float32, [batch_size, 24, 24, 3]),
                            is_training=False)
-    return convolutions(graph)
+    return graph
 
 
-def passes(layer, kinds):
-    """The passes of kinds a layer runs: conv1 has no input gradient (the images need none)."""
+def layer_passes(layer, kinds):
+    """The passes of `kinds` a layer runs: conv1 has no input gradient (the images need none)."""
     return [k for k in kinds if not (k == 'grad input' and layer == 'conv1')]
 
 
 def pass_cost(costs, batch_size, element_bytes):
-    """(FLOPs, bytes) of one pass of a layer over a batch."""
+    """(FLOPs, bytes) of one pass of a layer over a batch, whichever pass: each gradient reads
+    and writes the same three tensors as the forward pass and does as many FLOPs."""
     elements = batch_size * (costs['input'] + costs['output']) + costs['filter']
     return batch_size * costs['flops'], elements * element_bytes
 
@@ -118,4 +123,4 @@ def roofline_seconds(layers, batch_size, kinds, peak, bytes_per_second, element_
     """The least time the machine allows for `kinds` passes of every layer over one batch."""
     return sum(pass_seconds(*pass_cost(costs, batch_size, element_bytes), peak,
                             bytes_per_second)
-               for layer, costs in layers.items() for _ in passes(layer, kinds))
+               for layer, costs in layers.items() for _ in layer_passes(layer, kinds))

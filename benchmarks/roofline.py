@@ -77,7 +77,7 @@ def trace(sess, fetches, feed, steps):
 
 
 def table(title, convs, batch_size, times, outputs, wall, peak, bytes_per_second, element_bytes,
-          passes):
+          kinds):
     rows, other = [], collections.defaultdict(lambda: [0.0, 0.0])
     measured_conv = collections.Counter()
     for (node, op_type), micros in times.items():
@@ -89,7 +89,7 @@ def table(title, convs, batch_size, times, outputs, wall, peak, bytes_per_second
             other[op_type][0] += micros
             other[op_type][1] += 2 * outputs.get((node, op_type), 0)  # read and written once
     for layer, costs in sorted(convs.items()):
-        for kind in limits.passes(layer, passes):
+        for kind in limits.layer_passes(layer, kinds):
             flops, nbytes = limits.pass_cost(costs, batch_size, element_bytes)
             bound = limits.pass_seconds(flops, nbytes, peak, bytes_per_second) * 1e6
             rows.append((layer, kind, flops / 1e9, nbytes / 1e6, bound,
@@ -120,7 +120,7 @@ def main():
     parser.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
     parser.add_argument('--steps', type=int, default=20)
     args = parser.parse_args()
-    peak = limits.matmul_peak(tf.bfloat16 if args.precision == 'bf16' else tf.float32)
+    peak = limits.matmul_peak(args.precision)
     bytes_per_second = limits.bandwidth()
     element_bytes = limits.ELEMENT_BYTES[args.precision]
     print('%s, TensorFlow %s, %s' % (machine.cpu_model(), tf.__version__, args.precision))

@@ -88,3 +88,34 @@ def test_the_comparison_ends_with_the_noise_and_what_other_designs_would_agree_o
     out = capsys.readouterr().out
     assert 'from round to round within a process' in out
     assert '2 x 4 ' in out and '(these runs)' in out and '3 x 12' in out
+
+
+_LIMITS_PATH = os.path.join(os.path.dirname(_PATH), 'limits.py')
+_limits_spec = importlib.util.spec_from_file_location('limits', _LIMITS_PATH)
+limits = importlib.util.module_from_spec(_limits_spec)
+_limits_spec.loader.exec_module(limits)
+
+# conv1 (3x3, 3 -> 64, 24x24 out) and a 1x1 layer, per image, as limits.convolutions counts.
+_CONV1 = {'flops': 2 * 24 * 24 * 3 * 64 * 9, 'input': 24 * 24 * 3, 'filter': 9 * 3 * 64,
+          'output': 24 * 24 * 64}
+_SQUEEZE = {'flops': 2 * 12 * 12 * 64 * 32, 'input': 12 * 12 * 64, 'filter': 64 * 32,
+            'output': 12 * 12 * 32}
+
+
+def test_the_roofline_is_the_slower_of_arithmetic_and_memory_for_each_pass():
+    # 1 FLOP/s against 1e12 bytes/s: arithmetic bounds every pass.
+    assert limits.roofline_seconds({'fire1/squeeze': _SQUEEZE}, 2, limits.TRAINING_PASSES,
+                                   1.0, 1e12, 4) == 3 * 2 * _SQUEEZE['flops']
+    # The reverse: memory bounds it, and the filter is read once per batch, not per image.
+    moved = (2 * (_SQUEEZE['input'] + _SQUEEZE['output']) + _SQUEEZE['filter']) * 4
+    assert limits.roofline_seconds({'fire1/squeeze': _SQUEEZE}, 2, limits.INFERENCE_PASSES,
+                                   1e18, 1.0, 4) == moved
+    # bf16 moves half the bytes.
+    assert limits.roofline_seconds({'fire1/squeeze': _SQUEEZE}, 2, limits.INFERENCE_PASSES,
+                                   1e18, 1.0, 2) == moved / 2
+
+
+def test_conv1_runs_no_input_gradient():
+    assert limits.layer_passes('conv1', limits.TRAINING_PASSES) == ['forward', 'grad filter']
+    assert limits.roofline_seconds({'conv1': _CONV1}, 1, limits.TRAINING_PASSES, 1.0, 1e12,
+                                   4) == 2 * _CONV1['flops']

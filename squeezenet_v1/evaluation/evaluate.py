@@ -38,6 +38,25 @@ class ResultsNotWrittenError(UserError):
     """An evaluation ran and was reported, but its files could not be written."""
 
 
+def evaluation_graph(num_classes):
+    """(graph, model, records placeholder): the evaluation path, fed uint8 records [N, 3072].
+
+    Fed decoded batches, as a served model is: see input_pipeline.read_evaluation_split. The
+    model's predictions and logits are what an Evaluator fetches.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        # Evaluation draws no random numbers, but under op determinism (--seed) every graph
+        # whose variables have initializers needs a seed.
+        tf1.set_random_seed(0)
+        model = new_model(num_classes)
+        records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES], 'records')
+        labels = tf1.placeholder(tf.int32, [None], 'labels')  # for the graph's loss; not fed
+        model.run_model_setup(input_pipeline.preprocess_batch(model, records), labels,
+                              is_training=False)
+    return graph, model, records
+
+
 class Evaluator(object):
     """Evaluates checkpoints of one model on `source` and records each result in model_dir.
 
@@ -53,18 +72,8 @@ class Evaluator(object):
         # Read once, before anything is built: every checkpoint is evaluated on the same split.
         self._split = input_pipeline.read_evaluation_split(source.record_files,
                                                            len(source.label_names))
-        self._graph = tf.Graph()
+        self._graph, self._model, records = evaluation_graph(len(source.label_names))
         with self._graph.as_default():
-            # Evaluation draws no random numbers, but under op determinism (--seed) every graph
-            # whose variables have initializers needs a seed.
-            tf1.set_random_seed(0)
-            self._model = new_model(len(source.label_names))
-            # Fed decoded batches, as a served model is: see input_pipeline.read_evaluation_split.
-            records = tf1.placeholder(tf.uint8, [None, cifar10.IMAGE_BYTES], 'records')
-            labels = tf1.placeholder(tf.int32, [None], 'labels')  # for the graph's loss; not fed
-            self._model.run_model_setup(
-                input_pipeline.preprocess_batch(self._model, records), labels,
-                is_training=False)
             self._variables = tf1.global_variables()
             self._saver = tf1.train.Saver(self._variables)
         self._graph.finalize()
