@@ -1,4 +1,5 @@
-"""The benchmark's agreement check (no TensorFlow, no PyTorch, no timing)."""
+"""The benchmark's agreement check and its roofline arithmetic (no TensorFlow, no PyTorch, no
+timing)."""
 
 import importlib.util
 import json
