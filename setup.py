@@ -30,7 +30,7 @@ setup(
         'console_scripts': [
             'squeezenet-train = run_train:console_main',
             'squeezenet-summarize = squeezenet_v1.evaluation.summarize:main',
-            'squeezenet-golden = squeezenet_v1.golden.records:main',
+            'squeezenet-golden = squeezenet_v1.golden.cli:main',
             'squeezenet-local-cluster = squeezenet_v1.cluster.local_cluster:main',
             'squeezenet-synthetic = squeezenet_v1.data.synthetic:main',
             'squeezenet-parameters = squeezenet_v1.parameters:main',

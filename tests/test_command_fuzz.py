@@ -20,7 +20,7 @@ from squeezenet_v1.cluster import local_cluster
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.evaluation import summarize
 from squeezenet_v1.golden import capture as golden_capture
-from squeezenet_v1.golden import records as golden
+from squeezenet_v1.golden import cli as golden_cli
 from test_summarize import record, write_history
 
 _SETTINGS = settings(max_examples=60, deadline=None,
@@ -139,10 +139,10 @@ def test_summarize_front_door(argv, paths, capsys):
     max_size=4))
 def test_golden_front_door(argv, paths, capsys, monkeypatch):
     monkeypatch.setattr(golden_capture, 'capture', _reached)
-    monkeypatch.setattr(golden, '_quiet_tensorflow', lambda: None)
+    monkeypatch.setattr(golden_cli, '_quiet_tensorflow', lambda: None)
     argv = [('--json=' + paths[a[1]]) if isinstance(a, tuple) and a[0] == 'JSON' else a
             for a in argv]
-    _run_command(golden.main, argv, paths, capsys)
+    _run_command(golden_cli.main, argv, paths, capsys)
     for name in ('new_file', 'missing'):
         if os.path.isfile(paths[name]):
             os.remove(paths[name])

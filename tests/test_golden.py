@@ -19,6 +19,7 @@ from tensorflow.python.framework import config as tf_config  # is_op_determinism
 
 from conftest import REPO
 from squeezenet_v1.golden import known_differences
+from squeezenet_v1.golden import cli as golden_cli
 from squeezenet_v1.golden import records as golden
 
 COMMITTED = os.path.join(REPO, 'tests', 'golden')
@@ -183,7 +184,7 @@ def test_a_bad_record_exits_2_with_one_line(recorded, tmp_path, capsys, damage, 
     copy = _copy(golden_dir, tmp_path)
     damage(copy)
     report = str(tmp_path / 'report.json')
-    assert golden.main(['check', copy, '--json', report]) == 2
+    assert golden_cli.main(['check', copy, '--json', report]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and 'Traceback' not in err, err
     with open(report) as f:
@@ -286,7 +287,7 @@ def test_record_refuses_a_folder_that_is_not_a_record(tmp_path, capsys):
     folder = tmp_path / 'results'
     folder.mkdir()
     (folder / 'notes.txt').write_text('mine')
-    assert golden.main(['record', str(folder)]) == 2
+    assert golden_cli.main(['record', str(folder)]) == 2
     assert 'holds files a golden record does not (notes.txt)' in capsys.readouterr().err
     assert os.listdir(str(folder)) == ['notes.txt']
 
@@ -296,7 +297,7 @@ def test_json_over_the_record_is_refused_and_changes_nothing(recorded, tmp_path,
     golden_dir, _ = recorded
     copy = _copy(golden_dir, tmp_path)
     before = {n: open(os.path.join(copy, n), 'rb').read() for n in os.listdir(copy)}
-    assert golden.main(['check', copy, '--json', os.path.join(copy, name)]) == 2
+    assert golden_cli.main(['check', copy, '--json', os.path.join(copy, name)]) == 2
     assert "is one of this command's inputs" in capsys.readouterr().err
     assert {n: open(os.path.join(copy, n), 'rb').read() for n in os.listdir(copy)} == before
 
@@ -304,7 +305,7 @@ def test_json_over_the_record_is_refused_and_changes_nothing(recorded, tmp_path,
 def test_json_over_a_file_golden_did_not_write_is_refused(tmp_path, capsys):
     mine = tmp_path / 'notes.json'
     mine.write_text('{"mine": true}')
-    assert golden.main(['check', COMMITTED, '--json', str(mine)]) == 2
+    assert golden_cli.main(['check', COMMITTED, '--json', str(mine)]) == 2
     assert 'is not an earlier output of this command' in capsys.readouterr().err
     assert mine.read_text() == '{"mine": true}'
 
@@ -316,7 +317,7 @@ def test_json_over_a_file_golden_did_not_write_is_refused(tmp_path, capsys):
     (['check', 'DIR', '--bogus'], "Unknown command line flag 'bogus'"),
 ])
 def test_usage_errors_exit_2_before_any_work(args, message, capsys, tmp_path):
-    assert golden.main(args) == 2
+    assert golden_cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith('golden: error: %s\n' % message)
     assert 'usage: python -m squeezenet_v1.golden record DIR | check DIR' in err
