@@ -1,6 +1,6 @@
 """Which TensorFlow versions reproduce the committed golden record (tests/golden)?
 
-    python benchmarks/golden_versions.py [--versions 2.16.2,2.17.1] [--record tests/golden]
+    python tools/golden_versions.py [--versions 2.16.2,2.17.1] [--record tests/golden]
 
 Not part of CI: for each TensorFlow from 2.16 to the newest the package index offers (the latest
 patch of each minor version), it makes a virtualenv under --work_dir, installs `tensorflow==X
@@ -144,7 +144,7 @@ def main():
                         'latest patch of each minor version from 2.16 on)')
     parser.add_argument('--record', default='tests/golden', help='the golden record to check')
     parser.add_argument('--work_dir', default='/tmp', help='where the virtualenvs are made')
-    parser.add_argument('--output', default=os.path.join(REPO, 'benchmarks',
+    parser.add_argument('--output', default=os.path.join(REPO, 'tools',
                                                          'golden_versions.json'),
                         help='JSON file for every version\'s report')
     args = parser.parse_args()
