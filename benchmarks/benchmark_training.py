@@ -1,10 +1,14 @@
 """Is the TF1 graph code slower than its peers at their best? Training and evaluation, measured.
 
-    python benchmarks/benchmark_training.py [--rounds=12] [--processes=3] [--quick]
+    python benchmarks/benchmark_training.py [--rounds=12] [--processes=3]
                                             [--scratch=DIR] [--output=benchmarks/results.json]
+    python benchmarks/benchmark_training.py --quick
 
-(about 30 minutes on 2 cores; --quick, a smoke test of every contender, about 6). Run it on a
-quiet machine: it warns when the load average was high at its start.
+(about 30 minutes on 2 cores). Run it on a quiet machine: it warns when the load average was
+high at its start. --quick is the harness's smoke test, run in CI: every contender built,
+warmed up and timed for one short window (one process each, batch 32, one batch of evaluation
+images), the limits measured, the figures printed and not judged, nothing written; it exits 1
+when a contender fails, and names the ones skipped for a missing optional package.
 
 Every contender runs in its own worker processes (this script with --worker=NAME), --processes
 of them per batch size one after the other, each warmed up before anything is timed, so
@@ -49,6 +53,7 @@ note, when torch is not installed.
 
 import collections
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -64,6 +69,10 @@ from absl import app
 from absl import flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if '--quick' in sys.argv[1:]:
+    # A smoke test leaves no file behind, bytecode caches of its workers included.
+    sys.dont_write_bytecode = True
+    os.environ['PYTHONDONTWRITEBYTECODE'] = '1'
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -108,7 +117,10 @@ flags.DEFINE_list('contenders', TRAIN_CONTENDERS, 'Training contenders to run.')
 flags.DEFINE_list('eval_contenders', EVAL_CONTENDERS, 'Evaluation contenders to run.')
 flags.DEFINE_integer('eval_images', 10000, 'Test images per evaluation pass.')
 flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch (run_train.py\'s default).')
-flags.DEFINE_bool('quick', False, 'Smoke test: batch 32, 2 rounds of 0.5 s, 1,000 eval images.')
+flags.DEFINE_bool('quick', False, 'Smoke test of the harness (run in CI): every contender '
+                  'built and timed for one short window, one process each, batch 32, 500 '
+                  'evaluation images; prints its figures (not measurements), writes no file, '
+                  'exits 1 when a contender fails.')
 flags.DEFINE_list('pair', None, 'The short loop for speed work: OURS,PEER (two training or two '
                   'evaluation contenders), at the first --batch_sizes value, %d rounds over %d '
                   'processes each: their paired ratio with its spread in under 5 minutes, before '
@@ -548,6 +560,7 @@ class _Worker(object):
                                         start_new_session=True)
         self.paused = False
         self.batch_size = batch_size
+        _LIVE_WORKERS.add(self)
 
     def pause(self):
         """Stops every thread of the worker (SIGSTOP) while others are timed: a waiting
@@ -605,6 +618,23 @@ class _Worker(object):
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.log.close()
+        _LIVE_WORKERS.discard(self)
+
+
+_LIVE_WORKERS = set()
+
+
+def _end_workers_on_sigterm():
+    """A parent ended by SIGTERM (CI's timeout) kills its workers' process groups first: they
+    run in sessions of their own, paused, and would outlive it."""
+    def terminate(signum, unused_frame):
+        for worker in list(_LIVE_WORKERS):
+            try:
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def _run_once(name, scratch, settings):
@@ -729,20 +759,24 @@ def _paired(rates, ours, peers):
     return result
 
 
+# Optional packages and the contenders that need them: without one, those are skipped, named.
+OPTIONAL_PACKAGES = [
+    ('torch', ('torch',), 'PyTorch is not installed (pip install torch); not measured.'),
+    ('keras', ('keras',), 'Keras 3 is not installed (pip install keras); not measured.'),
+    ('onnx', ('tf2onnx', 'onnx', 'onnxruntime'),
+     '%s not installed (pip install -e ".[onnx]"); not measured.'),
+]
+
+
 def _available(names):
+    """(the contenders that can run here, {name: why not} for the others)."""
     skipped = {}
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        for name in names:
-            if 'torch' in name:
-                skipped[name] = 'PyTorch is not installed (pip install torch); not measured.'
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        for name in names:
-            if 'onnx' in name:
-                skipped[name] = 'onnxruntime is not installed (pip install -e ".[onnx]").'
+    for part, modules, reason in OPTIONAL_PACKAGES:
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            for name in names:
+                if part in name and name not in skipped:
+                    skipped[name] = reason % ', '.join(missing) if '%s' in reason else reason
     flags_here = set()
     try:
         with open('/proc/cpuinfo') as f:
@@ -786,10 +820,14 @@ Settings = collections.namedtuple('Settings', ['batch_sizes', 'rounds', 'eval_ro
 PAIR_ROUNDS, PAIR_PROCESSES = 8, 2
 
 
+# --quick: one round of one short window per contender, one process each, one evaluation batch.
+QUICK_SETTINGS = Settings([32], 1, 1, 0.2, 0.0, 500, 1)
+
+
 def _settings():
     """The run's settings from the flags; --quick's and --pair's override them."""
     if FLAGS.quick:
-        return Settings([32], 2, 2, 0.5, 0.5, 1000, FLAGS.processes)
+        return QUICK_SETTINGS
     if FLAGS.pair:
         return Settings([int(FLAGS.batch_sizes[0])], PAIR_ROUNDS, PAIR_ROUNDS, FLAGS.seconds,
                         FLAGS.warmup_seconds, FLAGS.eval_images, PAIR_PROCESSES)
@@ -809,6 +847,9 @@ def main(argv):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    _end_workers_on_sigterm()
+    if FLAGS.pair and FLAGS.quick:
+        raise app.UsageError('--quick runs every contender; --pair runs two: choose one')
     if FLAGS.pair:
         return _run_pair()
     settings = _settings()
@@ -868,6 +909,14 @@ def main(argv):
     results['wall_seconds'] = round(time.time() - started, 1)
     results['load_average_at_end'] = round(os.getloadavg()[0], 2)  # ours included
     _print_report(results)
+    if FLAGS.quick:
+        ran = set(results.get('evaluation', {}).get('images_per_sec', {}))
+        for summary in results['training'].values():
+            ran.update(summary['images_per_sec'])
+        print('--quick: %d contenders built and timed, %d skipped, %d failed; one short window '
+              'each, so the figures are not measurements; nothing written'
+              % (len(ran), len(skipped), len(failed)))
+        return 1 if failed else 0
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     tmp = FLAGS.output + '.tmp'
     with open(tmp, 'w') as f:
@@ -1019,7 +1068,7 @@ def _print_report(results):
               % _fmt(e['eval_process_wall_seconds'], 2))
     for name, reason in results.get('failed', {}).items():
         print('FAILED %s: %s' % (name, reason))
-    if results['load_average_at_start'] > 0.5 * m['cores']:
+    if results['load_average_at_start'] > 0.5 * m['cores'] and not FLAGS.quick:
         # PyTorch's OpenMP suffers most from other processes' load: its figures would be low.
         print('\nWARNING: the machine was busy when this run started (load average %.1f on %d '
               'cores); measure again on a quiet machine.' % (results['load_average_at_start'],
