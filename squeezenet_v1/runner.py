@@ -1,45 +1,38 @@
-"""What `run_train.py` does once its flags are parsed: train, evaluate, predict or export.
+"""What `run_train.py` does once its flags are parsed: one table from --mode to its work.
 
-`run(flags_obj)` takes the parsed flags as an argument (it never reads absl's global FLAGS)
-and returns the process exit status, turning the errors a user can fix into one clear message.
+    run(flags_obj) -> exit status
+      run_context.resolve(flags_obj, MODES[mode]) -> Run    every check, before any write
+      MODES[mode].run(run, on_start)                       the work
+
+`run` takes the parsed flags as an argument (it never reads absl's global FLAGS) and turns the
+errors a user can fix into one clear message. A run that gets past its checks calls
+`on_start(global_step)` and so appends its line to <model_dir>/runs.jsonl, however it ends.
 """
 
+import collections
 import os
 
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
 from squeezenet_v1 import interrupts
+from squeezenet_v1 import run_context
+from squeezenet_v1 import run_flags
 from squeezenet_v1.cluster import server
-from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.cluster import worker
 from squeezenet_v1.data import datasets
 from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import export
 from squeezenet_v1.deploy import predict
-from squeezenet_v1.data.cifar10 import DataError
-from squeezenet_v1.errors import UserError, first_line
+from squeezenet_v1.errors import UserError
 from squeezenet_v1.evaluation import continuous_eval
 from squeezenet_v1.evaluation import evaluate
 from squeezenet_v1.evaluation import evaluate_exported
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.training import loop
-from squeezenet_v1.training import memory_check
-from squeezenet_v1.training import model_dir as model_dirs
-from squeezenet_v1.training import run_records
-from squeezenet_v1.training import session_options
+from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.training import trainer
 from squeezenet_v1.training.graph import op_determinism
-
-_RUN_FLAGS = ('mode', 'data_dir', 'dataset', 'download', 'download_url', 'model_dir',
-              'batch_size', 'eval_batch_size', 'max_steps', 'learning_rate',
-              'save_checkpoints_steps', 'keep_checkpoint_max', 'log_every_n_steps',
-              'save_summary_steps', 'seed', 'precision', 'sync_replicas')
-_MODE_FLAGS = {'eval': ('checkpoint_path', 'exported_model'),
-               'continuous_eval': ('eval_timeout_secs',),
-               'predict': ('images', 'top_k', 'predictions_json', 'checkpoint_path',
-                           'exported_model'),
-               'export': ('export_dir', 'checkpoint_path')}
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -50,16 +43,17 @@ class _SomeFilesFailed(Exception):
 
 
 def run(flags_obj):
-    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption.
-
-    A run that gets past its checks appends its line to <model_dir>/runs.jsonl, however it ends.
-    """
-    names = _RUN_FLAGS + _MODE_FLAGS.get(flags_obj.mode, ())
-    run_log = run_records.RunLog(flags_obj.model_dir, flags_obj.mode,
-                                {name: getattr(flags_obj, name) for name in names})
+    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption."""
+    mode = MODES[flags_obj.mode]
+    run_log = run_records.RunLog(flags_obj.model_dir, flags_obj.mode, {
+        name: getattr(flags_obj, name)
+        for name in run_flags.RECORDED_FLAGS + run_flags.mode_flags(flags_obj.mode)})
     try:
         with interrupts.as_exceptions():
-            _run(flags_obj, run_log)
+            resolved = run_context.resolve(flags_obj, mode)
+            with op_determinism(flags_obj.seed if mode.seeded else None):
+                (_serve if resolved.task and resolved.task.is_ps else mode.run)(
+                    resolved, lambda step: run_log.start(step, run_context.record_of(resolved)))
     except loop.TrainingInterrupted as e:
         logging.warning('%s', e)
         return _finish(run_log, 'signal', str(e), 128 + e.signum)
@@ -75,10 +69,11 @@ def run(flags_obj):
     except loop.NonFiniteLossError as e:
         logging.error('%s', e)
         return _finish(run_log, 'non_finite_loss', str(e), EXIT_ERROR)
+    except checkpoints.CheckpointMismatchError as e:
+        logging.error('%s', e)
+        return EXIT_ERROR  # a refusal, found when the checkpoint is read: nothing recorded
     except UserError as e:
         logging.error('%s', e)
-        if isinstance(e, checkpoints.CheckpointMismatchError):
-            run_log.started = False  # a refusal, found when the checkpoint is read: no record
         return _finish(run_log, 'error', str(e), EXIT_ERROR)
     return _finish(run_log, 'finished', None, 0)
 
@@ -89,154 +84,87 @@ def _finish(run_log, ended, message, status):
     return status
 
 
-def _run(flags_obj, run_log):
-    if getattr(flags_obj, 'exported_model', None) and flags_obj.mode == 'eval':
-        _evaluate_exported(flags_obj)
-    elif flags_obj.mode == 'predict':
-        _predict(flags_obj, run_log)
-    elif flags_obj.mode == 'export':
-        _export(flags_obj, run_log)
-    else:
-        with op_determinism(flags_obj.seed):
-            _train_and_evaluate(flags_obj, run_log)
+def _step_of(checkpoint_path):
+    return checkpoints.global_step_stored_in(checkpoint_path) if checkpoint_path else None
 
 
-def _dataset_to_read(flags_obj):
-    """The data set eval and predict use: the one model_dir was trained on unless --dataset says.
-
-    An explicit --dataset other than the recorded one is used, with a warning.
-    """
-    recorded = run_records.recorded_flags(flags_obj.model_dir,
-                                         required=not _given(flags_obj, 'dataset'))
-    recorded = recorded.get('dataset')
-    if recorded not in datasets.DATASETS:
-        return flags_obj.dataset
-    if not _given(flags_obj, 'dataset'):
-        return recorded
-    if recorded != flags_obj.dataset:
-        logging.warning('%s was trained on the %s set; using --dataset=%s as asked, and '
-                        'recording it with the results.', flags_obj.model_dir, recorded,
-                        flags_obj.dataset)
-    return flags_obj.dataset
+def _serve(run, on_start):
+    """A cluster's ps task: serve the variables until every worker has finished."""
+    server.serve(run.task)
 
 
-def _given(flags_obj, name):
-    """Whether the user set --name on the command line (absl FlagValues know; others: no)."""
-    try:
-        return bool(flags_obj[name].present)
-    except (TypeError, KeyError, AttributeError):
-        return True
+def _train(run, on_start, after_save=None):
+    """trainer.train alone; worker.train_worker as a cluster's task (its chief writes)."""
+    values = run.flags
+    run_record = {name: getattr(values, name) for name in run_flags.RECORDED_FLAGS}
+    if not run.task:
+        return trainer.train(values.model_dir, run.train_source, run.settings, seed=values.seed,
+                             precision=values.precision, run_record=run_record,
+                             on_start=on_start, after_save=after_save)
+    agreed = {name: getattr(values, name) for name in run_flags.AGREED_FLAGS + ('model_dir',)}
+    return worker.train_worker(run.task, values.model_dir, run.train_source, run.settings,
+                               agreed, run_record=run_record, on_start=on_start)
 
 
-def _train_and_evaluate(flags_obj, run_log):
-    """--mode train, eval, continuous_eval or train_and_eval; every check runs before the
-    first file is written."""
-    model_dir = flags_obj.model_dir
-    training = flags_obj.mode in ('train', 'train_and_eval')
-    # A TF_CONFIG cluster of several processes makes this process one of its tasks; only its
-    # chief writes into model_dir and evaluates (see cluster/worker.py).
-    task = tf_config.task_from_environment() if training else None
-    if task and task.is_ps:
-        server.serve(task)
+def _train_and_eval(run, on_start):
+    """Trains, evaluating each checkpoint written; a cluster's chief evaluates its last one."""
+    if not run.test_source:  # a cluster's other workers: the chief evaluates
+        return _train(run, on_start)
+    values = run.flags
+    with evaluate.Evaluator(values.model_dir, run.test_source, values.eval_batch_size,
+                            values.precision) as evaluator:
+        evaluated_here = []
+        _train(run, on_start,
+               after_save=lambda path: evaluated_here.append(evaluator.evaluate(path)))
+        _evaluate_if_new(evaluator, values.model_dir,
+                         [results['global_step'] for results in evaluated_here])
+
+
+def _evaluate_if_new(evaluator, model_dir, steps_evaluated_here):
+    """Evaluates the latest checkpoint unless this run or an earlier one has."""
+    latest = checkpoints.latest_checkpoint(model_dir)
+    step = checkpoints.global_step_stored_in(latest)
+    if step in steps_evaluated_here:
+        return  # its evaluation was just logged
+    if step in evaluate.evaluated_steps(model_dir):
+        logging.info('%s was evaluated already; its results are in %s.',
+                     os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
         return
-    chief = task is None or task.is_chief
-    if flags_obj.sync_replicas and not task and training:
-        logging.warning('--sync_replicas does nothing here: TF_CONFIG names no cluster of '
-                        'several processes, so this process trains alone.')
-    session_options.check_precision_supported(flags_obj.precision)
-    model_dirs.check_model_dir(model_dir, will_write=training and chief)
-    if training:
-        memory_check.check_batch_fits(flags_obj.batch_size, training=True)
-    if flags_obj.mode != 'train':
-        memory_check.check_batch_fits(flags_obj.eval_batch_size, training=False,
-                                flag='--eval_batch_size')
-    cache_dir = datasets.records_cache_dir()
-    dataset = flags_obj.dataset if training else _dataset_to_read(flags_obj)
-    run_log.record['dataset'] = dataset
-
-    def source(split):
-        return datasets.prepare_split(
-            dataset, split, flags_obj.data_dir, cache_dir,
-            download=flags_obj.download, download_url=flags_obj.download_url,
-            download_deadline_secs=flags_obj.download_deadline_secs)
-
-    # Both splits are checked before training, so a bad test split cannot waste a run.
-    train_source = source('train') if training else None
-    test_source = source('test') if flags_obj.mode != 'train' and chief else None
-    if flags_obj.mode == 'eval':
-        run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
-            model_dir, flags_obj.checkpoint_path)))
-        evaluate.evaluate(model_dir, test_source, flags_obj.eval_batch_size,
-                          flags_obj.checkpoint_path, precision=flags_obj.precision)
-    elif flags_obj.mode == 'continuous_eval':
-        latest = checkpoints.latest_checkpoint(model_dir)
-        run_log.start(checkpoints.global_step_stored_in(latest) if latest else None)
-        continuous_eval.continuous_eval(model_dir, test_source, flags_obj.eval_batch_size,
-                                        flags_obj.max_steps, flags_obj.eval_timeout_secs,
-                                        precision=flags_obj.precision)
-    elif test_source:  # train_and_eval, alone or as a cluster's chief
-        with evaluate.Evaluator(model_dir, test_source, flags_obj.eval_batch_size,
-                                flags_obj.precision) as evaluator:
-            evaluated_here = []
-            _train(flags_obj, run_log, train_source, task,
-                   after_save=lambda path: evaluated_here.append(evaluator.evaluate(path)))
-            latest = checkpoints.latest_checkpoint(model_dir)
-            step = checkpoints.global_step_stored_in(latest)
-            if any(results['global_step'] == step for results in evaluated_here):
-                pass  # its evaluation was just logged
-            elif step in evaluate.evaluated_steps(model_dir):  # by an earlier run on this folder
-                logging.info('%s was evaluated already; its results are in %s.',
-                             os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
-            else:  # a cluster's last checkpoint, or one an earlier --mode=train wrote
-                evaluator.evaluate(latest)
-    else:
-        _train(flags_obj, run_log, train_source, task)
+    evaluator.evaluate(latest)  # a cluster's last checkpoint, or one a --mode=train wrote
 
 
-def _train(flags_obj, run_log, train_source, task, after_save=None):
-    """trainer.train alone; worker.train_worker as a cluster's task, whose chief's checkpoints
-    are evaluated after training, the last one only."""
-    settings = loop.LoopSettings(
-        flags_obj.batch_size, flags_obj.max_steps, flags_obj.learning_rate,
-        flags_obj.save_checkpoints_steps, flags_obj.keep_checkpoint_max,
-        flags_obj.log_every_n_steps, flags_obj.save_summary_steps)
-    run_record = {name: getattr(flags_obj, name) for name in _RUN_FLAGS}
-    if task:
-        run_log.record['cluster'] = task.describe()
-        worker.train_worker(task, flags_obj.model_dir, train_source, settings,
-                            seed=flags_obj.seed, precision=flags_obj.precision,
-                            sync_replicas=flags_obj.sync_replicas, run_record=run_record,
-                            on_start=run_log.start)
-    else:
-        trainer.train(flags_obj.model_dir, train_source, settings, seed=flags_obj.seed,
-                      precision=flags_obj.precision, run_record=run_record,
-                      on_start=run_log.start, after_save=after_save)
+def _eval(run, on_start):
+    """One checkpoint's accuracy, recorded in model_dir; an exported file's, recorded nowhere."""
+    values = run.flags
+    if values.exported_model:
+        with artifacts.open_artifact(values.exported_model) as artifact:
+            return evaluate_exported.evaluate_exported(artifact, run.label_names,
+                                                       run_context.exported_split(run))
+    on_start(_step_of(run.checkpoint))
+    return evaluate.evaluate(values.model_dir, run.test_source, values.eval_batch_size,
+                             values.checkpoint_path, precision=values.precision)
 
 
-def _label_names(flags_obj, run_log):
-    dataset = run_log.record['dataset'] = _dataset_to_read(flags_obj)
-    return run_records.model_label_names(flags_obj.model_dir, dataset, flags_obj.data_dir)
+def _continuous_eval(run, on_start):
+    """Evaluates each checkpoint a trainer writes, until --max_steps or --eval_timeout_secs."""
+    values = run.flags
+    on_start(_step_of(checkpoints.latest_checkpoint(values.model_dir)))
+    continuous_eval.continuous_eval(values.model_dir, run.test_source, values.eval_batch_size,
+                                    values.max_steps, values.eval_timeout_secs,
+                                    precision=values.precision)
 
 
-def _predict(flags_obj, run_log):
-    if flags_obj.predictions_json:
-        # The image files named; a folder of images may hold the predictions file.
-        files.check_output_file(flags_obj.predictions_json, '--predictions_json',
-                                predict.is_predictions_file,
-                                inputs=[path for path in flags_obj.images if os.path.isfile(path)])
-    exported_model = getattr(flags_obj, 'exported_model', None)
-    if exported_model:  # the export's file, its names; nothing recorded in a model_dir
-        label_names = evaluate_exported.exported_label_names(exported_model)
-    else:
-        label_names = _label_names(flags_obj, run_log)
-        run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
-            flags_obj.model_dir, flags_obj.checkpoint_path)))
-    results = predict.predict(flags_obj.model_dir, flags_obj.images, label_names,
-                              top_k=flags_obj.top_k, checkpoint_path=flags_obj.checkpoint_path,
-                              exported_model=exported_model)
+def _predict(run, on_start):
+    """Classifies --images; prints the table and writes --predictions_json when given."""
+    values = run.flags
+    if not values.exported_model:  # an export's file records nothing in a model_dir
+        on_start(_step_of(run.checkpoint))
+    results = predict.predict(values.model_dir, list(values.images), run.label_names,
+                              top_k=values.top_k, checkpoint_path=values.checkpoint_path,
+                              exported_model=values.exported_model)
     print(predict.format_results(results))
-    if flags_obj.predictions_json:
-        files.write_json_atomic(flags_obj.predictions_json, results)
+    if values.predictions_json:
+        atomic.write_json_atomic(values.predictions_json, results)
     failed = [r['file'] for r in results if 'error' in r]
     if failed:
         message = '%d of %d files could not be classified: %s' % (
@@ -245,51 +173,38 @@ def _predict(flags_obj, run_log):
         raise _SomeFilesFailed(message)
 
 
-def _evaluate_exported(flags_obj):
-    """--mode=eval --exported_model: the file's accuracy on the test split; writes nothing."""
-    label_names = evaluate_exported.exported_label_names(flags_obj.exported_model)
-    with artifacts.open_artifact(flags_obj.exported_model) as artifact:  # before the data
-        source = datasets.prepare_split(
-            _exported_dataset(flags_obj), 'test', flags_obj.data_dir,
-            datasets.records_cache_dir(), download=flags_obj.download,
-            download_url=flags_obj.download_url,
-            download_deadline_secs=flags_obj.download_deadline_secs)
-        evaluate_exported.evaluate_exported(artifact, label_names, source)
-
-
-def _exported_dataset(flags_obj):
-    """--dataset when given, else the set the export's size_report.json names."""
-    if _given(flags_obj, 'dataset'):
-        return flags_obj.dataset
-    report = files.read_plain_json(os.path.join(
-        evaluate_exported.export_folder(flags_obj.exported_model), export.SIZE_REPORT_FILE))
-    recorded = report.get('dataset') if isinstance(report, dict) else None
-    return recorded if recorded in datasets.DATASETS else flags_obj.dataset
-
-
-def _export(flags_obj, run_log):
-    export_dir = flags_obj.export_dir or os.path.join(flags_obj.model_dir, 'export')
-    export.check_export_dir(export_dir, flags_obj.model_dir)
-    label_names = _label_names(flags_obj, run_log)
-    run_log.start(checkpoints.global_step_stored_in(checkpoints.choose_checkpoint(
-        flags_obj.model_dir, flags_obj.checkpoint_path)))
-    report = export.export(flags_obj.model_dir, export_dir, label_names,
-                           flags_obj.checkpoint_path, _check_images(flags_obj, run_log),
-                           dataset=run_log.record['dataset'])
+def _export(run, on_start):
+    """Writes every deployable file of the checkpoint, each measured against the TF1 graph."""
+    values = run.flags
+    on_start(_step_of(run.checkpoint))
+    check_images = None
+    if run.test_source:
+        images, _ = datasets.split_images(run.test_source)
+        check_images = images, 'the %s test split (%d images)' % (run.dataset, len(images))
+    report = export.export(values.model_dir, run_context.export_dir(values), run.label_names,
+                           values.checkpoint_path, check_images, dataset=run.dataset)
     print(export.format_size_report(report))
     for name, reason in report['skipped'].items():
         logging.warning('%s was not written: %s', name, reason)
 
 
-def _check_images(flags_obj, run_log):
-    """The test split export measures each artifact on; None (synthetic images) without it."""
-    dataset = run_log.record['dataset']
-    try:
-        source = datasets.prepare_split(dataset, 'test', flags_obj.data_dir,
-                                        datasets.records_cache_dir())
-    except DataError as e:
-        logging.info('Measuring the exports on synthetic images: no %s test split (%s).',
-                     dataset, first_line(e))
-        return None
-    images, _ = evaluate_exported.split_images(source)
-    return images, 'the %s test split (%d images)' % (dataset, len(images))
+Mode = collections.namedtuple('Mode', [
+    'run',                     # run(Run, on_start)
+    'trains', 'evaluates',     # reads the training split / the test split
+    'reads_checkpoint',        # starts from one checkpoint: --checkpoint_path or the latest
+    'writes_label_names',      # needs the class names the model_dir was trained with
+    'measures_on_test_split',  # uses the test split when there is one
+    'checks_output',           # checks an output path before anything is written, or None
+    'seeded',                  # --seed enables op determinism
+])
+
+MODES = {
+    'train': Mode(_train, True, False, False, False, False, None, True),
+    'train_and_eval': Mode(_train_and_eval, True, True, False, False, False, None, True),
+    'eval': Mode(_eval, False, True, True, False, False, None, True),
+    'continuous_eval': Mode(_continuous_eval, False, True, False, False, False, None, True),
+    'predict': Mode(_predict, False, False, True, True, False,
+                    run_context.check_predictions_json, False),
+    'export': Mode(_export, False, False, True, True, True, run_context.check_export_dir, False),
+}
+assert set(MODES) == set(run_flags.MODES)

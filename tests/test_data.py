@@ -12,7 +12,7 @@ from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.data import synthetic
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.data.errors import DataError
 from squeezenet_v1.model import new_model
 
 tf1 = tf.compat.v1

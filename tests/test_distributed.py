@@ -25,14 +25,14 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from conftest import REPO, RUN_TRAIN, train_in_process
 from conftest import run_in_process as _run
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.data import datasets
 from squeezenet_v1.cluster import placement
 from squeezenet_v1.evaluation import evaluate
 from squeezenet_v1.deploy import export
 from squeezenet_v1.deploy import predict
-from squeezenet_v1.training import run_records
+from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.training.graph import op_determinism
 from squeezenet_v1.cluster import local_cluster

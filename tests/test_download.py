@@ -12,7 +12,7 @@ from conftest import make_archive, write_binary_release
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
 from squeezenet_v1.data import download
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.data.errors import DataError
 
 
 class _TruncatingHandler(http.server.SimpleHTTPRequestHandler):

@@ -104,9 +104,9 @@ def _wait_for_training(proc, log_path):
 # and the first file removal of the rotation.
 _KILL_AT = r"""
 import os, runpy, signal, sys
-from squeezenet_v1 import files
+from squeezenet_v1.files import temporaries
 point, renames = sys.argv[1], [0]
-real_replace, real_remove = os.replace, files.remove_path
+real_replace, real_remove = os.replace, temporaries.remove_path
 
 def replace(src, dst):
     renames[0] += 1
@@ -119,7 +119,7 @@ def remove_path(path):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_remove(path)
 
-os.replace, files.remove_path = replace, remove_path
+os.replace, temporaries.remove_path = replace, remove_path
 sys.argv = sys.argv[2:]  # run_train.py and its flags
 runpy.run_path(sys.argv[0], run_name='__main__')
 """

@@ -12,7 +12,7 @@ import tensorflow as tf
 from conftest import REPO
 import notebook_original
 from squeezenet_v1 import SqueezeNetModel
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 
 tf1 = tf.compat.v1
 

@@ -25,8 +25,8 @@ from squeezenet_v1.data import datasets
 from squeezenet_v1.data import download
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.training import memory_check as memory
-from squeezenet_v1.training import run_records
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.model_dir import run_records
+from squeezenet_v1.data.errors import DataError
 
 
 
@@ -492,7 +492,7 @@ def test_special_files_answer_instead_of_hanging(trained, tmp_path, caplog):
 
 
 def checkpoints_state(model_dir):
-    from squeezenet_v1.training import checkpoint_writer
+    from squeezenet_v1.model_dir import checkpoint_writer
     return checkpoint_writer.read_state(model_dir)
 
 

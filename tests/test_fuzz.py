@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import tiny_split
 from squeezenet_v1.data import cifar10
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.data.errors import DataError
 
 _IMAGES, _LABELS = tiny_split(3, seed=5)
 BINARY_BATCH = np.concatenate([_LABELS[:, None], _IMAGES], axis=1).tobytes()

@@ -20,7 +20,7 @@ from conftest import run_in_process as _run
 from squeezenet_v1 import interrupts
 from squeezenet_v1.evaluation import continuous_eval
 from squeezenet_v1.evaluation import evaluate
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.evaluation import summarize
 

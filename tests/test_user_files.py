@@ -21,14 +21,15 @@ import tensorflow as tf
 
 from conftest import (write_checkpoint_of_output_size, REPO, RUN_TRAIN, run_in_process, run_train,
                       train_in_process)
-from squeezenet_v1.training import checkpoint_writer
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoint_writer
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.data import datasets
 from squeezenet_v1.data import download
 from squeezenet_v1.deploy import export
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import temporaries
 from squeezenet_v1 import interrupts
-from squeezenet_v1.training import run_records
+from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.training import loop
 from squeezenet_v1.training import trainer
@@ -355,7 +356,7 @@ def test_signal_after_the_final_save_finishes_the_run(template, tmp_path, source
 def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, source,
                                                           monkeypatch):
     model_dir = _copy(template, tmp_path / 'run')
-    real_info, real_fsync = loop.logging.info, files.fsync_file
+    real_info, real_fsync = loop.logging.info, atomic.fsync_file
 
     def info_then_signal(message, *args):
         real_info(message, *args)
@@ -367,7 +368,7 @@ def test_second_signal_during_a_save_ends_with_its_status(template, tmp_path, so
         os.kill(os.getpid(), signal.SIGINT)  # the second, in the middle of that save
 
     monkeypatch.setattr(loop.logging, 'info', info_then_signal)
-    monkeypatch.setattr(files, 'fsync_file', fsync_then_signal)
+    monkeypatch.setattr(atomic, 'fsync_file', fsync_then_signal)
     with pytest.raises(loop.TrainingInterrupted, match='second signal \\(SIGINT\\)') as raised:
         train_in_process(model_dir, source, max_steps=100, log_every_n_steps=1,
                     save_checkpoints_steps=100)
@@ -471,7 +472,7 @@ def test_a_signal_at_every_phase_a_log_line_marks_ends_with_its_status(tmp_path,
     # Whatever the phase, the folder is whole: no temporaries left, the newest checkpoint reads
     # back, every history line parses, and the run is recorded as stopped by a signal.
     names = os.listdir(model_dir)
-    assert not [n for n in names if files.temp_owner_pid(n) is not None], names
+    assert not [n for n in names if temporaries.temp_owner_pid(n) is not None], names
     latest = checkpoints.latest_checkpoint(model_dir)
     if latest:
         assert checkpoints.scan(model_dir).incomplete == {}
@@ -539,7 +540,7 @@ def test_export_refuses_an_earlier_export_holding_a_users_file(tmp_path):
 
 @pytest.mark.parametrize('kind', ['symlink', 'fifo', 'folder'])
 def test_lock_file_that_is_not_a_plain_file_is_refused(tmp_path, kind):
-    from squeezenet_v1.training.model_dir import ModelDirLockedError, model_dir_lock
+    from squeezenet_v1.model_dir.claim import ModelDirLockedError, model_dir_lock
     precious = tmp_path / 'precious.txt'
     precious.write_text('my results')
     model_dir = tmp_path / 'run'
@@ -574,8 +575,8 @@ def test_eval_into_a_read_only_model_dir_says_the_result_then_one_line(template,
     def read_only(path, *args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
 
-    monkeypatch.setattr(files, 'write_json_atomic', read_only)
-    monkeypatch.setattr(files, 'append_json_line', read_only)
+    monkeypatch.setattr(atomic, 'write_json_atomic', read_only)
+    monkeypatch.setattr(atomic, 'append_json_line', read_only)
     with caplog.at_level(logging.INFO, logger='absl'):
         assert run_in_process('--mode=eval', '--dataset=synthetic', '--model_dir=' + model_dir) == 1
     messages = [r.getMessage() for r in caplog.records]

@@ -22,13 +22,12 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.run_flags import AGREED_FLAGS
 
 tf1 = tf.compat.v1
 
-# Flags that must be the same on every worker; --model_dir may differ (another machine's mount
-# of the same folder), so it is compared and told, not refused.
-AGREED_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed', 'sync_replicas',
-                'max_steps')
+# run_flags.AGREED_FLAGS must be the same on every worker; --model_dir may differ (another
+# machine's mount of the same folder), so it is compared and told, not refused.
 CHECK_SECS = 1.0
 
 

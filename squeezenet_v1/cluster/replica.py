@@ -23,7 +23,7 @@ class Replica(object):
 
     def __init__(self, task, max_steps, sync_replicas, num_classes, flags):
         self.task = task
-        self.flags = flags  # agreement.AGREED_FLAGS (and model_dir): compared with the chief's
+        self.flags = flags  # run_flags.AGREED_FLAGS (and model_dir): compared with the chief's
         self.task_name = task.name
         self.max_steps = max_steps
         self.device = tf1.train.replica_device_setter(
@@ -94,7 +94,7 @@ class Replica(object):
         return int(sess.run(self.global_step))
 
     def make_run(self, sess, training, stop, summaries):
-        """run(step, write_summary) -> [op, loss, accuracy, global_step after, ...(, summary)]
+        """run(step, write_summary) -> [op, loss, accuracy, global_step after(, summary)]
 
         One step of this worker; None when a stop was requested while it waited.
         """
@@ -112,10 +112,13 @@ class Replica(object):
         def counted_run(step, write_summary):
             bool(stop)  # between steps too: a refusal stops every task within a few seconds
             results = run(step, write_summary)
-            # Asynchronous: an update of this worker's only when its ticket was granted.
-            if results is not None and (self.sync or results[4]):
-                self.own_steps += 1
-            return results
+            if results is None or self.sync:
+                self.own_steps += results is not None
+                return results
+            # Asynchronous: an update of this worker's only when its ticket was granted, which
+            # the loop is not told: it gets the single process's fetches.
+            self.own_steps += bool(results[4])
+            return results[:4] + results[5:]
         return counted_run
 
     def finished(self, sess, step):

@@ -10,7 +10,7 @@ from squeezenet_v1 import interrupts
 from squeezenet_v1.cluster import agreement
 from squeezenet_v1.cluster import tf_config
 from squeezenet_v1.errors import UserError, first_line
-from squeezenet_v1.training import checkpoint_writer
+from squeezenet_v1.model_dir import checkpoint_writer
 
 tf1 = tf.compat.v1
 

@@ -30,7 +30,7 @@ from squeezenet_v1.cluster import server
 from squeezenet_v1.cluster.replica import Replica
 from squeezenet_v1.training import loop
 from squeezenet_v1.training.graph import build_training_graph
-from squeezenet_v1.training.model_dir import claimed_model_dir
+from squeezenet_v1.model_dir.claim import claimed_model_dir
 from squeezenet_v1.training.trainer import restore_or_initialize
 
 tf1 = tf.compat.v1
@@ -40,19 +40,20 @@ tf1 = tf.compat.v1
 WAIT_FOR_CHIEF_SECS = 7200
 
 
-def train_worker(task, model_dir, source, settings, seed=None, precision='fp32',
-                 sync_replicas=False, run_record=None, on_start=None):
+def train_worker(task, model_dir, source, settings, agreed_flags, run_record=None,
+                 on_start=None):
     """Trains as worker `task` of its cluster until global_step reaches max_steps; returns it.
 
-    The chief takes the arguments of trainer.train and does what it does with model_dir; a
-    non-chief worker ignores model_dir, run_record and on_start. Raises ClusterError when a ps
-    is lost or cannot be reached, and trainer.train's errors otherwise.
+    `agreed_flags` maps run_flags.AGREED_FLAGS (and model_dir) to this task's values: every
+    worker compares them with the chief's before its first step. The chief takes the other
+    arguments of trainer.train and does what it does with model_dir; a non-chief worker ignores
+    model_dir, run_record and on_start. Raises ClusterError when a ps is lost or cannot be
+    reached, and trainer.train's errors otherwise.
     """
     grpc_server = server.start_server(task)
-    flags = dict(dataset=source.dataset, batch_size=settings.batch_size,
-                 learning_rate=settings.learning_rate, precision=precision, seed=seed,
-                 sync_replicas=sync_replicas, max_steps=settings.max_steps, model_dir=model_dir)
-    replica = Replica(task, settings.max_steps, sync_replicas, len(source.label_names), flags)
+    seed, precision = agreed_flags['seed'], agreed_flags['precision']
+    replica = Replica(task, settings.max_steps, agreed_flags['sync_replicas'],
+                      len(source.label_names), agreed_flags)
     if seed is not None:
         seed += task.worker_number  # the same seed would give every worker the same batches
     training = build_training_graph(source, settings.batch_size, settings.learning_rate, seed,
@@ -74,9 +75,9 @@ def _train_chief(sess, replica, training, settings, model_dir, complete, resume)
     restore_or_initialize(sess, training, resume)
     sess.run(replica.agreement.publish_op)  # the flags every other worker compares with its own
     replica.start_chief(sess, step_before_restore)
-    files = loop.ChiefFiles(sess, training, model_dir, complete, settings.keep_checkpoint_max,
-                            write_graph=not resume)
-    step = loop.train_loop(sess, training, settings, replica, files)
+    chief_files = loop.ChiefFiles(sess, training, model_dir, complete,
+                                  settings.keep_checkpoint_max, write_graph=not resume)
+    step = loop.train_loop(sess, training, settings, replica, chief_files)
     sess.run(replica.finished_op)
     return step
 

@@ -12,8 +12,8 @@ import pickle
 
 import numpy as np
 
-from squeezenet_v1 import files
-from squeezenet_v1.errors import UserError
+from squeezenet_v1.files import atomic
+from squeezenet_v1.data.errors import DataError
 
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32 ...
 NUM_CHANNELS = 3  # ... RGB, stored as three planes.
@@ -56,10 +56,6 @@ RELEASES = (BINARY, PYTHON)
 GET_THE_DATA = ('Run with --download to fetch it, or download %s from '
                 'https://www.cs.toronto.edu/~kriz/cifar.html into the data directory '
                 '(as the archive or extracted).' % BINARY.archive)
-
-
-class DataError(UserError):
-    """A data set file is missing, malformed or does not match its checksum."""
 
 
 def check_split(split):
@@ -267,4 +263,4 @@ def binary_records(images, labels):
 
 def write_binary_batch(path, images, labels):
     """Writes records in the binary release's format, whole or not at all."""
-    return files.write_bytes_atomic(path, binary_records(images, labels))
+    return atomic.write_bytes_atomic(path, binary_records(images, labels))

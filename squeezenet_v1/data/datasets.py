@@ -9,13 +9,16 @@ import collections
 import hashlib
 import os
 
+import numpy as np
 from absl import logging
 
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import download as download_lib
-from squeezenet_v1 import files as files_lib
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
+from squeezenet_v1.files import temporaries
 from squeezenet_v1.data import synthetic
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.data.errors import DataError
 
 DATASETS = ('cifar10', 'synthetic')
 CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
@@ -71,10 +74,10 @@ def _cached_records(cache_dir, name, images, labels):
     path = os.path.join(cache_dir, '%s-%s.bin' % (name, digest))
     try:
         os.makedirs(cache_dir, exist_ok=True)
-        files_lib.remove_stale_temporaries(cache_dir)
+        temporaries.remove_stale_temporaries(cache_dir)
         if not (os.path.isfile(path) and os.path.getsize(path) == len(records)
-                and files_lib.file_digest(path).startswith(digest)):
-            files_lib.write_bytes_atomic(path, records)
+                and reading.file_digest(path).startswith(digest)):
+            atomic.write_bytes_atomic(path, records)
     except OSError as e:
         raise DataError('cannot write converted records into the cache folder %s (%s). Set %s '
                         'to a folder you can write to.' % (cache_dir, e.strerror or e,
@@ -164,3 +167,8 @@ def label_names(dataset, data_dir):
     return list(cifar10.LABEL_NAMES)
 
 
+def split_images(source):
+    """(uint8 images [N, 32, 32, 3], int labels [N]) of a SplitSource's record files."""
+    parts = [cifar10.read_binary_batch(path) for path in source.record_files]
+    images = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.concatenate([p[1] for p in parts]).astype(np.int64)

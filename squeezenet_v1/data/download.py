@@ -17,9 +17,13 @@ import urllib.request
 
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+
+from squeezenet_v1.files import reading
+
+from squeezenet_v1.files import temporaries
 from squeezenet_v1 import interrupts
-from squeezenet_v1.data.cifar10 import DataError
+from squeezenet_v1.data.errors import DataError
 
 _CHUNK_BYTES = 1 << 20
 _REPORT_SECS = 5.0
@@ -28,7 +32,7 @@ DEFAULT_DEADLINE_SECS = 3600  # the 163 MB archive at 50 kB/s; a mirror slower t
 
 
 def file_md5(path):
-    return files.file_digest(path, 'md5')
+    return reading.file_digest(path, 'md5')
 
 
 def verify_md5(path, expected_md5):
@@ -48,7 +52,7 @@ def extract_archive(archive_path, dest_dir, folder, only=None):
     """
     target = os.path.join(dest_dir, folder)
     _remove_stale_temporaries(dest_dir)
-    staging = files.make_temp_dir(dest_dir, folder)
+    staging = temporaries.make_temp_dir(dest_dir, folder)
     try:
         try:
             with tarfile.open(archive_path, 'r:gz') as tar:
@@ -74,7 +78,7 @@ def extract_archive(archive_path, dest_dir, folder, only=None):
                     os.replace(os.path.join(staging, folder, name), os.path.join(target, name))
                     logging.info('Restored %s from %s', os.path.join(target, name),
                                  archive_path)
-        files.fsync_dir(dest_dir)
+        atomic.fsync_dir(dest_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -93,7 +97,7 @@ def download(url, dest_path, expected_md5=None, timeout=60,
                                                         os.path.basename(dest_path)))
     folder = os.path.dirname(os.path.abspath(dest_path))
     _remove_stale_temporaries(folder)
-    partial = files.make_temp_file(folder, os.path.basename(dest_path))
+    partial = temporaries.make_temp_file(folder, os.path.basename(dest_path))
     try:
         start = time.time()
         # No single wait may outlast the deadline, a server that answers nothing included.
@@ -121,7 +125,7 @@ def download(url, dest_path, expected_md5=None, timeout=60,
             if total and done != total:
                 raise http.client.IncompleteRead(b'', total - done)
     except BaseException as e:
-        files.remove_path(partial)
+        temporaries.remove_path(partial)
         if not isinstance(e, (urllib.error.URLError, http.client.HTTPException, OSError,
                               ValueError)):
             raise  # Ctrl-C, or a bug: the temporary is gone either way
@@ -132,12 +136,12 @@ def download(url, dest_path, expected_md5=None, timeout=60,
     if expected_md5:
         actual = file_md5(partial)
         if actual != expected_md5:
-            files.remove_path(partial)
+            temporaries.remove_path(partial)
             raise DataError('%s: the downloaded md5 %s does not match the official %s; nothing '
                             'was kept. Check that --download_url is a mirror of %s.'
                             % (url, actual, expected_md5, os.path.basename(dest_path)))
     os.replace(partial, dest_path)
-    files.fsync_dir(folder)
+    atomic.fsync_dir(folder)
     return dest_path
 
 
@@ -153,5 +157,5 @@ def _log_progress(url, done, total, seconds, wait_seconds):
 
 
 def _remove_stale_temporaries(folder):
-    for path in files.remove_stale_temporaries(folder):
+    for path in temporaries.remove_stale_temporaries(folder):
         logging.info('Removed %s, left by a download or extraction that was killed.', path)

@@ -17,8 +17,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import literal_paths
+
+from squeezenet_v1.files import reading
 from squeezenet_v1.errors import UserError, first_line
+from squeezenet_v1.model_dir import run_records
 
 tf1 = tf.compat.v1
 
@@ -90,7 +93,7 @@ def recorded_sha256(path):
     """The sha256 the export beside a file recorded for it, or None (a folder, no record)."""
     if os.path.isdir(path):
         return None
-    report = files.read_plain_json(
+    report = reading.read_plain_json(
         os.path.join(os.path.dirname(os.path.abspath(path)), SIZE_REPORT_FILE))
     recorded = report.get('sha256') if isinstance(report, dict) else None
     return recorded.get(os.path.basename(path)) if isinstance(recorded, dict) else None
@@ -106,7 +109,7 @@ def _check_recorded_sha256(path):
     expected = recorded_sha256(path)
     if not expected:
         return False
-    if files.file_digest(path) != expected:
+    if reading.file_digest(path) != expected:
         raise ArtifactError('%s is not the file its export wrote (its sha256 differs from the '
                             'one in %s): it was changed or damaged. Export it again.'
                             % (path, SIZE_REPORT_FILE))
@@ -143,7 +146,7 @@ class _SavedModel(_Artifact):
     def __init__(self, path):
         super(_SavedModel, self).__init__(path)
         # As TensorFlow 2 users load it; its TF1 signature runs as a function.
-        with files.literal_path(path) as literal:
+        with literal_paths.literal_path(path) as literal:
             self._signature = tf.saved_model.load(literal).signatures['serving_default']
 
     def _run(self, batch):
@@ -262,3 +265,20 @@ def agreement(reference, probabilities):
             'top1_agreement': float(np.mean(np.argmax(reference, axis=1)
                                             == np.argmax(probabilities, axis=1)))
             if len(reference) else 1.0}
+
+
+def export_folder(exported_model):
+    """The export an artifact belongs to: the folder holding labels.txt and size_report.json."""
+    path = os.path.abspath(exported_model).rstrip(os.sep)
+    return os.path.dirname(path)
+
+
+def exported_label_names(exported_model):
+    """The class names the export wrote beside the artifact (its labels.txt)."""
+    check_artifact(exported_model)  # a missing or wrong file is told as such first
+    folder = export_folder(exported_model)
+    if not os.path.isfile(os.path.join(folder, run_records.LABELS_FILE)):
+        raise ArtifactError(
+            '%s has no %s beside it, so its classes have no names. Give a file of a folder '
+            '--mode=export wrote.' % (exported_model, run_records.LABELS_FILE))
+    return run_records.model_label_names(folder, None, None)

@@ -16,9 +16,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1.training import checkpoints
-from squeezenet_v1.training import run_records
-from squeezenet_v1 import files
+from squeezenet_v1.model_dir import checkpoints
+from squeezenet_v1.model_dir import run_records
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import literal_paths
+from squeezenet_v1.files import reading
+from squeezenet_v1.files import temporaries
 from squeezenet_v1 import interrupts
 from squeezenet_v1 import parameters
 from squeezenet_v1.data import synthetic
@@ -124,16 +127,16 @@ def export(model_dir, export_dir, label_names, checkpoint_path=None, check_image
     checkpoints.choose_checkpoint(model_dir, checkpoint_path)
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
-    for path in files.remove_stale_temporaries(parent):
+    for path in temporaries.remove_stale_temporaries(parent):
         logging.info('Removed %s, left by an export that was killed.', path)
-    staging = files.make_temp_dir(parent, os.path.basename(export_dir))
+    staging = temporaries.make_temp_dir(parent, os.path.basename(export_dir))
     try:
         report = _export_into(model_dir, staging, label_names, checkpoint_path,
                               check_images or synthetic_check_images(), dataset,
                               saved_model_only)
-        files.replace_dir(staging, export_dir)
+        atomic.replace_dir(staging, export_dir)
     except BaseException:
-        files.remove_path(staging)
+        temporaries.remove_path(staging)
         raise
     logging.info('Exported %s into %s', report['checkpoint'], export_dir)
     return report
@@ -173,7 +176,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
             _write_saved_model(sess, graph, os.path.join(out_dir, SAVED_MODEL_DIR))
             frozen = _frozen_graph_def(sess, graph)
             weights_only_bytes = _weights_only_checkpoint_bytes(sess, graph, out_dir)
-    files.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
+    atomic.write_bytes_atomic(os.path.join(out_dir, FROZEN_GRAPH_FILE),
                              frozen.SerializeToString())
     run_records.write_label_names(out_dir, label_names)
     tflite, skipped = {}, {}
@@ -205,10 +208,10 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         'agreement_images': images_are,
         'agreement': agreement,
         # What --exported_model checks a file against before a runtime reads it.
-        'sha256': {name: files.file_digest(os.path.join(out_dir, name))
+        'sha256': {name: reading.file_digest(os.path.join(out_dir, name))
                    for name in agreement if os.path.isfile(os.path.join(out_dir, name))},
     }
-    files.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
+    atomic.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
     return report
 
 
@@ -238,14 +241,14 @@ def _frozen_graph_def(sess, graph):
 
 def _weights_only_checkpoint_bytes(sess, graph, out_dir):
     """Size of a checkpoint of the model's weights alone (no Adam slots, no global_step)."""
-    scratch = files.make_temp_dir(out_dir, 'weights_only')  # inside the export's staging folder
+    scratch = temporaries.make_temp_dir(out_dir, 'weights_only')  # inside the export's staging folder
     try:
         saver = tf1.train.Saver([v for v in graph.variables if v.op.name != 'global_step'])
         prefix = saver.save(sess, os.path.join(scratch, 'weights'), write_meta_graph=False,
                             write_state=False)
         return _checkpoint_bytes(prefix)
     finally:
-        files.remove_path(scratch)
+        temporaries.remove_path(scratch)
 
 
 def _write_tflite(saved_model_dir, out_dir):
@@ -255,7 +258,7 @@ def _write_tflite(saved_model_dir, out_dir):
     for name, optimize in ((TFLITE_FLOAT_FILE, False), (TFLITE_INT8_FILE, True)):
         try:
             # convert() reads the SavedModel, so the literal path must stay open until it ends.
-            with files.literal_path(saved_model_dir) as path:
+            with literal_paths.literal_path(saved_model_dir) as path:
                 converter = tf.lite.TFLiteConverter.from_saved_model(
                     path, signature_keys=['serving_default'])
                 if optimize:
@@ -264,7 +267,7 @@ def _write_tflite(saved_model_dir, out_dir):
         except Exception as e:  # the converter raises many types; any refusal skips the format
             skipped[name] = 'the TFLite converter refused it: %s' % first_line(e)
             continue
-        path = files.write_bytes_atomic(os.path.join(out_dir, name), flat_buffer)
+        path = atomic.write_bytes_atomic(os.path.join(out_dir, name), flat_buffer)
         written[name] = os.path.getsize(path)
     if skipped:
         written['skipped'] = skipped

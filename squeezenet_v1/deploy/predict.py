@@ -14,7 +14,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import reading
 from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import image_size
 from squeezenet_v1.deploy import serving
@@ -178,7 +178,7 @@ def predict(model_dir, image_specs, label_names, top_k=3, checkpoint_path=None,
 
 def is_predictions_file(path):
     """Whether path is a plain file holding what predict() returns, as JSON (ours to replace)."""
-    results = files.read_plain_json(path)
+    results = reading.read_plain_json(path)
     return isinstance(results, list) and all(
         isinstance(r, dict) and 'file' in r and ('predictions' in r or 'error' in r)
         for r in results)

@@ -10,7 +10,7 @@ import collections
 import tensorflow as tf
 
 from squeezenet_v1.data import input_pipeline
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.data.cifar10 import IMAGE_BYTES, IMAGE_SIZE, NUM_CHANNELS
 from squeezenet_v1.model import new_model
 

@@ -12,7 +12,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.evaluation import evaluate
 from squeezenet_v1 import interrupts
 from squeezenet_v1.errors import UserError

@@ -19,12 +19,13 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1 import machine
-from squeezenet_v1.training import checkpoints
-from squeezenet_v1 import files
+from squeezenet_v1.model_dir import checkpoints
+from squeezenet_v1.files import atomic
+from squeezenet_v1 import run_flags
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import input_pipeline
-from squeezenet_v1.training import run_records
+from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.training.session_options import session_config
 from squeezenet_v1.model import new_model
 
@@ -153,16 +154,16 @@ class Evaluator(object):
             'checkpoint': _checkpoint_name(self.model_dir, checkpoint_path),
             'checkpoint_fingerprint': self._fingerprint,
             'eval_precision': self.precision,
-            'flags': {name: flags[name] for name in run_records.EXPERIMENT_FLAGS if name in flags},
+            'flags': {name: flags[name] for name in run_flags.EXPERIMENT_FLAGS if name in flags},
             'versions': machine.versions(),
             'evaluated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),
         }
 
     def _record(self, results):
-        files.write_json_atomic(os.path.join(self.model_dir, EVAL_RESULTS_FILE), results)
+        atomic.write_json_atomic(os.path.join(self.model_dir, EVAL_RESULTS_FILE), results)
         # Unsorted: per_class_accuracy keeps the classes in label order.
-        files.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results,
+        atomic.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results,
                                sort_keys=False)
         if self._writer is None:
             with self._graph.as_default():

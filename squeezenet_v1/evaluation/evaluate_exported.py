@@ -8,49 +8,23 @@ model_dir's history.
 """
 
 import math
-import os
 
 import numpy as np
 from absl import logging
 
-from squeezenet_v1.data import cifar10
+from squeezenet_v1.data import datasets
 from squeezenet_v1.deploy import artifacts
-from squeezenet_v1.training import run_records
 
 # Probabilities are clipped here before the log, as a softmax rounded to 0 in float32 would
 # otherwise make one image's loss infinite.
 _TINY = 1e-30
 
 
-def export_folder(exported_model):
-    """The export an artifact belongs to: the folder holding labels.txt and size_report.json."""
-    path = os.path.abspath(exported_model).rstrip(os.sep)
-    return os.path.dirname(path)
-
-
-def exported_label_names(exported_model):
-    """The class names the export wrote beside the artifact (its labels.txt)."""
-    artifacts.check_artifact(exported_model)  # a missing or wrong file is told as such first
-    folder = export_folder(exported_model)
-    if not os.path.isfile(os.path.join(folder, run_records.LABELS_FILE)):
-        raise artifacts.ArtifactError(
-            '%s has no %s beside it, so its classes have no names. Give a file of a folder '
-            '--mode=export wrote.' % (exported_model, run_records.LABELS_FILE))
-    return run_records.model_label_names(folder, None, None)
-
-
-def split_images(source):
-    """(uint8 images [N, 32, 32, 3], int labels [N]) of a SplitSource's record files."""
-    parts = [cifar10.read_binary_batch(path) for path in source.record_files]
-    images = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), np.concatenate([p[1] for p in parts]).astype(np.int64)
-
-
 def evaluate_exported(artifact, label_names, source):
     """Runs an opened artifact (artifacts.open_artifact) over the split; logs and returns the
     results."""
     exported_model, kind = artifact.path, artifact.kind
-    images, labels = split_images(source)
+    images, labels = datasets.split_images(source)
     probabilities = artifact.probabilities(images)
     artifacts.check_label_count(exported_model, probabilities, label_names)
     if len(label_names) != len(source.label_names):

@@ -21,10 +21,11 @@ from absl import flags
 
 from squeezenet_v1 import command_line
 from squeezenet_v1 import dead_relu
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import output_files
 from squeezenet_v1.errors import UserError
-from squeezenet_v1.training import run_records
-from squeezenet_v1.training.run_records import EXPERIMENT_FLAGS
+from squeezenet_v1.model_dir import run_records
+from squeezenet_v1.run_flags import EXPERIMENT_FLAGS
 
 HISTORY_FILE = run_records.EVAL_HISTORY_FILE
 REPORT_FORMAT = 'squeezenet_v1-summary/1'  # what --json writes, and alone replaces
@@ -277,8 +278,8 @@ def main(args=None):
     json_path = COMMAND.flags.json
     try:
         if json_path:
-            files.check_output_file(
-                json_path, '--json', lambda path: files.is_json_of_format(path, REPORT_FORMAT),
+            output_files.check_output_file(
+                json_path, '--json', lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
                 inputs=[history_path(run_dir) for run_dir in run_dirs])
         report = summarize(run_dirs)
     except (HistoryError, UserError) as e:
@@ -293,7 +294,7 @@ def main(args=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if json_path:
         try:
-            files.write_json_atomic(json_path, report)
+            atomic.write_json_atomic(json_path, report)
         except OSError as e:
             print('summarize: error: cannot write --json %s (%s)' % (json_path, e.strerror or e),
                   file=sys.stderr)

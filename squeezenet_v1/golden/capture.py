@@ -33,10 +33,10 @@ import tensorflow as tf
 
 import squeezenet_v1
 from squeezenet_v1 import machine
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.data import datasets
 from squeezenet_v1.deploy import export
-from squeezenet_v1 import files
+from squeezenet_v1.files import temporaries
 from squeezenet_v1.errors import first_line
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.training import session_options
@@ -77,7 +77,7 @@ def environment():
 def capture(fixed_weights=None, settings=None):
     """Computes a Capture on this TensorFlow; `fixed_weights` None means the trained weights."""
     settings = dict(SETTINGS, **(settings or {}))
-    scratch = files.make_temp_dir(tempfile.gettempdir(), 'squeezenet_v1-golden')
+    scratch = temporaries.make_temp_dir(tempfile.gettempdir(), 'squeezenet_v1-golden')
     try:
         with training_graph.op_determinism(settings['seed']):
             training = _stage('the training run', _train, settings, scratch)
@@ -89,7 +89,7 @@ def capture(fixed_weights=None, settings=None):
         except CaptureError as e:  # the graphs and the loss can still be compared
             serving = {'signature': {}, 'probabilities': None, 'classes': None, 'failed': str(e)}
     finally:
-        files.remove_path(scratch)
+        temporaries.remove_path(scratch)
     summary = {
         'environment': environment(),
         'settings': settings,

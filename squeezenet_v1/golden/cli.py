@@ -10,7 +10,8 @@ import warnings
 from absl import flags
 
 from squeezenet_v1 import command_line
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import output_files
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import known_differences
@@ -45,8 +46,8 @@ def main(args=None):
     json_path = COMMAND.flags.json
     if json_path:
         try:
-            files.check_output_file(
-                json_path, '--json', lambda path: files.is_json_of_format(path, REPORT_FORMAT),
+            output_files.check_output_file(
+                json_path, '--json', lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
                 inputs=[golden_dir])
         except UserError as e:
             print('golden check: error: %s' % e, file=sys.stderr)
@@ -90,7 +91,7 @@ def main(args=None):
 def _write_json(path, report):
     """Writes the report; False, after saying why on stderr, when it cannot."""
     try:
-        files.write_json_atomic(path, report)
+        atomic.write_json_atomic(path, report)
     except OSError as e:
         print('golden check: error: cannot write --json %s (%s); name a file in a folder you '
               'can write to.' % (path, e.strerror or e), file=sys.stderr)

@@ -27,7 +27,9 @@ import shutil
 
 import numpy as np
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+
+from squeezenet_v1.files import temporaries
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import compare as golden_compare
 from squeezenet_v1.golden import known_differences
@@ -70,16 +72,16 @@ def record(golden_dir):
             current.summary['failures']))
     parent = os.path.dirname(golden_dir)
     os.makedirs(parent, exist_ok=True)
-    files.remove_stale_temporaries(parent)
-    staging = files.make_temp_dir(parent, os.path.basename(golden_dir))
+    temporaries.remove_stale_temporaries(parent)
+    staging = temporaries.make_temp_dir(parent, os.path.basename(golden_dir))
     try:
         write_record(staging, current)
         known = os.path.join(golden_dir, known_differences.KNOWN_FILE)
         if os.path.isfile(known):
             shutil.copyfile(known, os.path.join(staging, known_differences.KNOWN_FILE))
-        files.replace_dir(staging, golden_dir)
+        atomic.replace_dir(staging, golden_dir)
     except BaseException:
-        files.remove_path(staging)
+        temporaries.remove_path(staging)
         raise
     return current
 
@@ -90,12 +92,12 @@ def write_record(folder, capture):
                    recorded_utc=datetime.datetime.now(datetime.timezone.utc).strftime(
                        '%Y-%m-%d %H:%M'), **capture.summary)
     for graph, name in LISTING_FILES.items():
-        files.write_text_atomic(os.path.join(folder, name), '\n'.join(capture.listings[graph])
+        atomic.write_text_atomic(os.path.join(folder, name), '\n'.join(capture.listings[graph])
                                 + '\n')
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **capture.weights)
-    files.write_bytes_atomic(os.path.join(folder, WEIGHTS_FILE), buffer.getvalue())
-    files.write_json_atomic(os.path.join(folder, RECORD_FILE), summary)
+    atomic.write_bytes_atomic(os.path.join(folder, WEIGHTS_FILE), buffer.getvalue())
+    atomic.write_json_atomic(os.path.join(folder, RECORD_FILE), summary)
 
 
 def _check_record_target(golden_dir):

@@ -6,10 +6,10 @@ It stops on a non-finite loss, saves before exiting on SIGINT/SIGTERM and never 
 that are not finite.
 
 What differs between a single process and a cluster's task comes in two small objects:
-- `steps` (a `LocalSteps`, or a cluster worker's `Replica`) says how a step runs: its first
+- `stepper` (a `LocalSteps`, or a cluster worker's `Replica`) says how a step runs: its first
   global_step, `make_run(...)` and the task name that prefixes its log lines;
-- `files` (a `ChiefFiles`, or None for a cluster's non-chief worker) is who saves: checkpoints
-  and summaries.
+- `chief_files` (a `ChiefFiles`, or None for a cluster's non-chief worker) is who saves:
+  checkpoints and summaries.
 Progress is read from global_step, never counted: a cluster's other workers move it too, and a
 float16 loss-scale optimizer skips a step without counting it. So the log, summary and save
 periods are crossings (`step // period > last // period`), right for jumps as for single steps.
@@ -26,15 +26,20 @@ from absl import logging
 
 from squeezenet_v1 import dead_relu
 from squeezenet_v1 import interrupts
+from squeezenet_v1 import run_flags
 from squeezenet_v1.errors import UserError
-from squeezenet_v1.training import checkpoint_writer
+from squeezenet_v1.model_dir import checkpoint_writer
 
 tf1 = tf.compat.v1
 
-LoopSettings = collections.namedtuple(
-    'LoopSettings', ['batch_size', 'max_steps', 'learning_rate', 'save_checkpoints_steps',
-                     'keep_checkpoint_max', 'log_every_n_steps', 'save_summary_steps'])
-LoopSettings.__doc__ = 'The flags the loop runs by: run_train.py\'s, with their meaning there.'
+LoopSettings = collections.namedtuple('LoopSettings', run_flags.LOOP_SETTINGS)
+LoopSettings.__doc__ = 'The flags the loop runs by (run_flags.py says what each means).'
+
+
+StepResults = collections.namedtuple('StepResults',
+                                     ['train_op', 'loss', 'accuracy', 'global_step', 'summary'])
+StepResults.__new__.__defaults__ = (None,)  # a step that writes no summary fetches none
+StepResults.__doc__ = 'What one step fetches; global_step is the step reached after it.'
 
 
 class NonFiniteLossError(UserError):
@@ -59,8 +64,11 @@ class LocalSteps(object):
 
     def make_run(self, sess, training, stop, summaries):
         """run(step, write_summary) -> [train_op, loss, accuracy, global_step after(, summary)]."""
+        del stop  # one process never waits for another: the loop checks it between steps
         # Callables skip sess.run's per-call fetch parsing: less Python on every step.
         plain = sess.make_callable(training.fetches)
+        if not summaries:
+            return lambda step, write_summary: plain()
         with_summary = sess.make_callable(training.fetches + [training.summary_op])
         return lambda step, write_summary: with_summary() if write_summary else plain()
 
@@ -128,9 +136,9 @@ def stop_requests(task_name=None, saves=True):
         yield received
 
 
-def log_step(step, loss_value, accuracy_value, batch_size, steps, elapsed, output_size,
+def log_step(step, loss_value, accuracy_value, batch_size, steps_run, elapsed, output_size,
              task_name=None):
-    """The tutorial's line for `steps` steps in `elapsed` seconds; `task_name` prefixes a
+    """The tutorial's line for `steps_run` steps in `elapsed` seconds; `task_name` prefixes a
     cluster's. Warns first when the loss is that of all-zero logits (the dying final ReLU)."""
     prefix = _prefix(task_name)
     if dead_relu.is_dead_relu_loss(loss_value, output_size):
@@ -139,35 +147,35 @@ def log_step(step, loss_value, accuracy_value, batch_size, steps, elapsed, outpu
             '(the notebook applies ReLU to its logits). The run will not learn; start a new '
             '--model_dir with another --seed.', prefix, output_size, np.log(output_size))
     logging.info('%sstep %d, loss = %.4f, accuracy = %.3f (%.1f examples/sec; %.3f sec/batch)',
-                 prefix, step, loss_value, accuracy_value, steps * batch_size / elapsed,
-                 elapsed / steps)
+                 prefix, step, loss_value, accuracy_value, steps_run * batch_size / elapsed,
+                 elapsed / steps_run)
 
 
 def _crossed(step, last, period):
     return step // period > last // period
 
 
-def train_loop(sess, training, settings, steps, files=None, after_save=None):
+def train_loop(sess, training, settings, stepper, chief_files=None, after_save=None):
     """Runs steps from the restored global_step to settings.max_steps; returns the last step.
 
     `after_save(checkpoint_path)` runs after every save but one made because of a stop signal;
     its time, like the save's, is left out of the examples/sec figures.
     """
-    task_name, max_steps = steps.task_name, settings.max_steps
-    step = steps.first_step(sess, training)
+    task_name, max_steps = stepper.task_name, settings.max_steps
+    step = stepper.first_step(sess, training)
     start_input(sess, training)  # a seeded input starts at the (cluster's) restored step
     if step >= max_steps:
         logging.info('%sglobal_step %d already reaches --max_steps=%d; nothing to train.',
                      _prefix(task_name), step, max_steps)
         return step
-    if files:
-        files.open()
+    if chief_files:
+        chief_files.open()
     try:
-        step = _run_steps(sess, training, settings, steps, files, after_save, step)
+        step = _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
     finally:
-        if files:
-            files.close()
-    steps.finished(sess, step)
+        if chief_files:
+            chief_files.close()
+    stepper.finished(sess, step)
     return step
 
 
@@ -175,31 +183,32 @@ def _prefix(task_name):
     return '[%s] ' % task_name if task_name else ''
 
 
-def _run_steps(sess, training, settings, steps, files, after_save, step):
-    task_name, max_steps = steps.task_name, settings.max_steps
+def _run_steps(sess, training, settings, stepper, chief_files, after_save, step):
+    task_name, max_steps = stepper.task_name, settings.max_steps
     prefix = _prefix(task_name)
     logged = saved = summarized = step
-    with stop_requests(task_name, saves=files is not None) as stop:
-        run = steps.make_run(sess, training, stop, summaries=files is not None)
+    with stop_requests(task_name, saves=chief_files is not None) as stop:
+        run = stepper.make_run(sess, training, stop, summaries=chief_files is not None)
         interval_start, interval_steps = time.time(), 0
         while step < max_steps and not stop:
-            write_summary = files is not None and _crossed(step + 1, summarized,
+            write_summary = chief_files is not None and _crossed(step + 1, summarized,
                                                            settings.save_summary_steps)
-            results = run(step, write_summary)
-            if results is None:
+            fetched = run(step, write_summary)
+            if fetched is None:
                 break  # a stop request while waiting for the other workers
-            loss_value, accuracy_value = results[1], results[2]
-            previous_step, step = step, int(results[3])
+            results = StepResults(*fetched)
+            loss_value, accuracy_value = results.loss, results.accuracy
+            previous_step, step = step, int(results.global_step)
             interval_steps += 1
             if not np.isfinite(loss_value):
                 raise NonFiniteLossError(
                     '%sloss is %s at step %d (learning rate %g); stopping. %s'
                     % (prefix, loss_value, step, settings.learning_rate,
-                       _last_finite_checkpoint(files)))
+                       _last_finite_checkpoint(chief_files)))
             if step == previous_step:
                 continue  # the loss-scale optimizer skipped a non-finite gradient
             if write_summary:
-                files.writer.add_summary(results[-1], step)
+                chief_files.writer.add_summary(results.summary, step)
                 summarized = step
             if _crossed(step, logged, settings.log_every_n_steps) or step >= max_steps:
                 log_step(step, loss_value, accuracy_value, settings.batch_size, interval_steps,
@@ -208,35 +217,35 @@ def _run_steps(sess, training, settings, steps, files, after_save, step):
                 if not sess.run(training.weights_finite):
                     raise NonFiniteLossError(
                         '%sweights are not finite at step %d (learning rate %g); stopping. %s'
-                        % (prefix, step, settings.learning_rate, _last_finite_checkpoint(files)))
+                        % (prefix, step, settings.learning_rate, _last_finite_checkpoint(chief_files)))
                 logged, interval_start, interval_steps = step, time.time(), 0
-            if files and (_crossed(step, saved, settings.save_checkpoints_steps)
+            if chief_files and (_crossed(step, saved, settings.save_checkpoints_steps)
                           or step >= max_steps):
                 save_started = time.time()
-                path, saved = files.save()
+                path, saved = chief_files.save()
                 if after_save:
                     after_save(path)
                 interval_start += time.time() - save_started
         if stop and step < max_steps:
-            if files and saved != step:
-                _, step = files.save()
+            if chief_files and saved != step:
+                _, step = chief_files.save()
             raise TrainingInterrupted(stop[0], '%sstopped by %s at step %d; %s' % (
                 prefix, signal.Signals(stop[0]).name, step,
-                'checkpoint saved' if files else 'the chief keeps the checkpoints'))
+                'checkpoint saved' if chief_files else 'the chief keeps the checkpoints'))
         if stop:
             logging.info('%s%s arrived after the final step was saved: the run is finished.',
                          prefix, signal.Signals(stop[0]).name)
     return step
 
 
-def _last_finite_checkpoint(files):
-    if files is None:
+def _last_finite_checkpoint(chief_files):
+    if chief_files is None:
         return ('The latest checkpoint in the chief\'s model_dir is the last one with finite '
                 'weights.')
-    if not files.complete:
-        return 'No checkpoint was saved: %s holds none.' % files.model_dir
+    if not chief_files.complete:
+        return 'No checkpoint was saved: %s holds none.' % chief_files.model_dir
     return 'The latest checkpoint in %s, %s, is the last one with finite weights.' % (
-        files.model_dir, files.complete[-1])
+        chief_files.model_dir, chief_files.complete[-1])
 
 
 def start_input(sess, training):

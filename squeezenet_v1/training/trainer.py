@@ -1,17 +1,17 @@
 """Training in one process: claim the model_dir, restore or initialize, run the loop.
 
-A cluster's worker does the same through cluster/worker.py, with its own `steps` and, on the
+A cluster's worker does the same through cluster/worker.py, with its own `stepper` and, on the
 chief alone, the same `ChiefFiles`.
 """
 
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1.training import checkpoints
+from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.training import loop
 from squeezenet_v1.training import session_options
 from squeezenet_v1.training.graph import build_training_graph
-from squeezenet_v1.training.model_dir import claimed_model_dir
+from squeezenet_v1.model_dir.claim import claimed_model_dir
 
 tf1 = tf.compat.v1
 
@@ -39,9 +39,9 @@ def train(model_dir, source, settings, seed=None, precision='fp32', run_record=N
         config = session_options.session_config(precision)
         with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
             restore_or_initialize(sess, training, resume)
-            files = loop.ChiefFiles(sess, training, model_dir, found.complete,
-                                    settings.keep_checkpoint_max, write_graph=not resume)
-            return loop.train_loop(sess, training, settings, loop.LocalSteps(), files,
+            chief_files = loop.ChiefFiles(sess, training, model_dir, found.complete,
+                                          settings.keep_checkpoint_max, write_graph=not resume)
+            return loop.train_loop(sess, training, settings, loop.LocalSteps(), chief_files,
                                    after_save)
 
 

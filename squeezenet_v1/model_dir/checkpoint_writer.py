@@ -23,9 +23,11 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
+
+from squeezenet_v1.files import temporaries
 from squeezenet_v1.errors import UserError, first_line
-from squeezenet_v1.training.checkpoints import (CHECKPOINT_FILE, CHECKPOINT_NAME,
+from squeezenet_v1.model_dir.checkpoints import (CHECKPOINT_FILE, CHECKPOINT_NAME,
                                                 CHECKPOINT_PREFIX, STATE_FILE, checkpoint_files,
                                                 global_step_stored_in, scan, step_in_name,
                                                 what_is_wrong)
@@ -78,7 +80,7 @@ def write_state(model_dir, names):
     """Writes the state file listing `names` (oldest first) by relative name; fsynced."""
     text = 'model_checkpoint_path: "%s"\n' % names[-1]
     text += ''.join('all_model_checkpoint_paths: "%s"\n' % name for name in names)
-    files.write_text_atomic(os.path.join(model_dir, STATE_FILE), text)
+    atomic.write_text_atomic(os.path.join(model_dir, STATE_FILE), text)
 
 
 def prepare_for_training(model_dir):
@@ -89,10 +91,10 @@ def prepare_for_training(model_dir):
     _finish_journals(model_dir)
     for name in sorted(os.listdir(model_dir)):
         if _TENSORFLOW_LEFTOVER.match(name):
-            files.remove_path(os.path.join(model_dir, name))
+            temporaries.remove_path(os.path.join(model_dir, name))
             logging.info('Removed %s, left by an interrupted TensorFlow save.',
                          os.path.join(model_dir, name))
-    for path in files.remove_stale_temporaries(model_dir):
+    for path in temporaries.remove_stale_temporaries(model_dir):
         logging.info('Removed %s, a temporary of a process that no longer runs.', path)
     found = scan(model_dir)
     for name, problem in found.incomplete.items():
@@ -125,8 +127,8 @@ def _finish_journals(model_dir):
             names = []  # a torn journal: it was being written, so none of its work began
         for name in names:
             finish(model_dir, name)
-        files.remove_path(path)
-        files.fsync_dir(model_dir)
+        temporaries.remove_path(path)
+        atomic.fsync_dir(model_dir)
 
 
 def _undo_partial_save(model_dir, name):
@@ -141,7 +143,7 @@ def _remove_checkpoint(model_dir, name):
     """Removes one checkpoint's files by exact name, .index first so readers skip it at once."""
     file_names = checkpoint_files(model_dir).get(name, [])
     for file_name in sorted(file_names, key=lambda f: not f.endswith('.index')):
-        files.remove_path(os.path.join(model_dir, file_name))
+        temporaries.remove_path(os.path.join(model_dir, file_name))
 
 
 def _publish_order(file_name):
@@ -164,7 +166,7 @@ def save(sess, saver, model_dir, step, complete, keep):
     journal = os.path.join(model_dir, _SAVE_JOURNAL)
     staging, published = None, []
     try:
-        staging = files.make_temp_dir(model_dir, name)
+        staging = temporaries.make_temp_dir(model_dir, name)
         saver.save(sess, os.path.join(staging, name), write_meta_graph=False, write_state=False)
         name = _name_by_saved_step(staging, name)
         prefix = os.path.join(model_dir, name)
@@ -172,17 +174,17 @@ def save(sess, saver, model_dir, step, complete, keep):
         staged = sorted((f for f in os.listdir(staging) if CHECKPOINT_FILE.match(f)),
                         key=_publish_order)
         for file_name in staged:
-            files.fsync_file(os.path.join(staging, file_name))
+            atomic.fsync_file(os.path.join(staging, file_name))
         _set_aside(model_dir, name)
-        files.write_text_atomic(journal, name + '\n')
+        atomic.write_text_atomic(journal, name + '\n')
         for file_name in staged:
             os.replace(os.path.join(staging, file_name), os.path.join(model_dir, file_name))
             published.append(file_name)
-        files.fsync_dir(model_dir)
+        atomic.fsync_dir(model_dir)
     except BaseException as e:
         for file_name in published:
-            files.remove_path(os.path.join(model_dir, file_name))
-        files.remove_path(journal)
+            temporaries.remove_path(os.path.join(model_dir, file_name))
+        temporaries.remove_path(journal)
         if isinstance(e, (tf.errors.OpError, OSError)):
             raise CheckpointSaveError(
                 'could not write checkpoint %s (%s). The latest checkpoint is still %s. Free '
@@ -192,14 +194,14 @@ def save(sess, saver, model_dir, step, complete, keep):
         raise
     finally:
         if staging:
-            files.remove_path(staging)
+            temporaries.remove_path(staging)
     older = [n for n in complete if n != name]
     if keep == 0:  # TF1's max_to_keep=0: every checkpoint is kept
         kept = older + [name]
     else:
         kept = (older[-(keep - 1):] if keep > 1 else []) + [name]
     write_state(model_dir, kept)
-    files.remove_path(journal)
+    temporaries.remove_path(journal)
     _rotate(model_dir, [n for n in older if n not in kept])
     return prefix, kept
 
@@ -244,11 +246,11 @@ def _rotate(model_dir, doomed):
     if not doomed:
         return
     journal = os.path.join(model_dir, _ROTATION_JOURNAL)
-    files.write_text_atomic(journal, ''.join(name + '\n' for name in doomed))
+    atomic.write_text_atomic(journal, ''.join(name + '\n' for name in doomed))
     for name in doomed:
         _remove_checkpoint(model_dir, name)
-    files.remove_path(journal)
-    files.fsync_dir(model_dir)
+    temporaries.remove_path(journal)
+    atomic.fsync_dir(model_dir)
 
 
 def _short_reason(error, model_dir):

@@ -12,9 +12,10 @@ import os
 
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
 from squeezenet_v1 import machine
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.run_flags import EXPERIMENT_FLAGS
 
 RUNS_FILE = 'runs.jsonl'
 FLAGS_FILE = 'flags.json'
@@ -22,9 +23,6 @@ LABELS_FILE = 'labels.txt'  # class names in output order
 # What evaluation records beside the checkpoints it evaluated (evaluation/evaluate.py).
 EVAL_RESULTS_FILE = 'eval_results.json'
 EVAL_HISTORY_FILE = 'eval_history.jsonl'
-# Flags that change what a run computes; the others (logging, paths) do not.
-EXPERIMENT_FLAGS = ('dataset', 'batch_size', 'learning_rate', 'precision', 'seed',
-                    'sync_replicas')
 
 
 def recorded_flags(model_dir, required=False):
@@ -70,7 +68,10 @@ class RunLog(object):
         self.record = {'started': _now(), 'mode': mode, 'flags': flag_values}
         self.started = False
 
-    def start(self, global_step):
+    def start(self, global_step, facts=None):
+        """The run got past its checks at `global_step`; `facts` (the data set, the cluster
+        task) join its line."""
+        self.record.update(facts or {})
         self.record['global_step_at_start'] = global_step
         self.started = True
 
@@ -83,7 +84,7 @@ class RunLog(object):
         self.record['versions'] = machine.versions()
         try:
             self.record.update(machine.hardware())
-            files.append_json_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
+            atomic.append_json_line(os.path.join(self.model_dir, RUNS_FILE), self.record)
         except OSError as e:  # a read-only model_dir must not fail a prediction
             logging.warning('could not append to %s (%s); the run is not recorded.',
                             os.path.join(self.model_dir, RUNS_FILE), e.strerror or e)
@@ -95,14 +96,14 @@ def _now():
 
 def write_label_names(folder, names):
     """Writes folder/labels.txt: the class names, one a line, in output order."""
-    files.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
+    atomic.write_text_atomic(os.path.join(folder, LABELS_FILE), '\n'.join(names) + '\n')
 
 
 def model_label_names(model_dir, dataset, data_dir):
     """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
     # Here, not at the top: summarize reads this module and starts without numpy.
     from squeezenet_v1.data import datasets
-    from squeezenet_v1.data.cifar10 import DataError
+    from squeezenet_v1.data.errors import DataError
     path = os.path.join(model_dir, LABELS_FILE)
     if not os.path.lexists(path):
         return datasets.label_names(dataset, data_dir)

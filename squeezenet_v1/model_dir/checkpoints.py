@@ -18,7 +18,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import literal_paths
 from squeezenet_v1.errors import UserError, first_line
 
 tf1 = tf.compat.v1
@@ -88,7 +88,7 @@ def what_is_wrong(model_dir, name, file_names):
     if len(totals) != 1 or present != set(range(totals.pop())):
         return 'its .data shards are incomplete'
     try:
-        with files.literal_path(os.path.join(model_dir, name)) as path:
+        with literal_paths.literal_path(os.path.join(model_dir, name)) as path:
             reader = tf1.train.load_checkpoint(path)
             for variable in reader.get_variable_to_shape_map():
                 reader.get_tensor(variable)
@@ -219,13 +219,13 @@ def fingerprint(checkpoint_path):
 
 def global_step_stored_in(checkpoint_path):
     """The global_step stored in a checkpoint (read from its tensor, not its name)."""
-    with files.literal_path(checkpoint_path) as path:
+    with literal_paths.literal_path(checkpoint_path) as path:
         return int(tf1.train.load_checkpoint(path).get_tensor('global_step'))
 
 
 def num_classes(checkpoint_path):
     """The model's output size, read from final_conv/bias in the checkpoint."""
-    with files.literal_path(checkpoint_path) as path:
+    with literal_paths.literal_path(checkpoint_path) as path:
         shapes = dict(tf1.train.list_variables(path))
     if 'final_conv/bias' not in shapes:
         raise CheckpointMismatchError('%s has no final_conv/bias: it is not a SqueezeNetModel '
@@ -235,7 +235,7 @@ def num_classes(checkpoint_path):
 
 def check_compatible(checkpoint_path, variables):
     """Raises CheckpointMismatchError listing variables missing, extra or of another shape."""
-    with files.literal_path(checkpoint_path) as path:
+    with literal_paths.literal_path(checkpoint_path) as path:
         stored = dict(tf1.train.list_variables(path))
     wanted = {v.op.name: list(v.shape.as_list()) for v in variables}
     problems = []
@@ -260,7 +260,7 @@ def check_compatible(checkpoint_path, variables):
 def restore(sess, saver, checkpoint_path, variables):
     """Checks the checkpoint against `variables` (those the saver holds), then restores it."""
     check_compatible(checkpoint_path, variables)
-    with files.literal_path(checkpoint_path) as path:
+    with literal_paths.literal_path(checkpoint_path) as path:
         saver.restore(sess, path)
 
 

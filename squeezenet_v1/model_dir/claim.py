@@ -15,11 +15,11 @@ import stat
 
 from absl import logging
 
-from squeezenet_v1 import files
+from squeezenet_v1.files import atomic
 from squeezenet_v1.errors import UserError
-from squeezenet_v1.training import checkpoint_writer
-from squeezenet_v1.training import checkpoints
-from squeezenet_v1.training import run_records
+from squeezenet_v1.model_dir import checkpoint_writer
+from squeezenet_v1.model_dir import checkpoints
+from squeezenet_v1.model_dir import run_records
 
 LOCK_FILE = '.lock'
 
@@ -94,7 +94,7 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
             if run_record is not None:
                 if resume:
                     warn_about_changed_flags(model_dir, run_record)
-                files.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE),
+                atomic.write_json_atomic(os.path.join(model_dir, run_records.FLAGS_FILE),
                                         run_record)
             run_records.write_label_names(model_dir, source.label_names)
         except OSError as e:  # a full disk, say, before the first step
