@@ -67,6 +67,7 @@ def _session_probabilities(model_dir, images_hwc):
                 return sess.run(model.probs)
 
 
+@pytest.mark.needs_onnx
 def test_size_report_proves_the_under_1mb_claim(trained):
     model_dir, stdout = trained
     with open(os.path.join(model_dir, 'export', 'size_report.json')) as f:
@@ -91,6 +92,7 @@ FLOAT_ARTIFACTS = ('saved_model', 'frozen_graph.pb', 'model_float32.tflite', 'mo
                    'model.keras')
 
 
+@pytest.mark.needs_onnx
 def test_every_exported_artifact_gives_the_tf1_graphs_probabilities(trained):
     model_dir, stdout = trained
     with open(os.path.join(model_dir, 'export', 'size_report.json')) as f:
@@ -189,7 +191,8 @@ def checkpoint_predictions(trained, tmp_path_factory):
 
 
 @pytest.mark.parametrize('artifact', [
-    name if name == 'model.onnx' else pytest.param(name, marks=pytest.mark.slow)
+    pytest.param(name, marks=pytest.mark.needs_onnx) if name == 'model.onnx'
+    else pytest.param(name, marks=pytest.mark.slow)
     for name in FLOAT_ARTIFACTS + ('model_int8.tflite',)])  # one in the fast tier
 def test_predict_and_eval_read_every_exported_artifact(trained, checkpoint_predictions, tmp_path,
                                                        caplog, artifact):
@@ -232,7 +235,8 @@ def _history_lines(model_dir):
     (lambda d, e: os.path.join(d, 'gone.onnx'), 'does not exist'),
     (lambda d, e: os.path.join(d, 'no_labels_here', 'gone.onnx'), 'does not exist'),
     (lambda d, e: os.path.join(e, 'saved_model', 'saved_model.pb'), 'give its folder'),
-    (lambda d, e: _garbage(os.path.join(d, 'broken.onnx')), 'ONNX'),
+    pytest.param(lambda d, e: _garbage(os.path.join(d, 'broken.onnx')), 'ONNX',
+                 marks=pytest.mark.needs_onnx),
     (lambda d, e: _garbage(os.path.join(d, 'nolabels', 'model.keras')), 'has no labels.txt'),
     # Damage the TFLite interpreter answers with a segfault, not an exception: without a
     # recorded hash the file is opened in a child process first ...
@@ -255,6 +259,7 @@ def test_a_bad_exported_model_is_one_line(trained, tmp_path, caplog, make, messa
     assert len(errors) == 1 and message in errors[0] and '\n' not in errors[0], errors
 
 
+@pytest.mark.needs_onnx
 def test_predict_refuses_an_export_whose_labels_do_not_match_its_classes(trained, tmp_path,
                                                                           caplog):
     model_dir, _ = trained
