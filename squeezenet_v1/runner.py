@@ -54,28 +54,33 @@ def run(flags_obj):
             with op_determinism(flags_obj.seed if mode.seeded else None):
                 (_serve if resolved.task and resolved.task.is_ps else mode.run)(
                     resolved, lambda step: run_log.start(step, run_context.record_of(resolved)))
-    except loop.TrainingInterrupted as e:
-        logging.warning('%s', e)
-        return _finish(run_log, 'signal', str(e), 128 + e.signum)
-    except interrupts.Interrupted as e:
-        logging.warning('Stopped by %s during --mode=%s; what was being written was discarded.',
-                        e, flags_obj.mode)
-        return _finish(run_log, 'signal', str(e), 128 + e.signum)
-    except KeyboardInterrupt:  # before the handlers were in place
-        logging.warning('Interrupted (Ctrl-C); what was being written was discarded.')
-        return _finish(run_log, 'signal', 'SIGINT', EXIT_INTERRUPTED)
-    except _SomeFilesFailed as e:
-        return _finish(run_log, 'error', str(e), EXIT_ERROR)
-    except loop.NonFiniteLossError as e:
-        logging.error('%s', e)
-        return _finish(run_log, 'non_finite_loss', str(e), EXIT_ERROR)
     except checkpoints.CheckpointMismatchError as e:
         logging.error('%s', e)
         return EXIT_ERROR  # a refusal, found when the checkpoint is read: nothing recorded
-    except UserError as e:
-        logging.error('%s', e)
-        return _finish(run_log, 'error', str(e), EXIT_ERROR)
+    except (loop.TrainingInterrupted, interrupts.Interrupted, KeyboardInterrupt,
+            _SomeFilesFailed, UserError) as e:
+        return _finish(run_log, *_outcome(e, flags_obj.mode))
     return _finish(run_log, 'finished', None, 0)
+
+
+def _outcome(error, mode_name):
+    """Logs an error run() answers; returns (how the run ended, its message, exit status)."""
+    if isinstance(error, loop.TrainingInterrupted):
+        logging.warning('%s', error)
+        return 'signal', str(error), 128 + error.signum
+    if isinstance(error, interrupts.Interrupted):
+        logging.warning('Stopped by %s during --mode=%s; what was being written was discarded.',
+                        error, mode_name)
+        return 'signal', str(error), 128 + error.signum
+    if isinstance(error, KeyboardInterrupt):  # before the handlers were in place
+        logging.warning('Interrupted (Ctrl-C); what was being written was discarded.')
+        return 'signal', 'SIGINT', EXIT_INTERRUPTED
+    if isinstance(error, _SomeFilesFailed):  # predict has logged the files
+        return 'error', str(error), EXIT_ERROR
+    logging.error('%s', error)
+    if isinstance(error, loop.NonFiniteLossError):
+        return 'non_finite_loss', str(error), EXIT_ERROR
+    return 'error', str(error), EXIT_ERROR
 
 
 def _finish(run_log, ended, message, status):

@@ -141,7 +141,7 @@ def test_resume_keeps_adam_state(tmp_path):
     ('--eval_timeout_secs=0', 'flag --eval_timeout_secs=0: 0 is not a positive integer'),
     ('--download_deadline_secs=0', 'flag --download_deadline_secs=0: 0 is not a positive integer'),
     ('--top_k=0', 'flag --top_k=0: 0 is not an integer in the range [1, 1000]'),
-    ('--eval_batch_size=0', 'flag --eval_batch_size=0: 0 is not an integer in the range [1, 65536]'),
+    ('--eval_batch_size=0', '0 is not an integer in the range [1, 65536]'),
     ('--model_dir=', '--model_dir must not be empty'),
     ('--mode=eval --checkpoint_path=a --exported_model=b',
      'At most one of (exported_model, checkpoint_path) must have a value other than None'),

@@ -241,7 +241,8 @@ def _frozen_graph_def(sess, graph):
 
 def _weights_only_checkpoint_bytes(sess, graph, out_dir):
     """Size of a checkpoint of the model's weights alone (no Adam slots, no global_step)."""
-    scratch = temporaries.make_temp_dir(out_dir, 'weights_only')  # inside the export's staging folder
+    # Inside the export's staging folder.
+    scratch = temporaries.make_temp_dir(out_dir, 'weights_only')
     try:
         saver = tf1.train.Saver([v for v in graph.variables if v.op.name != 'global_step'])
         prefix = saver.save(sess, os.path.join(scratch, 'weights'), write_meta_graph=False,

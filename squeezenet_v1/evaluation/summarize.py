@@ -279,7 +279,8 @@ def main(args=None):
     try:
         if json_path:
             output_files.check_output_file(
-                json_path, '--json', lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
+                json_path, '--json',
+                lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
                 inputs=[history_path(run_dir) for run_dir in run_dirs])
         report = summarize(run_dirs)
     except (HistoryError, UserError) as e:

@@ -57,8 +57,8 @@ def write_bytes_atomic(path, data):
     A reader sees the old file or the new one, never half of one, also after a power loss.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=temporaries.temp_prefix(os.path.basename(path)), suffix=temporaries.TEMP_SUFFIX,
-                               dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=temporaries.temp_prefix(os.path.basename(path)),
+                               suffix=temporaries.TEMP_SUFFIX, dir=folder)
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other readers
         with os.fdopen(fd, 'wb') as f:

@@ -47,7 +47,8 @@ def main(args=None):
     if json_path:
         try:
             output_files.check_output_file(
-                json_path, '--json', lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
+                json_path, '--json',
+                lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
                 inputs=[golden_dir])
         except UserError as e:
             print('golden check: error: %s' % e, file=sys.stderr)

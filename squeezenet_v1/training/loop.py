@@ -217,7 +217,8 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
                 if not sess.run(training.weights_finite):
                     raise NonFiniteLossError(
                         '%sweights are not finite at step %d (learning rate %g); stopping. %s'
-                        % (prefix, step, settings.learning_rate, _last_finite_checkpoint(chief_files)))
+                        % (prefix, step, settings.learning_rate,
+                           _last_finite_checkpoint(chief_files)))
                 logged, interval_start, interval_steps = step, time.time(), 0
             if chief_files and (_crossed(step, saved, settings.save_checkpoints_steps)
                           or step >= max_steps):
