@@ -22,6 +22,8 @@ from squeezenet_v1 import run_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 run_flags.define_flags(FLAGS)  # every flag, its help, bounds and role: squeezenet_v1/run_flags.py
+# They are this program's own flags, so --help lists them (absl lists the main module's).
+flags.adopt_module_key_flags(run_flags)
 
 
 def main(argv):

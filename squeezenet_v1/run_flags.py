@@ -9,8 +9,8 @@ A flag's role says who reads it, and every list of names the code needs is deriv
 - MODE: read by the modes it names only; recorded in runs.jsonl with those modes' runs.
 `loop=True` marks the flags the training loop runs by (`LOOP_SETTINGS`, the fields of
 training.loop.LoopSettings). Bounds sit in the definitions; the validators below are only for
-relations between flags. This module imports absl alone: `summarize` and the cluster read its
-names without TensorFlow or numpy.
+relations between flags. It imports absl and one constant of data/download.py: `summarize` and the
+cluster read its names without TensorFlow or numpy.
 """
 
 import collections

@@ -302,7 +302,7 @@ def _garbage(path):
     return path
 
 
-# TensorFlow Serving: what was checked, stated by a test (the README says no more).
+# TensorFlow Serving: what was checked, stated by a test (docs/deploy.md says no more).
 
 @pytest.mark.slow
 def test_saved_model_signature_is_what_tensorflow_serving_reads(trained):
@@ -322,8 +322,8 @@ def test_saved_model_signature_is_what_tensorflow_serving_reads(trained):
 def test_tensorflow_model_server_answers_a_rest_request(trained, tmp_path):
     server = shutil.which('tensorflow_model_server')
     if server is None:
-        pytest.skip('tensorflow_model_server is not installed here (it is not on PyPI; the '
-                    'README says only the signature was checked)')
+        pytest.skip('tensorflow_model_server is not installed here (it is not on PyPI; '
+                    'docs/deploy.md says only the signature was checked)')
     model_dir, _ = trained
     base = tmp_path / 'served'
     shutil.copytree(os.path.join(model_dir, 'export', 'saved_model'), str(base / '1'))

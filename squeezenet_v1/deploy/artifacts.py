@@ -5,7 +5,7 @@ with tf.saved_model.load as TensorFlow 2 users do), `*.pb` (the frozen GraphDef)
 (LiteRT, else tf.lite), `*.onnx` (onnxruntime) or `*.keras` (keras.saving.load_model). Each
 takes uint8 images [N, 32, 32, 3] and returns float32 probabilities [N, classes];
 `--mode=predict` and `--mode=eval` use them to check an artifact before it ships, and export
-uses them to measure each against the TF1 graph (`agreement`).
+uses them to measure each against the TF1 graph (`probability_match`).
 """
 
 import os
@@ -257,7 +257,7 @@ def tflite_interpreter(model_path):
     return Interpreter(model_path=model_path)
 
 
-def agreement(reference, probabilities):
+def probability_match(reference, probabilities):
     """How an artifact's probabilities compare with the TF1 graph's on the same images."""
     return {'images': int(len(reference)),
             'max_abs_probability_difference': float(np.max(np.abs(reference - probabilities)))

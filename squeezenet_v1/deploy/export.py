@@ -186,7 +186,7 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
             skipped = dict(tflite.pop('skipped', {}))
             skipped.update(_write_onnx(frozen, os.path.join(out_dir, ONNX_FILE)))
         _write_keras(values, len(label_names), os.path.join(out_dir, KERAS_FILE))
-    agreement = _measure_against_tf1(out_dir, images, reference)
+    matches = _measure_against_tf1(out_dir, images, reference)
 
     report = {
         'checkpoint': os.path.basename(latest),
@@ -201,15 +201,15 @@ def _export_into(model_dir, out_dir, label_names, checkpoint_path, check_images,
         'tflite_float32_bytes': tflite.get(TFLITE_FLOAT_FILE),
         'tflite_int8_bytes': tflite.get(TFLITE_INT8_FILE),
         'onnx_bytes': _size_if_written(out_dir, ONNX_FILE),
-        'onnx_opset': onnx_model.OPSET if ONNX_FILE in agreement else None,
+        'onnx_opset': onnx_model.OPSET if ONNX_FILE in matches else None,
         'keras_bytes': _size_if_written(out_dir, KERAS_FILE),
         'skipped': skipped,
         'tflite_skipped': {n: r for n, r in skipped.items() if n.endswith('.tflite')},
         'agreement_images': images_are,
-        'agreement': agreement,
+        'agreement': matches,  # the report's key since its first version
         # What --exported_model checks a file against before a runtime reads it.
         'sha256': {name: reading.file_digest(os.path.join(out_dir, name))
-                   for name in agreement if os.path.isfile(os.path.join(out_dir, name))},
+                   for name in matches if os.path.isfile(os.path.join(out_dir, name))},
     }
     atomic.write_json_atomic(os.path.join(out_dir, SIZE_REPORT_FILE), report)
     return report
@@ -278,14 +278,15 @@ def _write_tflite(saved_model_dir, out_dir):
 def _measure_against_tf1(out_dir, images, reference):
     """{artifact written: its agreement with the TF1 graph's probabilities on the images},
     each read back from its file by its own runtime, as its users will."""
-    agreement = {}
+    matches = {}
     for name in (SAVED_MODEL_DIR, FROZEN_GRAPH_FILE, TFLITE_FLOAT_FILE, TFLITE_INT8_FILE,
                  ONNX_FILE, KERAS_FILE):
         path = os.path.join(out_dir, name)
         if os.path.exists(path):
             with artifacts.open_artifact(path, just_written=True) as artifact:
-                agreement[name] = artifacts.agreement(reference, artifact.probabilities(images))
-    return agreement
+                matches[name] = artifacts.probability_match(reference,
+                                                            artifact.probabilities(images))
+    return matches
 
 
 def _write_onnx(frozen, path):
@@ -328,7 +329,7 @@ def _tree_bytes(path):
                for root, _, names in os.walk(path) for n in names)
 
 
-# (label, size key, file an agreement is measured for)
+# (label, size key, file a probability match is measured for)
 _SIZE_ROWS = (
     ('float32 weights', 'float32_weight_bytes', None),
     ('checkpoint (with Adam slots)', 'checkpoint_bytes', None),
@@ -345,11 +346,11 @@ _SIZE_ROWS = (
 def format_size_report(report):
     """The table: each artifact's size against the notebook's 1 MB claim, and how far its
     probabilities are from the TF1 graph's (max |difference|, top-1 agreement)."""
-    agreement = report.get('agreement', {})
+    matches = report.get('agreement', {})
     rows = [('parameters', '{:,}'.format(report['parameters']), '', '', '')]
     for label, key, name in _SIZE_ROWS:
         size = report.get(key)
-        measured = agreement.get(name)
+        measured = matches.get(name)
         rows.append((label, _mb(size) if size else 'skipped', _vs_1mb(size) if size else '',
                      '%.1e' % measured['max_abs_probability_difference'] if measured else '',
                      '%.2f%%' % (100 * measured['top1_agreement']) if measured else ''))
@@ -357,7 +358,7 @@ def format_size_report(report):
     header = ('artifact', 'size', 'vs 1 MB', 'max |dp|', 'top-1 same')
     lines = [('%-*s  %16s  %-17s  %8s  %10s' % ((width,) + header)).rstrip()]
     lines += [('%-*s  %16s  %-17s  %8s  %10s' % ((width,) + row)).rstrip() for row in rows]
-    if agreement:
+    if matches:
         lines.append('max |dp|, top-1 same: against the TF1 graph on %s.'
                      % report.get('agreement_images'))
     return '\n'.join(lines)

@@ -1,6 +1,6 @@
 """Classifying image files with the latest checkpoint, or with any file an export wrote.
 
-Files are decoded by TensorFlow's own decoders (PNG, JPEG; GIF and BMP too) to RGB:
+Files are decoded by TensorFlow's own decoders (PNG, JPEG; GIF, BMP and WebP too) to RGB:
 grayscale is replicated to three channels and an alpha channel is dropped (not composited).
 Every image is then resized to 32x32 the same way (bilinear with antialiasing, rounded to
 uint8; a 32x32 image passes unchanged) and goes through the serving graph, which applies the

@@ -1,6 +1,6 @@
 """The trainer's side of a model_dir's checkpoints: adopting what is there, saving, rotating.
 
-Only a trainer holding the model_dir lock (model_dir.claimed_model_dir) calls these. It rebuilds
+Only a trainer holding the model_dir lock (claim.claimed_model_dir) calls these. It rebuilds
 the `checkpoint` state file (which TF1 tools read) whenever it does not list exactly the
 complete checkpoints of this folder: absent, unreadable, or naming another folder's files (the
 absolute paths TF1's Saver wrote, in a copied run).

@@ -3,7 +3,7 @@
 One training process per model_dir: an advisory lock the kernel drops when the holder dies.
 Every check that can refuse a run comes before the first write, so a refused run leaves no
 trace. What the folder holds besides checkpoints is written here or by run_records.py
-(flags.json, runs.jsonl) and data/datasets.py (labels.txt).
+(flags.json, runs.jsonl, labels.txt).
 """
 
 import contextlib

@@ -2,8 +2,8 @@
 
 Every run that gets past its checks (train, eval, predict, export) appends one JSON line to
 `<model_dir>/runs.jsonl`: when it started, the mode and all flags, global_step at its start and
-end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see model_dir.py
-and runner: every check comes before the first write).
+end, how it ended, the versions and the CPU/GPU. A refused run writes nothing (see claim.py
+and run_context.py: every check comes before the first write).
 """
 
 import datetime
