@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.files import reading
 from squeezenet_v1.run_flags import AGREED_FLAGS
 
 tf1 = tf.compat.v1
@@ -86,7 +87,7 @@ class Agreement(object):
     def compare(self, sess):
         """A non-chief's check of the chief's flags: on any difference it writes its refusal
         where every task reads it, and raises."""
-        chief = json.loads(sess.run(self._published).decode('utf-8'))
+        chief = reading.loads(sess.run(self._published).decode('utf-8'))
         differences = ['--%s=%s (the chief\'s: %s)' % (name, _flag(self.flags.get(name)),
                                                        _flag(chief.get(name)))
                        for name in AGREED_FLAGS if self.flags.get(name) != chief.get(name)]

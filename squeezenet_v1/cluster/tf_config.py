@@ -19,6 +19,7 @@ import os
 import socket
 
 from squeezenet_v1.errors import UserError
+from squeezenet_v1.files import reading
 
 TF_CONFIG = 'TF_CONFIG'
 CHIEF, WORKER, PS = 'chief', 'worker', 'ps'
@@ -106,7 +107,7 @@ def parse(text):
     if not text.strip():
         return None
     try:
-        config = json.loads(text)
+        config = reading.loads(text)
     except ValueError as e:
         raise ClusterConfigError('TF_CONFIG is not valid JSON (%s). Set it to %s, or unset it '
                                  'to train in one process.' % (e, _EXAMPLE))

@@ -7,13 +7,16 @@ before TensorFlow ever sees it.
 """
 
 import codecs
+import io
 import os
 import pickle
 
 import numpy as np
 
-from squeezenet_v1.files import atomic
+from squeezenet_v1.data import class_names
 from squeezenet_v1.data.errors import DataError
+from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
 
 IMAGE_SIZE = 32  # CIFAR-10 images are 32x32 ...
 NUM_CHANNELS = 3  # ... RGB, stored as three planes.
@@ -29,6 +32,11 @@ PYTHON_DIR = 'cifar-10-batches-py'
 TRAIN_BATCHES = tuple('data_batch_%d' % i for i in range(1, 6))
 TEST_BATCHES = ('test_batch',)
 SPLITS = ('train', 'test')
+# Larger files are refused by their size before they are read: a batch holds 10,000 images.
+MAX_BATCH_RECORDS = 10000
+MAX_BINARY_BATCH_BYTES = MAX_BATCH_RECORDS * RECORD_BYTES
+MAX_PYTHON_BATCH_BYTES = 2 * MAX_BINARY_BATCH_BYTES  # the pixels, labels and file names pickled
+MAX_META_BYTES = 1 << 20
 
 
 class Release(object):
@@ -74,10 +82,7 @@ def check_labels(labels, path, num_classes=NUM_CLASSES):
 
 def read_binary_batch(path, num_classes=NUM_CLASSES):
     """Reads one binary-release batch (label byte + 3,072 pixel bytes per record)."""
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise DataError('%s: cannot be read (%s). %s' % (path, e.strerror or e, GET_THE_DATA))
+    raw = np.frombuffer(_read(path, MAX_BINARY_BATCH_BYTES), dtype=np.uint8)
     if raw.size == 0 or raw.size % RECORD_BYTES:
         raise DataError('%s: %d bytes is not a whole number of %d-byte CIFAR-10 records; the file '
                         'is truncated or not a CIFAR-10 batch. Replace it with a fresh copy.'
@@ -177,68 +182,107 @@ class _ArrayUnpickler(pickle.Unpickler):
         return self._GLOBALS[(module, name)]
 
 
-def _unpickle(path):
+def _read(path, max_bytes):
+    """A data file's bytes; a user's data folder may link its files, so links are followed."""
     try:
-        with open(path, 'rb') as f:
-            return _ArrayUnpickler(f, encoding='bytes').load()
+        return reading.read_bytes(path, max_bytes, follow_links=True)
     except OSError as e:
         raise DataError('%s: cannot be read (%s). %s' % (path, e.strerror or e, GET_THE_DATA))
+    except reading.UnreadableFileError as e:
+        raise DataError('%s Replace it with a fresh copy. %s' % (e, GET_THE_DATA))
+
+
+def _unpickle(path, max_bytes=MAX_PYTHON_BATCH_BYTES):
+    # Read whole first: a length the pickle declares is then bounded by the bytes there are.
+    data = _read(path, max_bytes)
+    try:
+        return _ArrayUnpickler(io.BytesIO(data), encoding='bytes').load()
     except Exception as e:  # pickle raises many types on corrupt input
         raise DataError('%s: not a readable CIFAR-10 python batch (%s: %s); the file is corrupt. '
                         'Replace it with a fresh copy.' % (path, type(e).__name__, e))
 
 
-def read_python_batch(path):
-    """Reads one python-release batch: a Python 2 pickle of {b'data', b'labels', ...}."""
+def read_python_batch(path, num_classes=NUM_CLASSES):
+    """Reads one python-release batch: a Python 2 pickle of {b'data', b'labels', ...}.
+
+    b'data' is taken only as the release stores it (a uint8 array of N x 3,072, or its raw
+    bytes), b'labels' only as a flat sequence of N integers within the class count.
+    """
     batch = _unpickle(path)
     if not isinstance(batch, dict) or b'data' not in batch or b'labels' not in batch:
         raise DataError("%s: expected a dict with b'data' and b'labels'; the file is not a "
                         'CIFAR-10 python batch. Replace it with a fresh copy.' % path)
-    data = np.asarray(batch[b'data'])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        raise DataError("%s: b'data' is %s %s, expected uint8 (N, %d). Replace it with a fresh "
-                        'copy.' % (path, data.dtype, data.shape, IMAGE_BYTES))
-    try:
-        labels = np.asarray(batch[b'labels'], dtype=np.int64)
-    except (TypeError, ValueError) as e:
-        raise DataError("%s: b'labels' is not a list of integers (%s)." % (path, e))
+    data = _checked_pixels(batch[b'data'], path)
+    labels = _checked_label_list(batch[b'labels'], data.shape[0], path, num_classes)
+    return np.ascontiguousarray(data), labels
+
+
+def _checked_pixels(data, path):
+    if isinstance(data, bytes) and len(data) % IMAGE_BYTES == 0:
+        data = np.frombuffer(data, dtype=np.uint8).reshape(-1, IMAGE_BYTES)
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != IMAGE_BYTES):
+        what = ('%s %s' % (data.dtype, data.shape) if isinstance(data, np.ndarray)
+                else 'a %s' % type(data).__name__)
+        raise DataError("%s: b'data' is %s, expected uint8 (N, %d) as the official release "
+                        'stores it. Replace it with a fresh copy.' % (path, what, IMAGE_BYTES))
     if data.shape[0] == 0:
         raise DataError('%s: holds no images; the file is truncated. Replace it with a fresh copy.'
                         % path)
-    if labels.shape != (data.shape[0],):
+    return data
+
+
+def _checked_label_list(labels, count, path, num_classes):
+    """The labels as uint8 (N,); DataError unless N integers within 0..num_classes-1."""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in 'iu' and labels.ndim == 1:
+        values = labels
+    elif isinstance(labels, (list, tuple)):
+        if len(labels) != count:
+            raise DataError("%s: %d images but b'labels' has %d entries. Replace it with a fresh "
+                            'copy.' % (path, count, len(labels)))
+        for index, label in enumerate(labels):  # each checked before numpy sees it
+            if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+                raise DataError("%s: b'labels'[%d] is %s, not an integer; the file is corrupt "
+                                'or not a CIFAR-10 batch. Replace it with a fresh copy.'
+                                % (path, index, repr(label)[:40]))
+            if label < 0:
+                raise DataError('%s: negative label %d.' % (path, label))
+            if label >= num_classes:
+                raise DataError('%s: record %d has label %d, outside 0-%d; the file is corrupt or '
+                                'not a CIFAR-10 batch. Replace it with a fresh copy.'
+                                % (path, index, label, num_classes - 1))
+        values = np.array(labels, dtype=np.int64)
+    else:
+        raise DataError("%s: b'labels' is a %s, not a list of integers. Replace it with a fresh "
+                        'copy.' % (path, type(labels).__name__))
+    if values.shape != (count,):
         raise DataError("%s: %d images but b'labels' has shape %s. Replace it with a fresh copy."
-                        % (path, data.shape[0], labels.shape))
-    if labels.size and labels.min() < 0:
-        raise DataError('%s: negative label %d.' % (path, labels.min()))
-    check_labels(labels, path)
-    return np.ascontiguousarray(data), labels.astype(np.uint8)
+                        % (path, count, values.shape))
+    if values.size and values.min() < 0:
+        raise DataError('%s: negative label %d.' % (path, values.min()))
+    check_labels(values, path, num_classes)
+    return values.astype(np.uint8)
 
 
 def read_label_names(folder):
     """Class names from batches.meta (python) or batches.meta.txt (binary), else the defaults."""
     meta = os.path.join(folder, 'batches.meta')
     text = os.path.join(folder, 'batches.meta.txt')
-    names = None
-    if os.path.isfile(meta):
-        entry = _unpickle(meta)
+    fix = 'Replace it with a fresh copy, or delete it to use the standard CIFAR-10 names.'
+    if os.path.lexists(meta):
+        entry = _unpickle(meta, MAX_META_BYTES)
         if isinstance(entry, dict) and b'label_names' in entry:
-            try:
-                names = [n.decode('utf-8') if isinstance(n, bytes) else str(n)
-                         for n in entry[b'label_names']]
-            except UnicodeDecodeError:
-                raise DataError('%s: its label names are not UTF-8 text; the file is corrupt. '
-                                'Replace it with a fresh copy.' % meta)
-    elif os.path.isfile(text):
+            return class_names.checked_names(entry[b'label_names'], meta, fix, NUM_CLASSES)
+    elif os.path.lexists(text):
         try:
-            with open(text, encoding='utf-8') as f:
-                names = [line.strip() for line in f if line.strip()]
-        except UnicodeDecodeError:
-            raise DataError('%s is not UTF-8 text (one class name a line); the file is corrupt. '
-                            'Replace it with a fresh copy, or delete it to use the standard '
-                            'CIFAR-10 names.' % text)
-    if not names or len(names) != NUM_CLASSES:
-        return list(LABEL_NAMES)
-    return names
+            lines = reading.read_text(text, MAX_META_BYTES, follow_links=True).splitlines()
+        except OSError as e:
+            raise DataError('%s: cannot be read (%s). %s' % (text, e.strerror or e, fix))
+        except reading.UnreadableFileError as e:
+            raise DataError('%s %s' % (e, fix))
+        return class_names.checked_names([line for line in lines if line.strip()], text, fix,
+                                         NUM_CLASSES)
+    return list(LABEL_NAMES)
 
 
 def read_release_split(folder, release, split):

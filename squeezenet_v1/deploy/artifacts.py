@@ -159,8 +159,8 @@ class _FrozenGraph(_Artifact):
     def __init__(self, path):
         super(_FrozenGraph, self).__init__(path)
         graph_def = tf1.GraphDef()
-        with open(path, 'rb') as f:
-            graph_def.ParseFromString(f.read())
+        # A protocol buffer is at most 2 GB; check_artifact has made sure it is a plain file.
+        graph_def.ParseFromString(reading.read_bytes(path, 2 * reading.GB, follow_links=True))
         graph = tf.Graph()
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name='')

@@ -88,13 +88,10 @@ class _Decoder(object):
 
     def decode(self, path):
         """The image, or raises ValueError saying why the file is not one."""
-        try:
-            if os.path.exists(path) and not os.path.isfile(path):
-                raise ValueError('is not a plain file (a folder, FIFO or device)')
-            if os.path.getsize(path) > _MAX_IMAGE_BYTES:
-                raise ValueError('is %d bytes, too large for an image' % os.path.getsize(path))
-            with open(path, 'rb') as f:
-                contents = f.read()
+        try:  # the user's own files: a link to an image is followed
+            contents = reading.read_bytes(path, _MAX_IMAGE_BYTES, follow_links=True)
+        except reading.UnreadableFileError as e:
+            raise ValueError(e.reason)
         except OSError as e:
             raise ValueError('cannot be read (%s)' % (e.strerror or e))
         if not contents:

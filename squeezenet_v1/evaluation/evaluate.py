@@ -9,7 +9,6 @@ curve under `eval/` a point.
 """
 
 import datetime
-import json
 import math
 import os
 import time
@@ -21,6 +20,7 @@ from absl import logging
 from squeezenet_v1 import machine
 from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
 from squeezenet_v1 import run_flags
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.data import cifar10
@@ -214,26 +214,24 @@ def evaluated_steps(model_dir):
     steps, other_weights = set(), []
     fingerprints = {}
     try:
-        with open(os.path.join(model_dir, EVAL_HISTORY_FILE), encoding='utf-8',
-                  errors='replace') as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                    name = record['checkpoint']
-                    if os.path.dirname(name):
-                        continue  # a checkpoint from elsewhere (--checkpoint_path)
-                    step = int(record['global_step'])
-                    recorded = record.get('checkpoint_fingerprint')
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # a line cut short by a crash
-                if name not in fingerprints:
-                    fingerprints[name] = checkpoints.fingerprint(os.path.join(model_dir, name))
-                if recorded and fingerprints[name] and recorded != fingerprints[name]:
-                    other_weights.append(name)
-                    continue
-                steps.add(step)
+        lines = reading.read_json_lines(os.path.join(model_dir, EVAL_HISTORY_FILE))
     except FileNotFoundError:
-        pass
+        lines = []
+    for _, record in lines:
+        try:
+            name = record['checkpoint']
+            if not isinstance(name, str) or os.path.dirname(name):
+                continue  # a checkpoint from elsewhere (--checkpoint_path)
+            step = int(record['global_step'])
+            recorded = record.get('checkpoint_fingerprint')
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            continue  # a line cut short by a crash (None), or edited by hand
+        if name not in fingerprints:
+            fingerprints[name] = checkpoints.fingerprint(os.path.join(model_dir, name))
+        if recorded and fingerprints[name] and recorded != fingerprints[name]:
+            other_weights.append(name)
+            continue
+        steps.add(step)
     if other_weights:
         logging.warning('%s holds results for %s of other weights than the checkpoints now '
                         'there (an earlier run\'s); they are evaluated again.',

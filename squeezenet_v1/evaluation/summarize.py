@@ -11,7 +11,6 @@ all), 2 a usage error or an unreadable history (one line on stderr). Reads JSON;
 """
 
 import collections
-import json
 import math
 import os
 import statistics
@@ -23,6 +22,7 @@ from squeezenet_v1 import command_line
 from squeezenet_v1 import dead_relu
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import output_files
+from squeezenet_v1.files import reading
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.run_flags import EXPERIMENT_FLAGS
@@ -54,17 +54,18 @@ def history_path(run_dir):
 def load_history(path):
     """({global_step: record}, warnings); the last line for a step wins."""
     try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise HistoryError('cannot read %s (%s)' % (path, getattr(e, 'strerror', None) or e))
+        text = reading.read_text(path, reading.JSON_LINES_MAX_BYTES)
+    except OSError as e:
+        raise HistoryError('cannot read %s (%s)' % (path, e.strerror or e))
+    except UserError as e:
+        raise HistoryError('cannot read %s (%s)' % (e.path, e.detail))
     lines = text.split('\n')
     by_step, warnings = {}, []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = reading.loads(line)
         except ValueError as e:
             if number == len(lines):  # no newline after it: an append cut short by a crash
                 warnings.append('%s:%d is an incomplete last line (a crash while appending?); '

@@ -1,14 +1,30 @@
-"""Writing files a user trusts us with: whole or not at all, and durable.
+"""Writing files a user trusts us with: whole or not at all, durable, and only our own.
 
 Publish by write-temp, fsync, rename, fsync the folder: a reader sees the old file or the new
-one, never half of one, also after a power loss.
+one, never half of one, also after a power loss. A rename replaces a name, never another
+file's contents; the one write into an existing file, an append, first makes sure the file is
+a plain file of this folder's alone: one hard-linked with another folder's (`cp -al`, `rsync
+--link-dest`, the usual backups) is replaced by a copy of its own, so the other never sees it.
+A name something is set aside under is never one already taken (`unused_name`).
 """
 
+import errno
 import json
 import os
+import shutil
+import stat
 import tempfile
 
+from absl import logging
+
+from squeezenet_v1.errors import UserError
 from squeezenet_v1.files import temporaries
+
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class UnwritableFileError(UserError):
+    """A file to be appended to is not a plain file of its own (a link, a FIFO, a device)."""
 
 
 def fsync_file(path):
@@ -37,8 +53,18 @@ def write_json_atomic(path, obj):
 def append_json_line(path, record, sort_keys=True):
     """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
     line = (json.dumps(record, sort_keys=sort_keys) + '\n').encode('utf-8')
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    own_copy(path)
     try:
+        fd = os.open(path, _APPEND, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise UnwritableFileError('%s is a symbolic link; nothing is written through it. Remove '
+                                  'it, or put the file itself there.' % path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnwritableFileError('%s is not a plain file (a FIFO or device); nothing is '
+                                      'written into it. Remove it.' % path)
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -89,3 +115,42 @@ def replace_dir(staging, target):
     fsync_dir(parent)
     if old:
         temporaries.remove_path(old)
+
+
+def own_copy(path):
+    """Makes the plain file at path this folder's alone; True when it broke a hard link.
+
+    A file that shares its inode with a name elsewhere is copied, and the copy renamed over
+    path: the other name keeps the contents it had, and a write here reaches only the copy.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink <= 1:
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    copy = temporaries.make_temp_file(folder, os.path.basename(path))
+    try:
+        shutil.copyfile(path, copy)
+        os.chmod(copy, stat.S_IMODE(info.st_mode))
+        fsync_file(copy)
+        os.replace(copy, path)
+    except BaseException:
+        temporaries.remove_path(copy)
+        raise
+    fsync_dir(folder)
+    logging.warning('%s was a hard link shared with %d other names (a backup made with cp -al '
+                    'or rsync --link-dest?); it is now a copy of its own, so writes here leave '
+                    'the other copies as they were.', path, info.st_nlink - 1)
+    return True
+
+
+def unused_name(path):
+    """path, else path.1, path.2, ...: the first name nothing is under."""
+    candidate, number = path, 0
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = '%s.%d' % (path, number)
+    return candidate
+

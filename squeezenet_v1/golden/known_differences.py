@@ -12,9 +12,10 @@ known change, or any other difference beside it, still fails. `check` prints eac
 marked "known, harmless".
 """
 
-import json
 import os
 import re
+
+from squeezenet_v1.files import reading
 
 KNOWN_FORMAT = 'squeezenet_v1-golden-known/1'
 KNOWN_FILE = 'known_differences.json'  # optional, written by hand; `record` keeps it
@@ -72,10 +73,11 @@ def load(golden_dir):
                        % (path, why))
 
     try:
-        with open(path, encoding='utf-8') as f:
-            content = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise damaged(e)
+        content = reading.read_json(path)
+    except reading.UnreadableFileError as e:
+        raise damaged(e.detail)
+    except OSError as e:
+        raise damaged(e.strerror or e)
     if not isinstance(content, dict) or content.get('format') != KNOWN_FORMAT:
         raise damaged('format is not %r' % KNOWN_FORMAT)
     entries = content.get('known')

@@ -21,13 +21,14 @@ versions. `check` still prints each one, marked "known, harmless", but they do n
 
 import datetime
 import io
-import json
 import os
 import shutil
+import zipfile
 
 import numpy as np
 
 from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
 
 from squeezenet_v1.files import temporaries
 from squeezenet_v1.golden import capture as golden_capture
@@ -138,10 +139,11 @@ def load_record(golden_dir):
             '`python -m squeezenet_v1.golden record %s`' % (file_path, why, golden_dir))
 
     try:
-        with open(path, encoding='utf-8') as f:
-            summary = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise damaged(path, e)
+        summary = reading.read_json(path)
+    except reading.UnreadableFileError as e:
+        raise damaged(path, e.detail)
+    except OSError as e:
+        raise damaged(path, e.strerror or e)
     if not isinstance(summary, dict) or summary.get('format') != FORMAT:
         found = summary.get('format') if isinstance(summary, dict) else None
         raise GoldenRecordError('%s is of format %r; this squeezenet_v1 reads %r: record again '
@@ -154,10 +156,11 @@ def load_record(golden_dir):
     for graph, name in LISTING_FILES.items():
         listing_path = os.path.join(golden_dir, name)
         try:
-            with open(listing_path, encoding='utf-8') as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise damaged(listing_path, e)
+            lines = reading.read_text(listing_path, reading.JSON_MAX_BYTES).splitlines()
+        except reading.UnreadableFileError as e:
+            raise damaged(listing_path, e.detail)
+        except OSError as e:
+            raise damaged(listing_path, e.strerror or e)
         bad = [i + 1 for i, line in enumerate(lines) if len(line.split('\t')) != 5]
         if bad or not lines:
             raise damaged(listing_path, 'line %d is not 5 tab-separated fields' % bad[0]
@@ -205,11 +208,24 @@ def _summary_problem(summary):
     return None
 
 
+# The record's float32 weights are 586 KB; nothing larger is one, packed or unpacked.
+_MAX_WEIGHTS_BYTES = 64 << 20
+
+
 def _load_weights(path, summary, damaged):
     """{variable: float32 array} from weights.npz; `damaged(path, why)` makes the error."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        data = io.BytesIO(reading.read_bytes(path, _MAX_WEIGHTS_BYTES))
+        with zipfile.ZipFile(data) as archive:  # the sizes it declares, before numpy inflates
+            unpacked = sum(member.file_size for member in archive.infolist())
+        if unpacked > _MAX_WEIGHTS_BYTES:
+            raise damaged(path, 'it unpacks to %d bytes, more than a record holds' % unpacked)
+        with np.load(data, allow_pickle=False) as archive:
             weights = {name: archive[name] for name in archive.files}
+    except reading.UnreadableFileError as e:
+        raise damaged(path, e.reason)
+    except GoldenRecordError:
+        raise
     except Exception as e:  # zipfile, zlib and numpy each raise their own on a damaged file
         raise damaged(path, '%s: %s' % (type(e).__name__, e))
     if not weights:

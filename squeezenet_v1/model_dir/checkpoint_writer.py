@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
 
 from squeezenet_v1.files import temporaries
 from squeezenet_v1.errors import UserError, first_line
@@ -45,6 +46,9 @@ _TENSORFLOW_LEFTOVER = re.compile(
     r'^(model\.ckpt-\d+(_temp(_[0-9a-f]{32})?|\.(index|meta|data-\d{5}-of-\d{5})\.tempstate\d+)'
     r'|checkpoint\.tmp[0-9a-f]{32})$')
 
+# A state file names each kept checkpoint in a line of ~40 bytes; TensorFlow reads it whole.
+MAX_STATE_BYTES = 16 << 20
+
 
 class CheckpointSaveError(UserError):
     """A checkpoint could not be written (a full disk, say); the previous one is still latest."""
@@ -55,8 +59,13 @@ def read_state(model_dir):
     path = os.path.join(model_dir, STATE_FILE)
     if not os.path.lexists(path):
         return [], 'there was none'
-    if not os.path.isfile(path):
-        return [], 'it was not a plain file'
+    try:  # checked before TensorFlow reads it whole
+        reading.open_regular(path, MAX_STATE_BYTES).close()
+    except reading.UnreadableFileError as e:
+        return [], {'size': 'it was larger than a state file can be (%d bytes)' % MAX_STATE_BYTES,
+                    'link': 'it was a symbolic link'}.get(e.kind, 'it was not a plain file')
+    except OSError as e:
+        return [], 'it was unreadable (%s)' % (e.strerror or e)
     try:
         state = tf1.train.get_checkpoint_state(model_dir)
     except Exception as e:  # ValueError, UnicodeDecodeError, OpError: the file is not a state
@@ -119,11 +128,11 @@ def _finish_journals(model_dir):
                             (_ROTATION_JOURNAL, _remove_checkpoint)):
         path = os.path.join(model_dir, journal)
         try:
-            with open(path, encoding='ascii') as f:
-                names = [line.strip() for line in f if CHECKPOINT_NAME.match(line.strip())]
+            lines = reading.read_text(path, MAX_STATE_BYTES).splitlines()
+            names = [line.strip() for line in lines if CHECKPOINT_NAME.match(line.strip())]
         except FileNotFoundError:
             continue
-        except (OSError, ValueError):
+        except (OSError, reading.UnreadableFileError):
             names = []  # a torn journal: it was being written, so none of its work began
         for name in names:
             finish(model_dir, name)
@@ -234,12 +243,14 @@ def _write_meta_graph(saver, path):
 
 
 def _set_aside(model_dir, name):
-    """Renames files already under `name` (an incomplete checkpoint) to <file>.incomplete."""
+    """Renames files already under `name` (an incomplete checkpoint) to <file>.incomplete
+    (.incomplete.1, ... when an earlier one has that name: none is ever overwritten)."""
     for file_name in checkpoint_files(model_dir).get(name, []):
         path = os.path.join(model_dir, file_name)
-        os.replace(path, path + '.incomplete')
+        aside = atomic.unused_name(path + '.incomplete')
+        os.replace(path, aside)
         logging.warning('%s was an incomplete checkpoint under the name this save needs: kept '
-                        'as %s.incomplete.', path, path)
+                        'as %s.', path, aside)
 
 
 def _rotate(model_dir, doomed):

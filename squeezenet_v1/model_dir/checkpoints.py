@@ -11,7 +11,6 @@ the newest again when a trainer's rotation removes the one being read. The train
 """
 
 import collections
-import hashlib
 import os
 import re
 
@@ -19,6 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from squeezenet_v1.files import literal_paths
+from squeezenet_v1.files import reading
 from squeezenet_v1.errors import UserError, first_line
 
 tf1 = tf.compat.v1
@@ -211,9 +211,8 @@ def fingerprint(checkpoint_path):
     fingerprints the weights without reading them.
     """
     try:
-        with open(checkpoint_path + '.index', 'rb') as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
-    except OSError:
+        return reading.file_digest(checkpoint_path + '.index', follow_links=False)[:16]
+    except (OSError, UserError):  # gone, or not a plain file: not the checkpoint evaluated
         return None
 
 

@@ -16,6 +16,7 @@ import stat
 from absl import logging
 
 from squeezenet_v1.files import atomic
+from squeezenet_v1.files import temporaries
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.model_dir import checkpoint_writer
 from squeezenet_v1.model_dir import checkpoints
@@ -30,11 +31,43 @@ class ModelDirLockedError(UserError):
 
 @contextlib.contextmanager
 def model_dir_lock(model_dir):
-    """Holds model_dir/.lock (flock) for the duration; refuses at once if another holds it."""
+    """Holds model_dir/.lock (flock) for the duration; refuses at once if another holds it.
+
+    The lock file holds the holder's PID and the model_dir it locks (device:inode), so a lock
+    file hard-linked with another folder's (`cp -al run snap`) is told apart: its link is broken
+    and this folder gets a lock of its own, unless the holder trains into this very folder.
+    """
     path = os.path.join(model_dir, LOCK_FILE)
+    folder = os.stat(model_dir)
+    here = '%d:%d' % (folder.st_dev, folder.st_ino)
+    fd = _open_lock_file(path)
+    try:
+        holder = _try_lock(fd)
+        if holder is not None and holder[1:] != [here] and os.fstat(fd).st_nlink > 1:
+            fd = _own_lock_file(path, fd)  # another folder's lock, shared through a hard link
+            holder = _try_lock(fd)
+        if holder is not None:
+            raise ModelDirLockedError(
+                '--model_dir %s is in use: process %s is training into it (lock file %s). Wait '
+                'for it to finish, stop it, or choose another --model_dir.'
+                % (model_dir, holder[0] if holder else 'unknown', path))
+        if os.fstat(fd).st_nlink > 1:  # not written through into another folder's lock file
+            fd = _own_lock_file(path, fd)
+            if _try_lock(fd) is not None:
+                raise ModelDirLockedError('--model_dir %s is in use (lock file %s). Try again.'
+                                          % (model_dir, path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, ('%d %s' % (os.getpid(), here)).encode('ascii'), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing drops the flock; a killed process's lock drops with it
+
+
+def _open_lock_file(path):
     try:
         # Never through a symlink, never blocking on a FIFO: the PID is written into this file.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o644)
     except OSError as e:
         raise ModelDirLockedError('%s cannot be used as the lock file (%s). It should be a plain '
                                   'file this package made: remove it and start again.'
@@ -43,22 +76,28 @@ def model_dir_lock(model_dir):
         os.close(fd)
         raise ModelDirLockedError('%s is not a plain file (a FIFO or device?). Remove it and '
                                   'start again.' % path)
+    return fd
+
+
+def _try_lock(fd):
+    """None once the flock is held; else what the holder wrote: [pid, its model_dir's id]."""
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
-            raise ModelDirLockedError(
-                '--model_dir %s is in use: process %s is training into it (lock file %s). Wait '
-                'for it to finish, stop it, or choose another --model_dir.'
-                % (model_dir, holder, path))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode('ascii'), 0)
-        yield path
-    finally:
-        os.close(fd)  # closing drops the flock; a killed process's lock drops with it
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise
+    return os.pread(fd, 64, 0).decode('ascii', 'replace').split() or []
+
+
+def _own_lock_file(path, shared_fd):
+    """A new lock file renamed over path (the other names keep theirs); returns its fd."""
+    fresh = temporaries.make_temp_file(os.path.dirname(os.path.abspath(path)), LOCK_FILE)
+    os.replace(fresh, path)
+    os.close(shared_fd)
+    logging.warning('%s was a hard link shared with another folder\'s lock file (a backup made '
+                    'with cp -al?); this folder now has a lock file of its own.', path)
+    return _open_lock_file(path)
 
 
 class ModelDirError(UserError):
@@ -114,7 +153,7 @@ def set_aside_earlier_results(model_dir):
     for name in (run_records.EVAL_HISTORY_FILE, run_records.EVAL_RESULTS_FILE):
         path = os.path.join(model_dir, name)
         if os.path.lexists(path):
-            aside = '%s.before-%s' % (path, stamp)
+            aside = atomic.unused_name('%s.before-%s' % (path, stamp))
             os.replace(path, aside)
             logging.warning('%s held the results of an earlier run, whose checkpoints are gone; '
                             'this run starts from scratch, so it is kept as %s.', path, aside)

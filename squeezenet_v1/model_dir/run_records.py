@@ -7,12 +7,12 @@ and run_context.py: every check comes before the first write).
 """
 
 import datetime
-import json
 import os
 
 from absl import logging
 
 from squeezenet_v1.files import atomic
+from squeezenet_v1.files import reading
 from squeezenet_v1 import machine
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.run_flags import EXPERIMENT_FLAGS
@@ -23,6 +23,7 @@ LABELS_FILE = 'labels.txt'  # class names in output order
 # What evaluation records beside the checkpoints it evaluated (evaluation/evaluate.py).
 EVAL_RESULTS_FILE = 'eval_results.json'
 EVAL_HISTORY_FILE = 'eval_history.jsonl'
+MAX_LABELS_BYTES = 1 << 20
 
 
 def recorded_flags(model_dir, required=False):
@@ -34,13 +35,7 @@ def recorded_flags(model_dir, required=False):
     path = os.path.join(model_dir, FLAGS_FILE)
     if not os.path.lexists(path):
         return {}
-    recorded = None
-    if os.path.isfile(path):  # not a FIFO or a folder, which would hang or fail the read
-        try:
-            with open(path, encoding='utf-8') as f:
-                recorded = json.load(f)
-        except (OSError, ValueError):
-            pass
+    recorded = reading.read_plain_json(path)  # None for a FIFO, a folder or invalid JSON
     if isinstance(recorded, dict):
         return recorded
     if required:
@@ -88,6 +83,8 @@ class RunLog(object):
         except OSError as e:  # a read-only model_dir must not fail a prediction
             logging.warning('could not append to %s (%s); the run is not recorded.',
                             os.path.join(self.model_dir, RUNS_FILE), e.strerror or e)
+        except UserError as e:  # a FIFO or a link in its place
+            logging.warning('%s The run is not recorded.', e)
 
 
 def _now():
@@ -102,17 +99,18 @@ def write_label_names(folder, names):
 def model_label_names(model_dir, dataset, data_dir):
     """The names a model_dir was trained with: its labels.txt, else those of `dataset`."""
     # Here, not at the top: summarize reads this module and starts without numpy.
+    from squeezenet_v1.data import class_names
     from squeezenet_v1.data import datasets
     from squeezenet_v1.data.errors import DataError
     path = os.path.join(model_dir, LABELS_FILE)
     if not os.path.lexists(path):
         return datasets.label_names(dataset, data_dir)
-    if not os.path.isfile(path):
-        raise DataError('%s is not a plain file. Remove it (the data set\'s names are then '
-                        'used) or restore it.' % path)
+    fix = 'Restore it (one class name a line, UTF-8) or delete it to use the data set\'s names.'
     try:
-        with open(path, encoding='utf-8') as f:
-            return [line.strip() for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError('%s cannot be read (%s). Restore it (one class name a line, UTF-8) or '
-                        'delete it to use the data set\'s names.' % (path, e))
+        text = reading.read_text(path, MAX_LABELS_BYTES)
+    except reading.UnreadableFileError as e:
+        raise DataError('%s %s' % (e, fix))
+    except OSError as e:
+        raise DataError('%s cannot be read (%s). %s' % (path, e.strerror or e, fix))
+    return class_names.checked_names([line for line in text.splitlines() if line.strip()],
+                                     path, fix)
