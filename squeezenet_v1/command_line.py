@@ -11,6 +11,8 @@ import sys
 
 from absl import flags
 
+from squeezenet_v1.files import literal_paths
+
 EXIT_USAGE = 2
 
 
@@ -49,6 +51,15 @@ class Command(object):
             raise UsageError('missing arguments')
         if max_args is not None and len(positionals) > max_args:
             raise UsageError('unexpected arguments: %s' % ' '.join(positionals[max_args:]))
+        # Every path a command takes is a local one: its own positionals (what follows `--` is
+        # another program's) and its string flags (--json).
+        after_dashes = len(args) - len(own) - 1 if '--' in args else 0
+        paths = positionals[:len(positionals) - after_dashes] + [
+            self.flags[name].value for name in self.flags
+            if isinstance(self.flags[name].value, str)]
+        for path in paths:
+            if literal_paths.is_url(path):
+                raise UsageError('%s %s.' % (path, literal_paths.NOT_LOCAL))
         return positionals
 
     def help(self):

@@ -65,8 +65,10 @@ def resolve(flags_obj, mode):
         return Run(values, None, _exported_dataset(flags_obj, exported), label_names, None,
                    None, None, None)
     _check_before_writing(values, mode, task, chief)
-    checkpoint = (checkpoints.choose_checkpoint(values.model_dir, values.checkpoint_path)
-                  if mode.reads_checkpoint else None)
+    checkpoint = None
+    if mode.reads_checkpoint:
+        checkpoint = checkpoints.choose_checkpoint(values.model_dir, values.checkpoint_path)
+        checkpoints.global_step_stored_in(checkpoint)  # refused now if it holds no step
     dataset = values.dataset if mode.trains else _dataset_to_read(flags_obj)
     label_names = (run_records.model_label_names(values.model_dir, dataset, values.data_dir)
                    if mode.writes_label_names else None)

@@ -19,6 +19,7 @@ import math
 from absl import flags
 
 from squeezenet_v1.data.download import DEFAULT_DEADLINE_SECS
+from squeezenet_v1.files import literal_paths
 
 EXPERIMENT, RUN, MODE = 'experiment', 'run', 'mode'
 
@@ -27,13 +28,14 @@ DATASETS = ('cifar10', 'synthetic')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MAX_BATCH = 65536
 
-_Flag = collections.namedtuple('_Flag', 'role define name default help options loop agreed modes')
+_Flag = collections.namedtuple('_Flag',
+                               'role define name default help options loop agreed modes path')
 
 
 def _flag(role, define, name, default, help_text, loop=False, agreed=False, modes=(),
-          **options):
+          path=False, **options):
     return _Flag(role, define, name, default, help_text, options, loop,
-                 agreed or role == EXPERIMENT, modes)
+                 agreed or role == EXPERIMENT, modes, path)
 
 
 _INTEGER, _FLOAT, _STRING = flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_string
@@ -45,7 +47,7 @@ FLAGS_DECLARED = (
           'each checkpoint as a trainer writes it; classify --images; or export.',
           enum_values=list(MODES)),
     _flag(RUN, _STRING, 'data_dir', 'data/',
-          'Folder holding CIFAR-10, extracted or as the archive.'),
+          'Folder holding CIFAR-10, extracted or as the archive.', path=True),
     _flag(EXPERIMENT, _ENUM, 'dataset', 'cifar10',
           'cifar10, or synthetic: a small learnable set made on the spot, no download. eval and '
           'predict default to the set the model_dir was trained on.', enum_values=list(DATASETS)),
@@ -56,7 +58,7 @@ FLAGS_DECLARED = (
     _flag(RUN, _INTEGER, 'download_deadline_secs', DEFAULT_DEADLINE_SECS,
           'Give up a download that has not finished after this many seconds.', lower_bound=1),
     _flag(RUN, _STRING, 'model_dir', '/tmp/squeezenet_v1_model',
-          'Folder for checkpoints, summaries, flags.json and eval_results.json.'),
+          'Folder for checkpoints, summaries, flags.json and eval_results.json.', path=True),
     _flag(EXPERIMENT, _INTEGER, 'batch_size', 32, 'Images per training step.', loop=True,
           lower_bound=1, upper_bound=MAX_BATCH),
     # The fastest batch measured here (250 to 1,000 are within a few per cent); in fp32 the
@@ -93,20 +95,21 @@ FLAGS_DECLARED = (
     _flag(MODE, _STRING, 'checkpoint_path', None,
           'With --mode eval, predict or export: the checkpoint to use, e.g. '
           '<model_dir>/model.ckpt-1000 (default: the latest).',
-          modes=('eval', 'predict', 'export')),
+          modes=('eval', 'predict', 'export'), path=True),
     _flag(MODE, _STRING, 'exported_model', None,
           'With --mode eval or predict: a file an export wrote, used in place of the checkpoint: '
           '<export_dir>/saved_model, frozen_graph.pb, a .tflite, model.onnx or model.keras '
           '(class names from its labels.txt). Nothing is written into --model_dir.',
-          modes=('eval', 'predict')),
+          modes=('eval', 'predict'), path=True),
     _flag(MODE, _LIST, 'images', [], 'With --mode=predict: image files and folders to classify.',
-          modes=('predict',)),
+          modes=('predict',), path=True),
     _flag(MODE, _INTEGER, 'top_k', 3, 'With --mode=predict: how many classes to show per image.',
           modes=('predict',), lower_bound=1, upper_bound=1000),
     _flag(MODE, _STRING, 'predictions_json', None,
-          'With --mode=predict: also write results here.', modes=('predict',)),
+          'With --mode=predict: also write results here.', modes=('predict',), path=True),
     _flag(MODE, _STRING, 'export_dir', None,
-          'With --mode=export: output folder (default: <model_dir>/export).', modes=('export',)),
+          'With --mode=export: output folder (default: <model_dir>/export).', modes=('export',),
+          path=True),
 )
 
 FLAG_NAMES = tuple(flag.name for flag in FLAGS_DECLARED)
@@ -137,6 +140,11 @@ def define_flags(flag_values=flags.FLAGS):
     for flag in FLAGS_DECLARED:
         flag.define(name=flag.name, default=flag.default, help=flag.help, flag_values=flag_values,
                     **flag.options)
+    for flag in FLAGS_DECLARED:
+        if flag.path:  # checked once, here: every module after it takes a local path
+            flags.register_validator(
+                flag.name, lambda v: not any(map(literal_paths.is_url, _as_list(v))),
+                message='--%s %s.' % (flag.name, literal_paths.NOT_LOCAL), flag_values=flag_values)
     flags.register_validator(
         'learning_rate', lambda v: v is not None and v > 0 and math.isfinite(v),
         message='--learning_rate must be a positive finite number.', flag_values=flag_values)
@@ -163,3 +171,8 @@ def _refuse_outside_its_modes(name, flag_values, message):
     flags.register_multi_flags_validator(
         ['mode', name], lambda f: f[name] is None or f['mode'] in modes, message=message,
         flag_values=flag_values)
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+

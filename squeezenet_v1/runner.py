@@ -85,7 +85,11 @@ def _outcome(error, mode_name):
 
 def _finish(run_log, ended, message, status):
     latest = checkpoints.latest_checkpoint(run_log.model_dir) if run_log.started else None
-    run_log.finish(checkpoints.global_step_stored_in(latest) if latest else None, ended, message)
+    try:
+        step = checkpoints.global_step_stored_in(latest) if latest else None
+    except UserError:  # a checkpoint not this project's holds no usable step: none recorded
+        step = None
+    run_log.finish(step, ended, message)
     return status
 
 

@@ -42,11 +42,12 @@ MAX_META_BYTES = 1 << 20
 class Release(object):
     """One official release: its folder, archive, checksum and file naming."""
 
-    def __init__(self, name, folder, archive, md5, suffix):
+    def __init__(self, name, folder, archive, md5, size, suffix):
         self.name = name
         self.folder = folder
         self.archive = archive
         self.md5 = md5
+        self.size = size  # the archive's bytes: a download that goes past them is refused
         self.suffix = suffix
         self.url = 'https://www.cs.toronto.edu/~kriz/' + archive
 
@@ -56,9 +57,9 @@ class Release(object):
 
 
 BINARY = Release('binary', BINARY_DIR, 'cifar-10-binary.tar.gz',
-                 'c32a1d4ab5d03f1284b67883e8d87530', '.bin')
+                 'c32a1d4ab5d03f1284b67883e8d87530', 170052171, '.bin')
 PYTHON = Release('python', PYTHON_DIR, 'cifar-10-python.tar.gz',
-                 'c58f30108f718f92721af3b95e74349a', '')
+                 'c58f30108f718f92721af3b95e74349a', 170498071, '')
 RELEASES = (BINARY, PYTHON)
 
 GET_THE_DATA = ('Run with --download to fetch it, or download %s from '

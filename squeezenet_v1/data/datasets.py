@@ -117,7 +117,7 @@ def _download_archive(data_dir, release, fetch):
     archive = os.path.join(data_dir, release.archive)
     md5 = fetch.md5 or release.md5
     download_lib.download(fetch.url or release.url, archive, md5,
-                          deadline_secs=fetch.deadline_secs)
+                          deadline_secs=fetch.deadline_secs, max_bytes=release.size)
     return archive, md5
 
 

@@ -9,7 +9,9 @@ one a killed run left is removed by the next download or extraction in that fold
 import http.client
 import os
 import shutil
+import socket
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +26,7 @@ from squeezenet_v1.files import reading
 from squeezenet_v1.files import temporaries
 from squeezenet_v1 import interrupts
 from squeezenet_v1.data.errors import DataError
+from squeezenet_v1.errors import first_line
 
 _CHUNK_BYTES = 1 << 20
 _REPORT_SECS = 5.0
@@ -84,12 +87,65 @@ def extract_archive(archive_path, dest_dir, folder, only=None):
     return target
 
 
+class _Deadline(object):
+    """Ends a request's connections when its deadline passes, whatever they are waiting for.
+
+    A socket timeout bounds one wait; a server that sends a header byte now and then resets it
+    forever. So every connection the request opens (redirects too) is recorded, and a timer
+    shuts their sockets down at the deadline: the blocked read returns at once.
+    """
+
+    def __init__(self, seconds):
+        self.seconds, self.expired, self._connections = seconds, False, []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def opener(self):
+        deadline = self
+
+        def watched(connection_class):
+            def make(host, **kwargs):
+                connection = connection_class(host, **kwargs)
+                deadline._connections.append(connection)
+                return connection
+            return make
+
+        class Http(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(watched(http.client.HTTPConnection), req)
+
+        class Https(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(watched(http.client.HTTPSConnection), req,
+                                    context=self._context)
+
+        return urllib.request.build_opener(Http, Https)
+
+    def _expire(self):
+        self.expired = True
+        for connection in self._connections:
+            try:
+                if connection.sock is not None:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *unused_exc_info):
+        self._timer.cancel()
+
+
 def download(url, dest_path, expected_md5=None, timeout=60,
-             deadline_secs=DEFAULT_DEADLINE_SECS):
+             deadline_secs=DEFAULT_DEADLINE_SECS, max_bytes=None):
     """Streams url to dest_path via a temporary, logging progress; verifies the md5.
 
-    Gives up when `timeout` seconds pass without a byte, or `deadline_secs` in all (a server
-    that sends a byte now and then would otherwise hold the run forever).
+    Gives up when `timeout` seconds pass without a byte, or `deadline_secs` in all, connecting,
+    the status line and the headers included (a server that sends a byte now and then would
+    otherwise hold the run forever), and once more than `max_bytes` arrive (the official
+    archives' sizes are known: an endless body would fill the disk).
     """
     if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
         raise DataError('--download_url %s is not a URL (it needs one of %s://). Give the '
@@ -101,9 +157,10 @@ def download(url, dest_path, expected_md5=None, timeout=60,
     try:
         start = time.time()
         # No single wait may outlast the deadline, a server that answers nothing included.
-        with urllib.request.urlopen(url, timeout=min(timeout, deadline_secs)) as response, \
+        with _Deadline(deadline_secs) as deadline, \
+                deadline.opener().open(url, timeout=min(timeout, deadline_secs)) as response, \
                 open(partial, 'wb') as out:
-            total = int(response.headers.get('Content-Length') or 0)
+            total = _declared_length(response, max_bytes)
             done, last_report, last_data = 0, start, start
             read = getattr(response, 'read1', response.read)  # what has arrived, not 1 MB
             while True:
@@ -115,7 +172,9 @@ def download(url, dest_path, expected_md5=None, timeout=60,
                 out.write(chunk)
                 done += len(chunk)
                 gap, last_data = now - last_data, now
-                if now - start > deadline_secs:
+                if max_bytes is not None and done > max_bytes:
+                    raise ValueError('more than the %d bytes the file has' % max_bytes)
+                if now - start > deadline_secs or deadline.expired:
                     raise TimeoutError('still incomplete after the %d s deadline '
                                        '(--download_deadline_secs)' % deadline_secs)
                 if now - last_report >= _REPORT_SECS:
@@ -130,8 +189,11 @@ def download(url, dest_path, expected_md5=None, timeout=60,
                               ValueError)):
             raise  # Ctrl-C, or a bug: the temporary is gone either way
         reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, 'reason', e)
+        if time.time() - start >= deadline_secs:
+            reason = ('still incomplete after the %d s deadline (--download_deadline_secs)'
+                      % deadline_secs)
         raise DataError('downloading %s failed (%s). Check the network, or download the file by '
-                        'hand into %s.' % (url, reason or type(e).__name__,
+                        'hand into %s.' % (url, first_line(reason) or type(e).__name__,
                                            os.path.dirname(dest_path)))
     if expected_md5:
         actual = file_md5(partial)
@@ -143,6 +205,18 @@ def download(url, dest_path, expected_md5=None, timeout=60,
     os.replace(partial, dest_path)
     atomic.fsync_dir(folder)
     return dest_path
+
+
+def _declared_length(response, max_bytes):
+    """The Content-Length, refused when it is more than the file can be."""
+    try:
+        total = int(response.headers.get('Content-Length') or 0)
+    except ValueError:
+        total = 0
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError('the server announces %d bytes, more than the %d the file has'
+                         % (total, max_bytes))
+    return total
 
 
 def _log_progress(url, done, total, seconds, wait_seconds):

@@ -7,6 +7,7 @@ a file or through a symlink. Everything is written into a temporary folder besid
 and renamed into place only when complete, so an export is whole or absent.
 """
 
+import errno
 import os
 import re
 import warnings
@@ -135,11 +136,26 @@ def export(model_dir, export_dir, label_names, checkpoint_path=None, check_image
                               check_images or synthetic_check_images(), dataset,
                               saved_model_only)
         atomic.replace_dir(staging, export_dir)
+    except (OSError, tf.errors.OpError) as e:
+        temporaries.remove_path(staging)
+        if not _disk_full(e):
+            raise
+        raise ExportTargetError('the disk holding %s is full (%s) while exporting; nothing was '
+                                'written there and an earlier export is as it was. Free some '
+                                'space, or give --export_dir on another disk.'
+                                % (export_dir, first_line(e)))
     except BaseException:
         temporaries.remove_path(staging)
         raise
     logging.info('Exported %s into %s', report['checkpoint'], export_dir)
     return report
+
+
+def _disk_full(error):
+    """Whether Python (ENOSPC, EDQUOT) or TensorFlow's file writers ran out of room."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return 'No space left on device' in str(error) or 'Disk quota exceeded' in str(error)
 
 
 def _restore_and_measure(checkpoint_path, label_names):

@@ -3,8 +3,9 @@
 `--mode=predict` refuses a file declaring more than MAX_IMAGE_PIXELS before TensorFlow decodes
 it: a 1 MB PNG can declare 20000x20000 and decode to gigabytes. The decoders allocate what
 the header declares, so the header is what is checked. Formats are told by their first bytes,
-as tf.io.decode_image tells them; None when the header is not one of these (the decoder then
-says what is wrong).
+as tf.io.decode_image tells them, and each header is read the way its decoder reads it (a
+JPEG's stray bytes between segments skipped, as libjpeg skips them). A file of one of these
+formats whose size cannot be read is refused too: its decoder might still decode it.
 """
 
 import struct
@@ -40,8 +41,11 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 def _jpeg_size(contents):
     position = 2
     while position + 4 <= len(contents):
-        if contents[position] != 0xFF:
-            return None
+        if contents[position] != 0xFF:  # libjpeg skips extraneous bytes before a marker
+            position = contents.find(b'\xff', position)
+            if position < 0:
+                return None
+            continue
         marker = contents[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
@@ -71,9 +75,18 @@ def _webp_size(contents):
     return None
 
 
+def _is_known_format(contents):
+    return (contents.startswith((b'\x89PNG', b'GIF8', b'BM', b'\xff\xd8'))
+            or (contents[:4] == b'RIFF' and contents[8:12] == b'WEBP'))
+
+
 def check_pixels(contents):
-    """Raises ValueError when the header declares more than MAX_IMAGE_PIXELS."""
+    """Raises ValueError when the header declares more than MAX_IMAGE_PIXELS, or when an image
+    format TensorFlow decodes has a header whose size cannot be read."""
     size = declared_size(contents)
+    if size is None and _is_known_format(contents):
+        raise ValueError('has an image header whose size cannot be read, so it is not decoded '
+                         '(the file is damaged); save it again')
     if size and size[0] * size[1] > MAX_IMAGE_PIXELS:
         raise ValueError('declares %dx%d pixels, over the limit of %d million; shrink it first'
                          % (size[0], size[1], MAX_IMAGE_PIXELS // 1000000))

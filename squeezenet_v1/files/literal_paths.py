@@ -1,9 +1,25 @@
-"""Paths from a user's flags passed to TensorFlow as literal names, never as glob patterns."""
+"""A user's path means what it says: a local path, passed to TensorFlow as a literal name.
+
+A path with a URL scheme (gs://, s3://, file://, ram://) is refused where the flags are parsed:
+Python's os calls would take it for a folder named `gs:` under the current one while
+TensorFlow's file system layer wrote to the bucket, so the files of one run would be split
+between the two and none of the lock, fsync and rename guarantees would hold.
+"""
 
 import contextlib
 import os
+import re
 
 GLOB_CHARACTERS = frozenset('*?[]\\')
+_URL_SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
+NOT_LOCAL = ('names a URL, and this tool reads and writes local paths only: its lock, fsync and '
+             'rename guarantees need a local file system. Give a mounted path (gcsfuse, s3fs, '
+             'a network drive), or work locally and copy the folder there after')
+
+
+def is_url(path):
+    """Whether a path has a URL scheme (gs://bucket/x, file:///tmp/x), which is refused."""
+    return isinstance(path, str) and bool(_URL_SCHEME.match(path))
 
 
 @contextlib.contextmanager

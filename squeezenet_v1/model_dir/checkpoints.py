@@ -14,6 +14,7 @@ import collections
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -42,6 +43,10 @@ class CheckpointMismatchError(UserError):
 
 class NoCheckpointError(UserError):
     """model_dir has no complete checkpoint to evaluate, predict with or export."""
+
+
+class CheckpointContentError(UserError):
+    """A checkpoint of the right shape holds what no reader may use (NaN weights, no step)."""
 
 
 class CheckpointVanishedError(UserError):
@@ -217,9 +222,24 @@ def fingerprint(checkpoint_path):
 
 
 def global_step_stored_in(checkpoint_path):
-    """The global_step stored in a checkpoint (read from its tensor, not its name)."""
+    """The global_step stored in a checkpoint (read from its tensor, not its name).
+
+    CheckpointContentError when it holds none (TF1 code that saves only the weights) or a
+    negative one.
+    """
     with literal_paths.literal_path(checkpoint_path) as path:
-        return int(tf1.train.load_checkpoint(path).get_tensor('global_step'))
+        reader = tf1.train.load_checkpoint(path)
+        step = reader.get_tensor('global_step') if reader.has_tensor('global_step') else None
+    if step is None:
+        raise CheckpointContentError(
+            '%s holds no global_step, so the step it was saved at is unknown (TF1 code that saves '
+            'only the weights writes such checkpoints). Save it with a global_step '
+            '(tf.compat.v1.train.get_or_create_global_step() before the Saver).' % checkpoint_path)
+    if np.ndim(step) != 0 or not np.issubdtype(np.asarray(step).dtype, np.integer) or step < 0:
+        raise CheckpointContentError('%s holds global_step %s, not a step count (0 or more); it '
+                                     'is damaged or not this model\'s. Use another checkpoint.'
+                                     % (checkpoint_path, np.array2string(np.asarray(step))[:40]))
+    return int(step)
 
 
 def num_classes(checkpoint_path):
@@ -233,27 +253,54 @@ def num_classes(checkpoint_path):
 
 
 def check_compatible(checkpoint_path, variables):
-    """Raises CheckpointMismatchError listing variables missing, extra or of another shape."""
+    """Raises CheckpointMismatchError listing variables missing, extra or of another shape or
+    dtype, and CheckpointContentError for non-finite weights or a global_step that is none."""
     with literal_paths.literal_path(checkpoint_path) as path:
-        stored = dict(tf1.train.list_variables(path))
-    wanted = {v.op.name: list(v.shape.as_list()) for v in variables}
-    problems = []
-    for name in sorted(wanted):
-        if name not in stored:
-            problems.append('%s %s is not in the checkpoint' % (name, wanted[name]))
-        elif list(stored[name]) != wanted[name]:
-            problems.append('%s is %s in the checkpoint but %s in this model'
-                            % (name, list(stored[name]), wanted[name]))
-    for name in sorted(set(stored) - set(wanted)):
-        if not any(marker in name for marker in _OPTIMIZER_MARKERS):
-            problems.append('%s %s is in the checkpoint but not in this model'
-                            % (name, list(stored[name])))
+        reader = tf1.train.load_checkpoint(path)
+        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        problems = _mismatches(shapes, dtypes, variables)
+        if not problems:
+            _check_content(checkpoint_path, reader, variables)
     if problems:
         raise CheckpointMismatchError(
             '%s was written by a different model (%d mismatched variables):\n  %s\n'
             'Use a new --model_dir, or the flags (e.g. the data set and its number of classes) '
             'that wrote this checkpoint.'
             % (checkpoint_path, len(problems), '\n  '.join(problems)))
+
+
+def _mismatches(shapes, dtypes, variables):
+    wanted = {v.op.name: (list(v.shape.as_list()), v.dtype.base_dtype) for v in variables}
+    problems = []
+    for name in sorted(wanted):
+        shape, dtype = wanted[name]
+        if name not in shapes:
+            problems.append('%s %s is not in the checkpoint' % (name, shape))
+        elif list(shapes[name]) != shape:
+            problems.append('%s is %s in the checkpoint but %s in this model'
+                            % (name, list(shapes[name]), shape))
+        elif dtypes[name] != dtype:
+            problems.append('%s is %s in the checkpoint but %s in this model'
+                            % (name, dtypes[name].name, dtype.name))
+    for name in sorted(set(shapes) - set(wanted)):
+        if not any(marker in name for marker in _OPTIMIZER_MARKERS):
+            problems.append('%s %s is in the checkpoint but not in this model'
+                            % (name, list(shapes[name])))
+    return problems
+
+
+def _check_content(checkpoint_path, reader, variables):
+    """The weights finite, as the trainer saves them; the global_step a count."""
+    not_finite = [v.op.name for v in variables if v.dtype.base_dtype.is_floating
+                  and not np.all(np.isfinite(reader.get_tensor(v.op.name)))]
+    if not_finite:
+        raise CheckpointContentError(
+            '%s holds weights that are not finite (NaN or Inf) in %s; no reader uses them, as '
+            'training never saves them. Use an earlier checkpoint (--checkpoint_path).'
+            % (checkpoint_path, ', '.join(not_finite[:5])
+               + (' and %d more' % (len(not_finite) - 5) if len(not_finite) > 5 else '')))
+    if any(v.op.name == 'global_step' for v in variables):
+        global_step_stored_in(checkpoint_path)
 
 
 def restore(sess, saver, checkpoint_path, variables):
