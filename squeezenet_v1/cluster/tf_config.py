@@ -16,6 +16,7 @@ import errno
 import ipaddress
 import json
 import os
+import re
 import socket
 
 from squeezenet_v1.errors import UserError
@@ -206,10 +207,24 @@ def _same_place(address, name):
     return ('this machine' if loopback else host.lower(), port)
 
 
+# A host name or an IPv4 address; an IPv6 address is written in brackets: [::1]:2222.
+_HOST_NAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$')
+
+
+def _is_ipv6(host):
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
 def _split_address(address, name):
     """(host, port) of 'host:port' ('[::1]:2222' too); ClusterConfigError naming the task if not."""
     host, _, port = address.rpartition(':')
-    host = host[1:-1] if host.startswith('[') and host.endswith(']') else host
+    bracketed = host.startswith('[') and host.endswith(']')
+    host = host[1:-1] if bracketed else host
+    if not (_is_ipv6(host) if bracketed else _HOST_NAME.match(host)):
+        host = ''  # '[::1:2222', '::1:2222' (IPv6 needs its brackets), 'a b:2222'
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ClusterConfigError('TF_CONFIG address %s of %s is not "host:port" (a port from 1 '
                                  'to 65535). Fix it in TF_CONFIG.' % (json.dumps(address), name))

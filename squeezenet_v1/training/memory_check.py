@@ -1,6 +1,7 @@
 """Whether a batch size fits this machine's memory, asked before a graph is built."""
 
 import os
+import resource
 
 from squeezenet_v1.errors import UserError
 
@@ -20,8 +21,10 @@ class BatchTooLargeError(UserError):
 
 
 def available_bytes():
-    """Memory this process may still use: the smaller of MemAvailable and a cgroup limit."""
-    candidates = []
+    """Memory this process may still use: the least of MemAvailable, a cgroup limit and the
+    process's own address-space limit (`ulimit -v`, usual on shared and HPC login nodes) less
+    what it has mapped already."""
+    candidates = _rlimit_room()
     try:
         with open('/proc/meminfo') as f:
             for line in f:
@@ -40,6 +43,27 @@ def available_bytes():
     if not candidates and hasattr(os, 'sysconf'):
         candidates.append(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES'))
     return min(candidates) if candidates else None
+
+
+def _rlimit_room():
+    room = []
+    for limit in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+        soft, _ = resource.getrlimit(limit)
+        if soft != resource.RLIM_INFINITY:
+            room.append(max(0, soft - _mapped_bytes()))
+    return room
+
+
+def _mapped_bytes():
+    """The process's virtual size (VmSize), which RLIMIT_AS bounds."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmSize:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def check_batch_fits(batch_size, training, flag='--batch_size'):
