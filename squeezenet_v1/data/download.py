@@ -180,6 +180,9 @@ def download(url, dest_path, expected_md5=None, timeout=60,
                 if now - last_report >= _REPORT_SECS:
                     last_report = now
                     _log_progress(url, done, total, now - start, gap)
+            if deadline.expired:  # the connection was ended under a reader that took it as EOF
+                raise TimeoutError('still incomplete after the %d s deadline '
+                                   '(--download_deadline_secs)' % deadline_secs)
             _log_progress(url, done, total, time.time() - start, 0)
             if total and done != total:
                 raise http.client.IncompleteRead(b'', total - done)
