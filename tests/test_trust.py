@@ -8,6 +8,7 @@ and crafted structures and accept only the project's one-line error or a valid r
 import errno
 import http.server
 import importlib
+import io
 import json
 import logging
 import os
@@ -578,3 +579,26 @@ def test_fuzzed_python_batch_structures_give_data_or_a_data_error(tmp_path_facto
         assert '\n' not in str(e)
         return
     assert images.shape == (len(checked), 3072) and checked.max() <= 9
+
+
+def test_a_fifo_among_a_checkpoints_files_makes_it_incomplete_without_blocking(tmp_path):
+    from squeezenet_v1.model_dir import checkpoints
+    os.mkfifo(str(tmp_path / 'model.ckpt-5.index'))
+    os.mkfifo(str(tmp_path / 'model.ckpt-5.data-00000-of-00001'))
+    assert checkpoints.scan(str(tmp_path)).incomplete == {
+        'model.ckpt-5': 'model.ckpt-5.data-00000-of-00001 is not a plain file'}
+
+
+def test_an_archive_declaring_more_than_a_release_is_refused_before_extracting(tmp_path,
+                                                                              monkeypatch):
+    import tarfile
+    # A gigabyte of zeros packs into a megabyte: the bound is lowered, not the file raised.
+    monkeypatch.setattr(download, '_MAX_UNPACKED_BYTES', 1000)
+    archive = str(tmp_path / 'cifar-10-binary.tar.gz')
+    with tarfile.open(archive, 'w:gz') as tar:
+        member = tarfile.TarInfo('cifar-10-batches-bin/data_batch_1.bin')
+        member.size = 2000
+        tar.addfile(member, io.BytesIO(b'\x00' * 2000))
+    with pytest.raises(DataError, match='unpacks to 2000 bytes'):
+        download.extract_archive(archive, str(tmp_path), 'cifar-10-batches-bin')
+    assert sorted(os.listdir(str(tmp_path))) == ['cifar-10-binary.tar.gz']

@@ -31,6 +31,8 @@ from squeezenet_v1.errors import first_line
 _CHUNK_BYTES = 1 << 20
 _REPORT_SECS = 5.0
 _SCHEMES = ('http', 'https', 'ftp', 'file')
+# A release unpacks to about 180 MB; an archive declaring more is not one.
+_MAX_UNPACKED_BYTES = 1 << 30
 DEFAULT_DEADLINE_SECS = 3600  # the 163 MB archive at 50 kB/s; a mirror slower than that fails
 
 
@@ -67,6 +69,11 @@ def extract_archive(archive_path, dest_dir, folder, only=None):
                 if not members:
                     raise DataError('%s: holds no %s/ folder; it is not a CIFAR-10 archive.'
                                     % (archive_path, folder))
+                unpacked = sum(member.size for member in members)
+                if unpacked > _MAX_UNPACKED_BYTES:  # what the tar headers declare, before
+                    raise DataError('%s: unpacks to %d bytes, more than a CIFAR release holds; '
+                                    'it is not one. Delete it and download it again (--download).'
+                                    % (archive_path, unpacked))
                 tar.extractall(staging, members=members, filter='data')
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
             raise DataError('%s: cannot be extracted (%s); the archive is corrupt. Delete it and '

@@ -92,6 +92,9 @@ def what_is_wrong(model_dir, name, file_names):
     present = {index for index, _ in shards}
     if len(totals) != 1 or present != set(range(totals.pop())):
         return 'its .data shards are incomplete'
+    special = [f for f in sorted(file_names) if not os.path.isfile(os.path.join(model_dir, f))]
+    if special:  # TensorFlow's reader would block on a FIFO
+        return '%s is not a plain file' % special[0]
     try:
         with literal_paths.literal_path(os.path.join(model_dir, name)) as path:
             reader = tf1.train.load_checkpoint(path)
