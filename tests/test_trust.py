@@ -602,3 +602,53 @@ def test_an_archive_declaring_more_than_a_release_is_refused_before_extracting(t
     with pytest.raises(DataError, match='unpacks to 2000 bytes'):
         download.extract_archive(archive, str(tmp_path), 'cifar-10-batches-bin')
     assert sorted(os.listdir(str(tmp_path))) == ['cifar-10-binary.tar.gz']
+
+
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp('trained') / 'run')
+    assert run_in_process('--dataset=synthetic', '--mode=train_and_eval', '--max_steps=10',
+                          '--save_checkpoints_steps=10', '--seed=3',
+                          '--model_dir=' + model_dir) == 0
+    return model_dir
+
+
+def _contents(folder):
+    return {name: open(os.path.join(folder, name), 'rb').read()
+            for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name)) and not name.startswith('events')}
+
+
+@pytest.mark.slow
+def test_evaluating_and_training_a_cp_al_snapshot_leaves_the_original_as_it_was(trained_run,
+                                                                                tmp_path):
+    original = str(tmp_path / 'run')
+    subprocess.run(['cp', '-a', trained_run, original], check=True)
+    snapshot = str(tmp_path / 'snap')
+    subprocess.run(['cp', '-al', original, snapshot], check=True)
+    before = _contents(original)
+    assert run_in_process('--mode=eval', '--model_dir=' + snapshot) == 0
+    assert run_in_process('--dataset=synthetic', '--mode=train_and_eval', '--max_steps=20',
+                          '--save_checkpoints_steps=10', '--seed=3',
+                          '--model_dir=' + snapshot) == 0
+    assert _contents(original) == before
+    with open(os.path.join(snapshot, run_records.RUNS_FILE)) as f:
+        assert len(f.readlines()) == 3  # the original's train_and_eval, then eval and train
+
+
+def test_a_fifo_in_place_of_runs_jsonl_neither_hangs_nor_fails_the_evaluation(trained_run,
+                                                                             tmp_path, caplog):
+    model_dir = str(tmp_path / 'run')
+    subprocess.run(['cp', '-a', trained_run, model_dir], check=True)
+    os.remove(os.path.join(model_dir, run_records.RUNS_FILE))
+    os.mkfifo(os.path.join(model_dir, run_records.RUNS_FILE))
+    with caplog.at_level(logging.WARNING, logger='absl'):
+        assert run_in_process('--mode=eval', '--model_dir=' + model_dir) == 0
+    assert 'the run is not recorded' in caplog.text.lower()
+    os.remove(os.path.join(model_dir, run_records.EVAL_HISTORY_FILE))
+    os.mkfifo(os.path.join(model_dir, run_records.EVAL_HISTORY_FILE))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        assert run_in_process('--mode=eval', '--model_dir=' + model_dir) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and 'eval_history.jsonl is not a plain file' in errors[0], errors

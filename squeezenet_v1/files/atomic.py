@@ -53,6 +53,8 @@ def write_json_atomic(path, obj):
 def append_json_line(path, record, sort_keys=True):
     """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
     line = (json.dumps(record, sort_keys=sort_keys) + '\n').encode('utf-8')
+    if os.path.lexists(path) and not (os.path.islink(path) or os.path.isfile(path)):
+        _refuse_special(path)  # a FIFO without a reader would fail the open with ENXIO
     own_copy(path)
     try:
         fd = os.open(path, _APPEND, 0o644)
@@ -63,8 +65,7 @@ def append_json_line(path, record, sort_keys=True):
                                   'it, or put the file itself there.' % path)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnwritableFileError('%s is not a plain file (a FIFO or device); nothing is '
-                                      'written into it. Remove it.' % path)
+            _refuse_special(path)
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -115,6 +116,11 @@ def replace_dir(staging, target):
     fsync_dir(parent)
     if old:
         temporaries.remove_path(old)
+
+
+def _refuse_special(path):
+    raise UnwritableFileError('%s is not a plain file (a FIFO, a device or a folder); nothing is '
+                              'written into it. Remove it.' % path)
 
 
 def own_copy(path):
