@@ -34,6 +34,7 @@ setup(
             'squeezenet-local-cluster = squeezenet_v1.cluster.local_cluster:main',
             'squeezenet-synthetic = squeezenet_v1.data.synthetic:main',
             'squeezenet-parameters = squeezenet_v1.parameters:main',
+            'squeezenet-checkpoint = squeezenet_v1.model_dir.checkpoint_tool:main',
         ],
     },
     extras_require={

@@ -25,6 +25,7 @@ from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.training import loop
 from squeezenet_v1.training import memory_check
 from squeezenet_v1.model_dir import claim
+from squeezenet_v1.model_dir import foreign
 from squeezenet_v1.model_dir import run_records
 from squeezenet_v1.training import session_options
 
@@ -38,7 +39,9 @@ Run = collections.namedtuple('Run', [
                      # if there is one; an exported file's: run_context.exported_split)
     'checkpoint',    # the checkpoint a reading mode starts from (its global_step is recorded)
     'settings',      # loop.LoopSettings, when the mode trains
+    'warm_start',    # foreign.WarmStart of --warm_start_from for a new training run, or None
 ])
+Run.__new__.__defaults__ = (None,)
 
 
 def record_of(run):
@@ -46,7 +49,14 @@ def record_of(run):
     record = {'dataset': run.dataset} if run.dataset else {}
     if run.task:
         record['cluster'] = run.task.describe()
+    if run.warm_start:
+        record['warm_start'] = warm_start_record(run.warm_start)
     return record
+
+
+def warm_start_record(warm):
+    """What flags.json and runs.jsonl say of a warm start's source."""
+    return {'checkpoint': warm.prefix, 'fingerprint': warm.fingerprint, 'fresh': warm.fresh}
 
 
 def resolve(flags_obj, mode):
@@ -72,10 +82,25 @@ def resolve(flags_obj, mode):
     dataset = values.dataset if mode.trains else _dataset_to_read(flags_obj)
     label_names = (run_records.model_label_names(values.model_dir, dataset, values.data_dir)
                    if mode.writes_label_names else None)
-    return Run(values, task, dataset, label_names,
-               _source(values, dataset, 'train') if mode.trains else None,
+    train_source = _source(values, dataset, 'train') if mode.trains else None
+    return Run(values, task, dataset, label_names, train_source,
                _test_source(values, mode, dataset) if chief else None,
-               checkpoint, _loop_settings(values) if mode.trains else None)
+               checkpoint, _loop_settings(values) if mode.trains else None,
+               _warm_start(values, train_source) if chief and mode.trains else None)
+
+
+def _warm_start(values, train_source):
+    """--warm_start_from, checked against the model before anything is written; None when
+    the model_dir holds a checkpoint already (it resumes from its own)."""
+    if not values.warm_start_from:
+        return None
+    own = checkpoints.latest_checkpoint(values.model_dir)
+    if own:
+        logging.warning('%s holds %s: resuming from it; --warm_start_from %s is ignored.',
+                        values.model_dir, os.path.basename(own), values.warm_start_from)
+        return None
+    return foreign.warm_start(values.warm_start_from, values.warm_start_map,
+                              values.warm_start_exclude, len(train_source.label_names))
 
 
 def _check_before_writing(values, mode, task, chief):

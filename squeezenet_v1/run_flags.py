@@ -89,6 +89,16 @@ FLAGS_DECLARED = (
     _flag(EXPERIMENT, _BOOL, 'sync_replicas', False,
           'In a TF_CONFIG cluster: average one gradient from each worker per step, instead of '
           'applying each as it comes.'),
+    _flag(RUN, _STRING, 'warm_start_from', None,
+          'With --mode train or train_and_eval, into a model_dir with no checkpoint: start from '
+          'the weights of this checkpoint (a prefix, or a folder: its latest), with a fresh Adam '
+          'and global_step 0.', path=True),
+    _flag(RUN, _LIST, 'warm_start_map', [],
+          'With --warm_start_from: OLD:NEW pairs mapping the checkpoint\'s names onto the '
+          'model\'s, as init_from_checkpoint maps them (squeezenet/: maps a scope onto the root).'),
+    _flag(RUN, _LIST, 'warm_start_exclude', [],
+          'With --warm_start_from: scopes that start fresh instead (e.g. final_conv, to '
+          'fine-tune into another number of classes).'),
     _flag(MODE, _INTEGER, 'eval_timeout_secs', 600,
           'With --mode=continuous_eval: stop when no new checkpoint has appeared for this many '
           'seconds.', modes=('continuous_eval',), lower_bound=1),
@@ -157,6 +167,14 @@ def define_flags(flag_values=flags.FLAGS):
         flag_values=flag_values)
     flags.mark_flags_as_mutual_exclusive(['exported_model', 'checkpoint_path'],
                                          flag_values=flag_values)
+    flags.register_multi_flags_validator(
+        ['mode', 'warm_start_from', 'warm_start_map', 'warm_start_exclude'],
+        lambda f: (f['warm_start_from'] is None and not f['warm_start_map']
+                   and not f['warm_start_exclude'])
+        or (f['warm_start_from'] is not None and f['mode'] in ('train', 'train_and_eval')),
+        message='--warm_start_from starts a training run (--mode train or train_and_eval) from '
+                'a checkpoint\'s weights; --warm_start_map and --warm_start_exclude go with it.',
+        flag_values=flag_values)
     _refuse_outside_its_modes('exported_model', flag_values,
                               '--exported_model is read by --mode eval or predict, in place of '
                               '--checkpoint_path.')

@@ -106,13 +106,17 @@ def _train(run, on_start, after_save=None):
     """trainer.train alone; worker.train_worker as a cluster's task (its chief writes)."""
     values = run.flags
     run_record = {name: getattr(values, name) for name in run_flags.RECORDED_FLAGS}
+    if run.warm_start:
+        run_record['warm_start'] = run_context.warm_start_record(run.warm_start)
     if not run.task:
         return trainer.train(values.model_dir, run.train_source, run.settings, seed=values.seed,
                              precision=values.precision, run_record=run_record,
-                             on_start=on_start, after_save=after_save)
+                             on_start=on_start, after_save=after_save,
+                             warm_start=run.warm_start)
     agreed = {name: getattr(values, name) for name in run_flags.AGREED_FLAGS + ('model_dir',)}
     return worker.train_worker(run.task, values.model_dir, run.train_source, run.settings,
-                               agreed, run_record=run_record, on_start=on_start)
+                               agreed, run_record=run_record, on_start=on_start,
+                               warm_start=run.warm_start)
 
 
 def _train_and_eval(run, on_start):

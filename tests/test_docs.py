@@ -24,7 +24,7 @@ DOCS = sorted([os.path.join(REPO, 'README.md'), os.path.join(REPO, 'data', 'READ
 # The console commands' own flags (each on a FlagValues of its own) and the benchmark harness'.
 _COMMANDS = ('squeezenet_v1.evaluation.summarize', 'squeezenet_v1.golden.cli',
              'squeezenet_v1.cluster.local_cluster', 'squeezenet_v1.data.synthetic',
-             'squeezenet_v1.parameters')
+             'squeezenet_v1.parameters', 'squeezenet_v1.model_dir.checkpoint_tool')
 # Options of the tools the docs show beside ours (pip, pytest, git, tensorboard, timeout, ...).
 _OTHER_TOOLS = {'logdir', 'upgrade', 'quiet', 'no-deps', 'dist', 'output', 'helpfull',
                 'helpshort', 'help', 'version', 'strict-markers', 'detach', 'rm', 'port',

@@ -41,7 +41,7 @@ WAIT_FOR_CHIEF_SECS = 7200
 
 
 def train_worker(task, model_dir, source, settings, agreed_flags, run_record=None,
-                 on_start=None):
+                 on_start=None, warm_start=None):
     """Trains as worker `task` of its cluster until global_step reaches max_steps; returns it.
 
     `agreed_flags` maps run_flags.AGREED_FLAGS (and model_dir) to this task's values: every
@@ -67,12 +67,13 @@ def train_worker(task, model_dir, source, settings, agreed_flags, run_record=Non
         sess = server.open_session(task, grpc_server, training, config)
         with training.graph.as_default():
             return server.guarded(task, lambda: _train_chief(
-                sess, replica, training, settings, model_dir, found.complete, resume))
+                sess, replica, training, settings, model_dir, found.complete, resume,
+                warm_start))
 
 
-def _train_chief(sess, replica, training, settings, model_dir, complete, resume):
+def _train_chief(sess, replica, training, settings, model_dir, complete, resume, warm_start):
     step_before_restore = replica.before_restore(sess)
-    restore_or_initialize(sess, training, resume)
+    restore_or_initialize(sess, training, resume, warm_start)
     sess.run(replica.agreement.publish_op)  # the flags every other worker compares with its own
     replica.start_chief(sess, step_before_restore)
     chief_files = loop.ChiefFiles(sess, training, model_dir, complete,

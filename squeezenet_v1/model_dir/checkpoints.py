@@ -255,9 +255,27 @@ def num_classes(checkpoint_path):
     return int(shapes['final_conv/bias'][0])
 
 
-def check_compatible(checkpoint_path, variables):
+def is_optimizer_variable(name):
+    """Whether a variable is Adam's (a slot, a beta power) or the loss scale's, not a weight."""
+    return any(marker in name for marker in _OPTIMIZER_MARKERS)
+
+
+def holds_optimizer_state(checkpoint_path):
+    """Whether the checkpoint holds any optimizer variable (one `convert` wrote may hold none)."""
+    with literal_paths.literal_path(checkpoint_path) as path:
+        names = tf1.train.load_checkpoint(path).get_variable_to_shape_map()
+    return any(is_optimizer_variable(name) for name in names)
+
+
+def check_compatible(checkpoint_path, variables, optimizer_optional=False):
     """Raises CheckpointMismatchError listing variables missing, extra or of another shape or
-    dtype, and CheckpointContentError for non-finite weights or a global_step that is none."""
+    dtype, and CheckpointContentError for non-finite weights or a global_step that is none.
+
+    With optimizer_optional, a checkpoint holding no optimizer variable at all is compatible
+    (training then starts Adam fresh from its weights).
+    """
+    if optimizer_optional and not holds_optimizer_state(checkpoint_path):
+        variables = [v for v in variables if not is_optimizer_variable(v.op.name)]
     with literal_paths.literal_path(checkpoint_path) as path:
         reader = tf1.train.load_checkpoint(path)
         shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
@@ -286,7 +304,7 @@ def _mismatches(shapes, dtypes, variables):
             problems.append('%s is %s in the checkpoint but %s in this model'
                             % (name, dtypes[name].name, dtype.name))
     for name in sorted(set(shapes) - set(wanted)):
-        if not any(marker in name for marker in _OPTIMIZER_MARKERS):
+        if not is_optimizer_variable(name):
             problems.append('%s %s is in the checkpoint but not in this model'
                             % (name, list(shapes[name])))
     return problems
@@ -312,4 +330,18 @@ def restore(sess, saver, checkpoint_path, variables):
     with literal_paths.literal_path(checkpoint_path) as path:
         saver.restore(sess, path)
 
+
+def load_values(sess, values_by_variable):
+    """Sets each variable to its value by feeding its initializer: no op is added, so a
+    finalized graph (the training graph, whose golden record lists its ops) takes them."""
+    for variable, value in values_by_variable.items():
+        sess.run(variable.initializer, {variable.initializer.inputs[1]: value})
+
+
+def restore_weights(sess, checkpoint_path, variables):
+    """Restores the variables the checkpoint holds by name (read by TensorFlow's reader)."""
+    with literal_paths.literal_path(checkpoint_path) as path:
+        reader = tf1.train.load_checkpoint(path)
+        load_values(sess, {v: reader.get_tensor(v.op.name) for v in variables
+                           if reader.has_tensor(v.op.name)})
 

@@ -113,7 +113,7 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
     """
     checked = checkpoints.latest_checkpoint(model_dir)
     if checked:
-        checkpoints.check_compatible(checked, training.variables)
+        checkpoints.check_compatible(checked, training.variables, optimizer_optional=True)
     check_room_for_checkpoint(model_dir, training.variables)
     try:
         os.makedirs(model_dir, exist_ok=True)
@@ -125,7 +125,8 @@ def claimed_model_dir(model_dir, training, source, run_record=None, on_start=Non
             found = checkpoint_writer.prepare_for_training(model_dir)
             resume = os.path.join(model_dir, found.complete[-1]) if found.complete else None
             if resume and resume != checked:  # another trainer saved since the check above
-                checkpoints.check_compatible(resume, training.variables)
+                checkpoints.check_compatible(resume, training.variables,
+                                             optimizer_optional=True)
             if not resume:
                 set_aside_earlier_results(model_dir)
             if on_start:
