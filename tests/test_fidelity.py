@@ -112,3 +112,29 @@ def test_the_notebooks_two_argument_call_trains():
                               tf1.placeholder(tf.int32, [None]))
         assert model.train_op is not None
         assert any(v.op.name.endswith('/Adam') for v in tf1.global_variables())
+
+
+@pytest.fixture(scope='module')
+def training_equivalence(tmp_path_factory):
+    """tests/migration_equivalence.py's differences (the migration guide's way), run once."""
+    env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'migration_equivalence.py'),
+                           str(tmp_path_factory.mktemp('equivalence'))], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize('variant', ['bool', 'tensor', 'resumed'])
+def test_training_follows_the_originals_trajectory_exactly(training_equivalence, variant):
+    # 20 Adam steps with dropout on from the same weights, masks aligned by
+    # DeterministicRandomTestTool: is_training a bool, a boolean tensor, and continued from a
+    # checkpoint the original wrote.
+    assert training_equivalence[variant] == {'loss': 0.0, 'weights': 0.0}
+
+
+def test_the_equivalence_check_fails_when_one_op_changes_its_numbers(training_equivalence):
+    # 1e-6 added to the logits, one op: the losses and the weights then differ, so the
+    # comparison above can fail.
+    assert training_equivalence['perturbed']['loss'] > 0
+    assert training_equivalence['perturbed']['weights'] > 0
