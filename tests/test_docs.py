@@ -31,7 +31,8 @@ _OTHER_TOOLS = {'logdir', 'upgrade', 'quiet', 'no-deps', 'dist', 'output', 'help
                 'bind_all', 'model_base_path', 'rest_api_port', 'model_name', 'inputs',
                 'outputs', 'opset', 'saved-model', 'tag_set', 'signature_def', 'dir', 'all',
                 'show', 'index-url', 'extra-index-url', 'signal', 'kill-after', 'preserve-status',
-                'flagfile', 'undefok', 'stat', 'link-dest'}
+                'flagfile', 'undefok', 'stat', 'link-dest',
+                'checkpoint_exclude_scopes'}  # slim's, named as the warm start's model
 # docs/decisions.md keeps the closed experiments' findings: their scripts (and flags) are gone
 # from the tree and named as `git show <commit>:benchmarks/<script>.py`.
 _CURRENT_DOCS = [path for path in DOCS if os.path.basename(path) != 'decisions.md']
