@@ -24,7 +24,7 @@ from squeezenet_v1.files import literal_paths
 EXPERIMENT, RUN, MODE = 'experiment', 'run', 'mode'
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval', 'predict', 'export')
-DATASETS = ('cifar10', 'synthetic')
+DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MAX_BATCH = 65536
 
@@ -47,14 +47,19 @@ FLAGS_DECLARED = (
           'each checkpoint as a trainer writes it; classify --images; or export.',
           enum_values=list(MODES)),
     _flag(RUN, _STRING, 'data_dir', 'data/',
-          'Folder holding CIFAR-10, extracted or as the archive.', path=True),
+          'Folder holding the data set: CIFAR-10 or CIFAR-100, extracted or as the archive.',
+          path=True),
     _flag(EXPERIMENT, _ENUM, 'dataset', 'cifar10',
-          'cifar10, or synthetic: a small learnable set made on the spot, no download. eval and '
-          'predict default to the set the model_dir was trained on.', enum_values=list(DATASETS)),
-    _flag(RUN, _BOOL, 'download', False, 'Download CIFAR-10 into --data_dir when it is absent.'),
+          'cifar10; cifar100 (100 fine classes) or cifar100_coarse (its 20 superclasses), from '
+          'either official release; or synthetic: a small learnable set made on the spot, no '
+          'download. eval and predict default to the set the model_dir was trained on.',
+          enum_values=list(DATASETS)),
+    _flag(RUN, _BOOL, 'download', False,
+          'Download the data set (CIFAR-10 or CIFAR-100) into --data_dir when it is absent.'),
     _flag(RUN, _STRING, 'download_url', None,
-          'Mirror of cifar-10-binary.tar.gz to download from (default: the CIFAR-10 home page); '
-          'its md5 must be the official one.'),
+          'Mirror of the data set\'s binary archive (cifar-10-binary.tar.gz, '
+          'cifar-100-binary.tar.gz) to download from (default: the CIFAR home page); its md5 '
+          'must be the official one.'),
     _flag(RUN, _INTEGER, 'download_deadline_secs', DEFAULT_DEADLINE_SECS,
           'Give up a download that has not finished after this many seconds.', lower_bound=1),
     _flag(RUN, _STRING, 'model_dir', '/tmp/squeezenet_v1_model',

@@ -42,8 +42,9 @@ MAX_META_BYTES = 1 << 20
 class Release(object):
     """One official release: its folder, archive, checksum and file naming."""
 
-    def __init__(self, name, folder, archive, md5, size, suffix):
+    def __init__(self, name, folder, archive, md5, size, suffix, split_files=None):
         self.name = name
+        self.split_files = split_files  # {split: file}, where a split is one file (CIFAR-100)
         self.folder = folder
         self.archive = archive
         self.md5 = md5
@@ -52,6 +53,8 @@ class Release(object):
         self.url = 'https://www.cs.toronto.edu/~kriz/' + archive
 
     def batch_files(self, split):
+        if self.split_files:
+            return [self.split_files[split] + self.suffix]
         names = TRAIN_BATCHES if split == 'train' else TEST_BATCHES
         return [name + self.suffix for name in names]
 
@@ -81,9 +84,14 @@ def check_labels(labels, path, num_classes=NUM_CLASSES):
                         % (path, bad[0], labels[bad[0]], num_classes - 1))
 
 
-def read_binary_batch(path, num_classes=NUM_CLASSES):
-    """Reads one binary-release batch (label byte + 3,072 pixel bytes per record)."""
-    raw = np.frombuffer(_read(path, MAX_BINARY_BATCH_BYTES), dtype=np.uint8)
+def read_binary_batch(path, num_classes=NUM_CLASSES, max_records=MAX_BATCH_RECORDS):
+    """Reads one binary-release batch (label byte + 3,072 pixel bytes per record).
+
+    An official batch holds at most 10,000 records; a records file of the cache (a whole
+    split of any data set, written here) passes max_records=None.
+    """
+    max_bytes = float('inf') if max_records is None else max_records * RECORD_BYTES
+    raw = np.frombuffer(read_data_file(path, max_bytes), dtype=np.uint8)
     if raw.size == 0 or raw.size % RECORD_BYTES:
         raise DataError('%s: %d bytes is not a whole number of %d-byte CIFAR-10 records; the file '
                         'is truncated or not a CIFAR-10 batch. Replace it with a fresh copy.'
@@ -183,7 +191,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         return self._GLOBALS[(module, name)]
 
 
-def _read(path, max_bytes):
+def read_data_file(path, max_bytes):
     """A data file's bytes; a user's data folder may link its files, so links are followed."""
     try:
         return reading.read_bytes(path, max_bytes, follow_links=True)
@@ -193,9 +201,9 @@ def _read(path, max_bytes):
         raise DataError('%s Replace it with a fresh copy. %s' % (e, GET_THE_DATA))
 
 
-def _unpickle(path, max_bytes=MAX_PYTHON_BATCH_BYTES):
+def unpickle(path, max_bytes=MAX_PYTHON_BATCH_BYTES):
     # Read whole first: a length the pickle declares is then bounded by the bytes there are.
-    data = _read(path, max_bytes)
+    data = read_data_file(path, max_bytes)
     try:
         return _ArrayUnpickler(io.BytesIO(data), encoding='bytes').load()
     except Exception as e:  # pickle raises many types on corrupt input
@@ -209,16 +217,16 @@ def read_python_batch(path, num_classes=NUM_CLASSES):
     b'data' is taken only as the release stores it (a uint8 array of N x 3,072, or its raw
     bytes), b'labels' only as a flat sequence of N integers within the class count.
     """
-    batch = _unpickle(path)
+    batch = unpickle(path)
     if not isinstance(batch, dict) or b'data' not in batch or b'labels' not in batch:
         raise DataError("%s: expected a dict with b'data' and b'labels'; the file is not a "
                         'CIFAR-10 python batch. Replace it with a fresh copy.' % path)
-    data = _checked_pixels(batch[b'data'], path)
-    labels = _checked_label_list(batch[b'labels'], data.shape[0], path, num_classes)
+    data = checked_pixels(batch[b'data'], path)
+    labels = checked_label_list(batch[b'labels'], data.shape[0], path, num_classes)
     return np.ascontiguousarray(data), labels
 
 
-def _checked_pixels(data, path):
+def checked_pixels(data, path):
     if isinstance(data, bytes) and len(data) % IMAGE_BYTES == 0:
         data = np.frombuffer(data, dtype=np.uint8).reshape(-1, IMAGE_BYTES)
     if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
@@ -233,7 +241,7 @@ def _checked_pixels(data, path):
     return data
 
 
-def _checked_label_list(labels, count, path, num_classes):
+def checked_label_list(labels, count, path, num_classes):
     """The labels as uint8 (N,); DataError unless N integers within 0..num_classes-1."""
     if isinstance(labels, np.ndarray) and labels.dtype.kind in 'iu' and labels.ndim == 1:
         values = labels
@@ -271,7 +279,7 @@ def read_label_names(folder):
     text = os.path.join(folder, 'batches.meta.txt')
     fix = 'Replace it with a fresh copy, or delete it to use the standard CIFAR-10 names.'
     if os.path.lexists(meta):
-        entry = _unpickle(meta, MAX_META_BYTES)
+        entry = unpickle(meta, MAX_META_BYTES)
         if isinstance(entry, dict) and b'label_names' in entry:
             return class_names.checked_names(entry[b'label_names'], meta, fix, NUM_CLASSES)
     elif os.path.lexists(text):

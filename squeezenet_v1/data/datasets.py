@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from squeezenet_v1.data import cifar10
+from squeezenet_v1.data import cifar100
 from squeezenet_v1.data import download as download_lib
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import reading
@@ -20,8 +21,14 @@ from squeezenet_v1.files import temporaries
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.data.errors import DataError
 
-DATASETS = ('cifar10', 'synthetic')
+DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse')
 CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
+
+# A data set of official releases: its name, the releases, what to do without one, and the
+# release --download fetches.
+_Family = collections.namedtuple('_Family', ['title', 'releases', 'get_the_data', 'download'])
+CIFAR10 = _Family('CIFAR-10', cifar10.RELEASES, cifar10.GET_THE_DATA, cifar10.BINARY)
+CIFAR100 = _Family('CIFAR-100', cifar100.RELEASES, cifar100.GET_THE_DATA, cifar100.BINARY)
 
 SplitSource = collections.namedtuple(
     'SplitSource', ['dataset', 'split', 'record_files', 'num_examples', 'label_names'])
@@ -48,11 +55,19 @@ def prepare_split(dataset, split, data_dir, cache_dir, download=False,
         images, labels = synthetic.make_split(split)
         path = _cached_records(cache_dir, 'synthetic_%s' % split, images, labels)
         return SplitSource(dataset, split, [path], len(labels), list(synthetic.LABEL_NAMES))
-    if dataset != 'cifar10':
+    if dataset not in DATASETS:
         raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
-
     fetch = _Fetch(download, download_url, download_md5, download_deadline_secs)
-    release, folder = _find_or_fetch_release(data_dir, fetch)
+    if dataset.startswith('cifar100'):
+        coarse = dataset == 'cifar100_coarse'
+        release, folder = _find_or_fetch_release(data_dir, fetch, CIFAR100)
+        images, labels = cifar100.read_split(folder, release, split, coarse)
+        names = cifar100.read_names(folder, release, coarse)
+        files = [_cached_records(cache_dir, '%s_%s' % (dataset, split), images, labels)]
+        logging.info('CIFAR-100 %s split (%d %s classes): %d images from %s', split, len(names),
+                     'coarse' if coarse else 'fine', len(labels), folder)
+        return SplitSource(dataset, split, files, len(labels), names)
+    release, folder = _find_or_fetch_release(data_dir, fetch, CIFAR10)
     images, labels = cifar10.read_release_split(folder, release, split)
     names = cifar10.read_label_names(folder)
     if release is cifar10.BINARY:
@@ -88,26 +103,26 @@ def _cached_records(cache_dir, name, images, labels):
 _Fetch = collections.namedtuple('_Fetch', ['enabled', 'url', 'md5', 'deadline_secs'])
 
 
-def _find_or_fetch_release(data_dir, fetch):
+def _find_or_fetch_release(data_dir, fetch, family):
     """Returns (release, extracted folder), extracting or downloading an archive if needed."""
+    binary, python = family.releases
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError('--data_dir %s is a file, not a folder. Point --data_dir at the folder '
-                        'that holds %s/ or %s.' % (data_dir, cifar10.BINARY_DIR,
-                                                   cifar10.BINARY.archive))
-    for release in cifar10.RELEASES:
+                        'that holds %s/ or %s.' % (data_dir, binary.folder, binary.archive))
+    for release in family.releases:
         folder = os.path.join(data_dir, release.folder)
         if os.path.isdir(folder):
-            _restore_missing_batches(data_dir, release, fetch)
+            _restore_missing_batches(data_dir, release, fetch, family)
             return release, folder
-    for release in cifar10.RELEASES:
+    for release in family.releases:
         archive = os.path.join(data_dir, release.archive)
         if os.path.isfile(archive):
             return release, _verify_and_extract(archive, data_dir, release, release.md5)
     if not fetch.enabled:
-        raise DataError('no CIFAR-10 in %s: expected %s/ or %s/ or one of their archives. %s'
-                        % (os.path.abspath(data_dir), cifar10.BINARY_DIR, cifar10.PYTHON_DIR,
-                           cifar10.GET_THE_DATA))
-    release = cifar10.BINARY
+        raise DataError('no %s in %s: expected %s/ or %s/ or one of their archives. %s'
+                        % (family.title, os.path.abspath(data_dir), binary.folder, python.folder,
+                           family.get_the_data))
+    release = family.download
     os.makedirs(data_dir, exist_ok=True)
     archive, md5 = _download_archive(data_dir, release, fetch)
     return release, _verify_and_extract(archive, data_dir, release, md5)
@@ -121,7 +136,7 @@ def _download_archive(data_dir, release, fetch):
     return archive, md5
 
 
-def _restore_missing_batches(data_dir, release, fetch):
+def _restore_missing_batches(data_dir, release, fetch, family):
     """Adds batch files missing from an extracted folder from its archive, fetched if asked.
 
     The files present are left as they are. Without an archive or --download, the advice says
@@ -134,9 +149,9 @@ def _restore_missing_batches(data_dir, release, fetch):
         return
     archive, md5 = os.path.join(data_dir, release.archive), release.md5
     if not os.path.isfile(archive):
-        if not (fetch.enabled and release is cifar10.BINARY):
+        if not (fetch.enabled and release is family.download):
             how = ('run again with --download to fetch %s and restore them' % release.archive
-                   if release is cifar10.BINARY else
+                   if release is family.download else
                    'put %s in %s to restore them from it' % (release.archive, data_dir))
             raise DataError('%s: missing %s. Either %s (the files present are kept), or delete '
                             'the folder and start again.' % (folder, ', '.join(missing), how))
@@ -160,6 +175,13 @@ def label_names(dataset, data_dir):
     """Class names without reading any images: CIFAR-10's from batches.meta when present."""
     if dataset == 'synthetic':
         return list(synthetic.LABEL_NAMES)
+    if dataset.startswith('cifar100'):
+        for release in cifar100.RELEASES:
+            folder = os.path.join(data_dir, release.folder)
+            if os.path.isdir(folder):
+                return cifar100.read_names(folder, release, dataset == 'cifar100_coarse')
+        raise DataError('no CIFAR-100 in %s to name the classes with. %s'
+                        % (os.path.abspath(data_dir), cifar100.GET_THE_DATA))
     for release in cifar10.RELEASES:
         folder = os.path.join(data_dir, release.folder)
         if os.path.isdir(folder):
@@ -169,6 +191,7 @@ def label_names(dataset, data_dir):
 
 def split_images(source):
     """(uint8 images [N, 32, 32, 3], int labels [N]) of a SplitSource's record files."""
-    parts = [cifar10.read_binary_batch(path) for path in source.record_files]
+    parts = [cifar10.read_binary_batch(path, len(source.label_names), max_records=None)
+             for path in source.record_files]
     images = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), np.concatenate([p[1] for p in parts]).astype(np.int64)

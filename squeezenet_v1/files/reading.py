@@ -71,7 +71,7 @@ def open_regular(path, max_bytes, follow_links=False):
 def read_bytes(path, max_bytes, follow_links=False):
     """The bytes of a regular file of at most max_bytes (see open_regular)."""
     with open_regular(path, max_bytes, follow_links) as f:
-        data = f.read(max_bytes + 1)
+        data = f.read(os.fstat(f.fileno()).st_size + 1)
     if len(data) > max_bytes:  # it grew after the size check
         raise UnreadableFileError(path, 'is larger than such a file can be (%d bytes), so it '
                                         'is not read' % max_bytes, 'size')

@@ -40,7 +40,7 @@ def recorded_flags(model_dir, required=False):
         return recorded
     if required:
         raise UserError('%s is unreadable, so the data set %s was trained on is unknown. Give '
-                        '--dataset (cifar10 or synthetic), or restore the file.'
+                        '--dataset, or restore the file.'
                         % (path, model_dir))
     return {}
 
