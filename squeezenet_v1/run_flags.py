@@ -24,7 +24,7 @@ from squeezenet_v1.files import literal_paths
 EXPERIMENT, RUN, MODE = 'experiment', 'run', 'mode'
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval', 'predict', 'export')
-DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse')
+DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse', 'folder')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MAX_BATCH = 65536
 
@@ -51,8 +51,9 @@ FLAGS_DECLARED = (
           path=True),
     _flag(EXPERIMENT, _ENUM, 'dataset', 'cifar10',
           'cifar10; cifar100 (100 fine classes) or cifar100_coarse (its 20 superclasses), from '
-          'either official release; or synthetic: a small learnable set made on the spot, no '
-          'download. eval and predict default to the set the model_dir was trained on.',
+          'either official release; folder: --data_dir/train/<class>/ and test/<class>/ '
+          'image folders; or synthetic: a small learnable set made on the spot, no download. '
+          'eval and predict default to the set the model_dir was trained on.',
           enum_values=list(DATASETS)),
     _flag(RUN, _BOOL, 'download', False,
           'Download the data set (CIFAR-10 or CIFAR-100) into --data_dir when it is absent.'),

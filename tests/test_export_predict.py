@@ -25,7 +25,7 @@ from squeezenet_v1.cluster import local_cluster
 from squeezenet_v1.deploy import artifacts
 from squeezenet_v1.deploy import export
 from squeezenet_v1.deploy import onnx_model
-from squeezenet_v1.deploy import image_size
+from squeezenet_v1.data import image_size
 from squeezenet_v1.deploy import predict
 from squeezenet_v1.data import input_pipeline
 from squeezenet_v1.data import synthetic

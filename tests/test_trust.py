@@ -31,7 +31,7 @@ from conftest import run_in_process
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import download
 from squeezenet_v1.data.errors import DataError
-from squeezenet_v1.deploy import image_size
+from squeezenet_v1.data import image_size
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import reading

@@ -14,6 +14,7 @@ from absl import logging
 
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import cifar100
+from squeezenet_v1.data import image_folder
 from squeezenet_v1.data import download as download_lib
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import reading
@@ -21,7 +22,7 @@ from squeezenet_v1.files import temporaries
 from squeezenet_v1.data import synthetic
 from squeezenet_v1.data.errors import DataError
 
-DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse')
+DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse', 'folder')
 CACHE_DIR_ENV = 'SQUEEZENET_V1_CACHE_DIR'
 
 # A data set of official releases: its name, the releases, what to do without one, and the
@@ -57,6 +58,9 @@ def prepare_split(dataset, split, data_dir, cache_dir, download=False,
         return SplitSource(dataset, split, [path], len(labels), list(synthetic.LABEL_NAMES))
     if dataset not in DATASETS:
         raise ValueError('dataset must be one of %s, got %r' % (DATASETS, dataset))
+    if dataset == 'folder':
+        path, count, names = image_folder.prepare_split(data_dir, split, cache_dir)
+        return SplitSource(dataset, split, [path], count, names)
     fetch = _Fetch(download, download_url, download_md5, download_deadline_secs)
     if dataset.startswith('cifar100'):
         coarse = dataset == 'cifar100_coarse'
@@ -175,6 +179,8 @@ def label_names(dataset, data_dir):
     """Class names without reading any images: CIFAR-10's from batches.meta when present."""
     if dataset == 'synthetic':
         return list(synthetic.LABEL_NAMES)
+    if dataset == 'folder':
+        return image_folder.label_names(data_dir)
     if dataset.startswith('cifar100'):
         for release in cifar100.RELEASES:
             folder = os.path.join(data_dir, release.folder)
