@@ -405,7 +405,8 @@ def test_every_command_is_a_console_script():
     from importlib import metadata
     scripts = {e.name: e for e in metadata.entry_points(group='console_scripts')
                if e.value.startswith(('squeezenet_v1', 'run_train'))}
-    assert sorted(scripts) == ['squeezenet-golden', 'squeezenet-local-cluster',
+    assert sorted(scripts) == ['squeezenet-checkpoint', 'squeezenet-golden',
+                               'squeezenet-local-cluster',
                                'squeezenet-parameters', 'squeezenet-summarize',
                                'squeezenet-synthetic', 'squeezenet-train']
     for entry in scripts.values():
