@@ -129,6 +129,9 @@ flags.DEFINE_list('pair', None, 'The short loop for speed work: OURS,PEER (two t
 flags.DEFINE_string('output', os.path.join(HERE, 'results.json'),
                     'Where to write the JSON results.')
 # A worker's flags (set by the parent).
+flags.DEFINE_integer('folder_decode', None, 'Measure --dataset=folder instead: write N '
+                     'synthetic PNGs of each split as class folders, then time the first '
+                     'prepare_split (decoding) against the second (the cache hit).')
 flags.DEFINE_string('worker', None, 'Internal: run one contender as a worker process.')
 flags.DEFINE_integer('batch_size', 32, 'Internal: the worker\'s batch size.')
 flags.DEFINE_string('scratch', None, 'A folder for records, model and export, reused by later '
@@ -835,6 +838,24 @@ def _settings():
                     FLAGS.seconds, FLAGS.warmup_seconds, FLAGS.eval_images, FLAGS.processes)
 
 
+def _folder_decode(count):
+    """Prints the folder data set's decode rate, and its second run's, read from the cache."""
+    import tempfile
+    from squeezenet_v1.data import synthetic
+    with tempfile.TemporaryDirectory() as scratch:
+        root = os.path.join(scratch, 'data')
+        written = len(synthetic.write_class_folders(root, count, synthetic.NUM_CLASSES))
+        times = []
+        for _ in range(2):
+            started = time.time()
+            source = datasets.prepare_split('folder', 'train', root, os.path.join(scratch, 'c'))
+            times.append(time.time() - started)
+    print('folder data set, %d PNGs written, %d in the train split, on %s:'
+          % (written, source.num_examples, machine()['cpu']))
+    print('  decoding:   %.2f s  (%.0f images/s)' % (times[0], source.num_examples / times[0]))
+    print('  cache hit:  %.3f s  (%.0fx faster)' % (times[1], times[0] / max(times[1], 1e-9)))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
@@ -848,6 +869,8 @@ def main(argv):
         sys.stderr.flush()
         os._exit(0)
     _end_workers_on_sigterm()
+    if FLAGS.folder_decode:
+        return _folder_decode(FLAGS.folder_decode)
     if FLAGS.pair and FLAGS.quick:
         raise app.UsageError('--quick runs every contender; --pair runs two: choose one')
     if FLAGS.pair:

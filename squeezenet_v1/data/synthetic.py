@@ -60,12 +60,38 @@ def write_png_files(folder, count):
     return paths
 
 
+def write_class_folders(folder, count, classes):
+    """FOLDER/train/<class>/ and FOLDER/test/<class>/ of the first `classes` classes, from the
+    first `count` images of each split: a data set for --dataset=folder."""
+    import tensorflow as tf
+    paths = []
+    for split in ('train', 'test'):
+        images, labels = make_split(split)
+        for i in range(min(count, len(labels))):
+            if labels[i] >= classes:
+                continue
+            name = LABEL_NAMES[labels[i]]
+            os.makedirs(os.path.join(folder, split, name), exist_ok=True)
+            image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
+            path = os.path.join(folder, split, name, '%04d.png' % i)
+            with open(path, 'wb') as f:
+                f.write(tf.io.encode_png(image).numpy())
+            paths.append(path)
+    return paths
+
+
 COMMAND = command_line.Command(
-    'synthetic', 'squeezenet_v1.data.synthetic', 'FOLDER [--count=N]',
+    'synthetic', 'squeezenet_v1.data.synthetic', 'FOLDER [--count=N] [--class_folders]',
     'Writes the first N synthetic test images as PNG files into FOLDER, to try --mode=predict '
-    'on.')
-flags.DEFINE_integer('count', 8, 'How many images to write.', lower_bound=1,
-                     upper_bound=NUM_TEST_EXAMPLES, flag_values=COMMAND.flags)
+    'on; with --class_folders, train/<class>/ and test/<class>/ folders to try '
+    '--dataset=folder on.')
+flags.DEFINE_integer('count', 8, 'How many images to write (of each split, with '
+                     '--class_folders).', lower_bound=1, upper_bound=NUM_TEST_EXAMPLES,
+                     flag_values=COMMAND.flags)
+flags.DEFINE_bool('class_folders', False, 'Write a --dataset=folder data set: '
+                  'FOLDER/train/<class>/ and FOLDER/test/<class>/.', flag_values=COMMAND.flags)
+flags.DEFINE_integer('classes', NUM_CLASSES, 'With --class_folders: how many of the classes to '
+                     'write.', lower_bound=2, upper_bound=NUM_CLASSES, flag_values=COMMAND.flags)
 
 
 def main(args=None):
@@ -79,6 +105,11 @@ def main(args=None):
         return 0
     folder = positionals[0]
     try:
+        if COMMAND.flags.class_folders:
+            written = write_class_folders(folder, COMMAND.flags.count, COMMAND.flags.classes)
+            print('%d images in %s/train/<class>/ and %s/test/<class>/ (%d classes).'
+                  % (len(written), folder, folder, COMMAND.flags.classes))
+            return 0
         for written in write_png_files(folder, COMMAND.flags.count):
             print(written)
     except OSError as e:
