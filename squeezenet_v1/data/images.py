@@ -8,13 +8,9 @@ its training images. A header declaring too many pixels is refused before decodi
 (image_size.py).
 """
 
-import tensorflow as tf
-
 from squeezenet_v1.data import image_size
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE
 from squeezenet_v1.files import reading
-
-tf1 = tf.compat.v1
 
 # What tf.io.decode_image reads; the same list picks files inside folders.
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.webp')
@@ -26,6 +22,8 @@ class ImageDecoder(object):
     """One small graph that turns encoded bytes into a uint8 [32, 32, 3] image."""
 
     def __init__(self):
+        import tensorflow as tf  # here: data/ is imported by tools that start without it
+        self._tf, tf1 = tf, tf.compat.v1
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._contents = tf1.placeholder(tf.string, [])
@@ -49,7 +47,7 @@ class ImageDecoder(object):
         image_size.check_pixels(contents)
         try:
             return self._sess.run(self._image, {self._contents: contents})
-        except tf.errors.InvalidArgumentError as e:
+        except self._tf.errors.InvalidArgumentError as e:
             # The op's own words are the last line before the node reference.
             lines = [line.strip() for line in (e.message or '').splitlines()
                      if line.strip() and not line.strip().startswith('[[')]
