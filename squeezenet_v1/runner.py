@@ -106,6 +106,7 @@ def _train(run, on_start, after_save=None):
     """trainer.train alone; worker.train_worker as a cluster's task (its chief writes)."""
     values = run.flags
     run_record = {name: getattr(values, name) for name in run_flags.RECORDED_FLAGS}
+    run_record['num_classes'] = len(run.train_source.label_names)  # the model's output_size
     if run.warm_start:
         run_record['warm_start'] = run_context.warm_start_record(run.warm_start)
     if not run.task:

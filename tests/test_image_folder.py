@@ -1,6 +1,7 @@
 """--dataset=folder: a folder of images per class, of every type and size predict reads."""
 
 import base64
+import json
 import logging
 import os
 
@@ -26,6 +27,13 @@ def _image(kind, seed, size=(40, 50)):
         return _GIF_1X1
     if kind == 'webp':
         return _WEBP
+    if kind == 'cmyk':  # a print shop's JPEG; Pillow comes with tensorboard, a dependency
+        import io
+        from PIL import Image
+        out = io.BytesIO()
+        Image.fromarray(rng.randint(0, 256, size=size + (4,)).astype(np.uint8), 'CMYK').save(
+            out, 'JPEG')
+        return out.getvalue()
     channels = {'gray': 1, 'rgba': 4}.get(kind, 3)
     pixels = tf.constant(rng.randint(0, 256, size=size + (channels,)).astype(np.uint8))
     if kind == 'jpg':
@@ -33,7 +41,8 @@ def _image(kind, seed, size=(40, 50)):
     return tf.io.encode_png(pixels).numpy()
 
 
-def write_folder(root, per_class=(4, 2), kinds=('png', 'jpg', 'gray', 'rgba', 'gif', 'webp')):
+def write_folder(root, per_class=(4, 2),
+                 kinds=('png', 'jpg', 'gray', 'rgba', 'gif', 'webp', 'cmyk')):
     """root/train/<class>/ and root/test/<class>/ of mixed formats, sizes and channel counts."""
     written = {}
     for split, count in zip(image_folder.SPLITS, per_class):
@@ -42,7 +51,7 @@ def write_folder(root, per_class=(4, 2), kinds=('png', 'jpg', 'gray', 'rgba', 'g
             os.makedirs(folder)
             for i in range(count):
                 kind = kinds[(c + i) % len(kinds)]
-                ext = {'gray': 'png', 'rgba': 'png'}.get(kind, kind)
+                ext = {'gray': 'png', 'rgba': 'png', 'cmyk': 'jpg'}.get(kind, kind)
                 path = os.path.join(folder, '%d.%s' % (i, ext))
                 with open(path, 'wb') as f:
                     f.write(_image(kind, 31 * c + i, size=(20 + 7 * i, 33 + c)))
@@ -59,10 +68,10 @@ def cache(tmp_path, monkeypatch):
 def test_images_are_made_exactly_as_predict_makes_them(tmp_path, cache):
     root = str(tmp_path / 'data')
     written = write_folder(root)
-    source = datasets.prepare_split('folder', 'test', root, cache)
-    assert source.label_names == list(CLASSES) and source.num_examples == 8
+    source = datasets.prepare_split('folder', 'train', root, cache)  # every kind is in train
+    assert source.label_names == list(CLASSES) and source.num_examples == 16
     images, labels = datasets.split_images(source)
-    paths = sorted((p for p in written if '/test/' in p), key=lambda p: (written[p], p))
+    paths = sorted((p for p in written if '/train/' in p), key=lambda p: (written[p], p))
     expected, errors = predict.load_images(paths)
     assert errors == {}
     np.testing.assert_array_equal(images, np.stack([expected[p] for p in paths]))
@@ -153,6 +162,8 @@ def test_a_model_fine_tuned_into_four_folder_classes(tmp_path, cache):
     assert shapes['final_conv/kernel'] == [1, 1, 256, 4]
     with open(os.path.join(model_dir, 'labels.txt')) as f:
         assert f.read().splitlines() == list(CLASSES)
+    with open(os.path.join(model_dir, 'flags.json')) as f:
+        assert json.load(f)['num_classes'] == 4
     picture = os.path.join(root, 'test', 'yak', '0.png')
     assert run_in_process('--mode=predict', '--model_dir=' + model_dir,
                           '--images=' + picture) == 0
