@@ -10,6 +10,7 @@ import os
 
 from absl import logging
 
+from squeezenet_v1.files import atomic
 from squeezenet_v1.files import output_files
 
 from squeezenet_v1.files import reading
@@ -116,6 +117,8 @@ def _check_before_writing(values, mode, task, chief):
     if mode.evaluates:
         memory_check.check_batch_fits(values.eval_batch_size, training=False,
                                       flag='--eval_batch_size')
+        # Where every evaluation appends: a FIFO or a link there is refused before a step.
+        atomic.check_appendable(os.path.join(values.model_dir, run_records.EVAL_HISTORY_FILE))
 
 
 def exported_split(run):

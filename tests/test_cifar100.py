@@ -133,6 +133,7 @@ def test_a_damaged_binary_release_is_one_line(tmp_path, damage, message):
             datasets.prepare_split('cifar100', split, data_dir, str(tmp_path / 'cache'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dataset, classes, names', [('cifar100', 100, FINE),
                                                      ('cifar100_coarse', 20, COARSE)],
                          ids=['fine', 'coarse'])

@@ -125,6 +125,7 @@ def training_equivalence(tmp_path_factory):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('variant', ['bool', 'tensor', 'resumed'])
 def test_training_follows_the_originals_trajectory_exactly(training_equivalence, variant):
     # 20 Adam steps with dropout on from the same weights, masks aligned by
@@ -133,6 +134,7 @@ def test_training_follows_the_originals_trajectory_exactly(training_equivalence,
     assert training_equivalence[variant] == {'loss': 0.0, 'weights': 0.0}
 
 
+@pytest.mark.slow
 def test_the_equivalence_check_fails_when_one_op_changes_its_numbers(training_equivalence):
     # 1e-6 added to the logits, one op: the losses and the weights then differ, so the
     # comparison above can fail.

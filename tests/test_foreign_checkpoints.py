@@ -14,6 +14,7 @@ from conftest import REPO, run_in_process, write_checkpoint_of_output_size
 from squeezenet_v1 import SqueezeNetModel
 from squeezenet_v1.model_dir import checkpoint_tool
 from squeezenet_v1.model_dir import checkpoints
+from squeezenet_v1.model_dir import foreign
 
 tf1 = tf.compat.v1
 _IMAGES = np.random.RandomState(0).rand(8, 24, 24, 3).astype(np.float32)
@@ -106,6 +107,7 @@ def test_convert_gives_the_sources_logits(scoped, tmp_path, capsys, averages):
     assert ('conv1/kernel/Adam' in names) == (not averages)  # slots map, with the weights only
 
 
+@pytest.mark.slow
 def test_a_converted_checkpoint_is_a_model_dir_eval_and_training_read(scoped, tmp_path, capsys,
                                                                        caplog):
     import logging
@@ -178,6 +180,7 @@ def _weights(prefix):
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+@pytest.mark.slow
 def test_a_warm_start_takes_every_weight_but_the_excluded_and_starts_adam_fresh(trained,
                                                                                  tmp_path):
     model_dir = str(tmp_path / 'finetuned')
@@ -242,6 +245,7 @@ def test_a_warm_start_that_does_not_fit_is_refused_before_any_file(tmp_path, cap
     assert '--warm_start_exclude=fire9 is no scope of the model' in caplog.text
 
 
+@pytest.mark.slow
 def test_a_model_dir_with_checkpoints_resumes_and_ignores_the_warm_start(trained, tmp_path,
                                                                          caplog):
     import logging
@@ -259,3 +263,17 @@ def test_warm_start_flags_go_with_training_only():
     from test_trust import _refusal
     assert 'starts a training run' in _refusal('--mode=eval', '--warm_start_from=x')
     assert 'go with it' in _refusal('--warm_start_exclude=final_conv')
+
+
+def test_convert_refuses_a_step_that_is_no_count_and_warm_start_refuses_nan(tmp_path, capsys):
+    from test_trust import _rewritten
+    base = write_checkpoint_of_output_size(str(tmp_path), 10)
+    negative = _rewritten(base, str(tmp_path / 'neg' / 'model.ckpt-1'),
+                          lambda t: t.__setitem__('global_step', np.int64(-1)))
+    status, _, err = _tool(capsys, 'convert', negative, str(tmp_path / 'out'))
+    assert status == 1 and 'global_step = -1, not a step count' in err
+    assert not (tmp_path / 'out').exists()
+    nan = _rewritten(base, str(tmp_path / 'nan' / 'model.ckpt-1'),
+                     lambda t: t.__setitem__('conv1/kernel', t['conv1/kernel'] * np.nan))
+    with pytest.raises(foreign.ForeignCheckpointError, match='not finite .* in conv1/kernel'):
+        foreign.warm_start(nan, [], [], 10)

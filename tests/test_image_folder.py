@@ -148,6 +148,7 @@ def test_a_folder_too_large_for_the_cache_disk_is_refused(tmp_path, cache, monke
         datasets.prepare_split('folder', 'train', root, cache)
 
 
+@pytest.mark.slow
 def test_a_model_fine_tuned_into_four_folder_classes(tmp_path, cache):
     trained = str(tmp_path / 'cifar_like')
     assert run_in_process('--dataset=synthetic', '--mode=train', '--max_steps=20', '--seed=2',

@@ -443,7 +443,7 @@ def test_the_memory_check_honours_ulimit_v(monkeypatch):
     limits = {resource.RLIMIT_AS: (5 * 10 ** 9, resource.RLIM_INFINITY),
               resource.RLIMIT_DATA: (resource.RLIM_INFINITY, resource.RLIM_INFINITY)}
     monkeypatch.setattr(resource, 'getrlimit', lambda which: limits[which])
-    monkeypatch.setattr(memory_check, '_mapped_bytes', lambda: 2 * 10 ** 9)
+    monkeypatch.setattr(memory_check, '_mapped_bytes', lambda field='VmSize': 2 * 10 ** 9)
     assert memory_check.available_bytes() <= 3 * 10 ** 9
     with pytest.raises(memory_check.BatchTooLargeError, match='--batch_size=8192 needs about'):
         memory_check.check_batch_fits(8192, training=True)
@@ -652,3 +652,27 @@ def test_a_fifo_in_place_of_runs_jsonl_neither_hangs_nor_fails_the_evaluation(tr
         assert run_in_process('--mode=eval', '--model_dir=' + model_dir) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and 'eval_history.jsonl is not a plain file' in errors[0], errors
+
+
+def test_a_pickle_asking_codecs_for_another_codec_is_refused(tmp_path):
+    import codecs
+
+    class _Hex(object):
+        def __reduce__(self):
+            return codecs.encode, ('ab', 'hex')  # nested, each level doubles its input
+
+    path = str(tmp_path / 'data_batch_1')
+    with open(path, 'wb') as f:
+        pickle.dump({b'data': _Hex(), b'labels': [0]}, f, protocol=2)
+    with pytest.raises(DataError, match="refusing codecs.encode with 'hex'"):
+        cifar10.read_python_batch(path)
+
+
+def test_a_stuffed_zero_hides_no_frame_from_the_pixel_guard():
+    big = b'\xff\xc0' + struct.pack('>HBHHB', 11, 8, 7000, 9000, 1) + b'\x01\x11\x00'
+    decoy = b'\xff\xe1' + struct.pack('>H', 13) + b'\xff\xc0' + struct.pack('>HBHHB', 11, 8, 32,
+                                                                              32, 1)
+    contents = b'\xff\xd8\xff\x00' + big + decoy + b'\xff\xda'
+    assert image_size.declared_size(contents) == (9000, 7000)
+    with pytest.raises(ValueError, match='declares 9000x7000 pixels'):
+        image_size.check_pixels(contents)

@@ -172,6 +172,14 @@ def _scalar(recipe, raw):
     return np.frombuffer(raw, dtype)[0]
 
 
+def _latin1(text, encoding='latin1'):
+    """codecs.encode as protocol-2 pickles use it, and only so: any other codec (hex doubles
+    its input) would let a few hundred bytes of pickle ask for terabytes."""
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise pickle.UnpicklingError('refusing codecs.encode with %r' % (encoding,))
+    return codecs.encode(text, 'latin1')
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles plain containers and number arrays only: a batch file cannot run code."""
 
@@ -182,7 +190,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ('numpy._core.multiarray', 'scalar'): _scalar,
         ('numpy', 'ndarray'): _CheckedArray,
         ('numpy', 'dtype'): _DtypeRecipe,
-        ('_codecs', 'encode'): codecs.encode,  # how Python 3 writes bytes into protocol 2
+        ('_codecs', 'encode'): _latin1,  # how Python 3 writes bytes into protocol 2
     }
 
     def find_class(self, module, name):

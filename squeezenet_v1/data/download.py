@@ -104,6 +104,7 @@ class _Deadline(object):
 
     def __init__(self, seconds):
         self.seconds, self.expired, self._connections = seconds, False, []
+        self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
 
@@ -112,8 +113,9 @@ class _Deadline(object):
 
         def watched(connection_class):
             def make(host, **kwargs):
-                connection = connection_class(host, **kwargs)
-                deadline._connections.append(connection)
+                if deadline.expired:  # a redirect followed after the deadline
+                    raise TimeoutError('the deadline passed')
+                connection = deadline._watched(connection_class(host, **kwargs))
                 return connection
             return make
 
@@ -128,14 +130,33 @@ class _Deadline(object):
 
         return urllib.request.build_opener(Http, Https)
 
+    def _watched(self, connection):
+        """Records a connection; one whose socket opens after the deadline is ended as well."""
+        connect, deadline = connection.connect, self
+
+        def watched_connect():
+            connect()
+            if deadline.expired:
+                deadline._end(connection)
+        connection.connect = watched_connect
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
     def _expire(self):
-        self.expired = True
-        for connection in self._connections:
-            try:
-                if connection.sock is not None:
-                    connection.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            self._end(connection)
+
+    @staticmethod
+    def _end(connection):
+        try:
+            if connection.sock is not None:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def __enter__(self):
         self._timer.start()

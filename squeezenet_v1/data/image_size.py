@@ -50,6 +50,11 @@ def _jpeg_size(contents):
         if marker == 0xFF:  # fill byte
             position += 1
             continue
+        if marker == 0x00:  # a stuffed zero: no marker, skipped as libjpeg skips it
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # the image ends, or its data starts, before any frame
+            return None
         if marker in (0x01,) or 0xD0 <= marker <= 0xD9:  # markers without a length
             position += 2
             continue

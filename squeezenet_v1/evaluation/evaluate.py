@@ -161,6 +161,8 @@ class Evaluator(object):
         }
 
     def _record(self, results):
+        # The history first: results must not name a checkpoint the history then does not.
+        atomic.check_appendable(os.path.join(self.model_dir, EVAL_HISTORY_FILE))
         atomic.write_json_atomic(os.path.join(self.model_dir, EVAL_RESULTS_FILE), results)
         # Unsorted: per_class_accuracy keeps the classes in label order.
         atomic.append_json_line(os.path.join(self.model_dir, EVAL_HISTORY_FILE), results,

@@ -53,19 +53,8 @@ def write_json_atomic(path, obj):
 def append_json_line(path, record, sort_keys=True):
     """Appends one JSON line in a single write, fsynced: a reader never sees half a line."""
     line = (json.dumps(record, sort_keys=sort_keys) + '\n').encode('utf-8')
-    if os.path.lexists(path) and not (os.path.islink(path) or os.path.isfile(path)):
-        _refuse_special(path)  # a FIFO without a reader would fail the open with ENXIO
-    own_copy(path)
+    fd = _open_own_for_append(path)
     try:
-        fd = os.open(path, _APPEND, 0o644)
-    except OSError as e:
-        if e.errno != errno.ELOOP:
-            raise
-        raise UnwritableFileError('%s is a symbolic link; nothing is written through it. Remove '
-                                  'it, or put the file itself there.' % path)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            _refuse_special(path)
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -116,6 +105,41 @@ def replace_dir(staging, target):
     fsync_dir(parent)
     if old:
         temporaries.remove_path(old)
+
+
+def _open_own_for_append(path, attempts=10):
+    """A descriptor appending to the plain file at path, this folder's alone: the file opened
+    is checked to be the one named path with one link, as another process may break the same
+    hard link meanwhile (a line appended to a copy renamed away would be lost)."""
+    for _ in range(attempts):
+        check_appendable(path)
+        own_copy(path)
+        try:
+            fd = os.open(path, _APPEND, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise UnwritableFileError('%s is a symbolic link; nothing is written through it. '
+                                      'Remove it, or put the file itself there.' % path)
+        held, named = os.fstat(fd), os.lstat(path)
+        if not stat.S_ISREG(held.st_mode):
+            os.close(fd)
+            _refuse_special(path)
+        if held.st_nlink == 1 and (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+            return fd
+        os.close(fd)
+    raise UnwritableFileError('%s kept being replaced while this run appended to it; nothing '
+                              'was written. Try again.' % path)
+
+
+def check_appendable(path):
+    """Refuses, before anything is written, a path an append would refuse (a FIFO, a device,
+    a folder or a symbolic link in its place)."""
+    if os.path.islink(path):
+        raise UnwritableFileError('%s is a symbolic link; nothing is written through it. Remove '
+                                  'it, or put the file itself there.' % path)
+    if os.path.lexists(path) and not os.path.isfile(path):
+        _refuse_special(path)
 
 
 def _refuse_special(path):

@@ -18,7 +18,7 @@ import sys
 from absl import flags
 
 from squeezenet_v1 import command_line
-from squeezenet_v1.errors import UserError
+from squeezenet_v1.errors import UserError, first_line
 
 EXIT_LOADS, EXIT_DOES_NOT_LOAD = 0, 1
 
@@ -61,6 +61,10 @@ def main(args=None):
         return _convert(foreign, prefix, parsed[2], pairs)
     except UserError as e:
         print('%s %s: error: %s' % (COMMAND.prog, command, e), file=sys.stderr)
+        return EXIT_DOES_NOT_LOAD
+    except Exception as e:  # a full disk (OSError, TensorFlow's OpError): one line, no traceback
+        print('%s %s: error: %s (nothing was written)' % (COMMAND.prog, command, first_line(e)),
+              file=sys.stderr)
         return EXIT_DOES_NOT_LOAD
 
 

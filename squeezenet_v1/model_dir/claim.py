@@ -34,33 +34,53 @@ def model_dir_lock(model_dir):
     """Holds model_dir/.lock (flock) for the duration; refuses at once if another holds it.
 
     The lock file holds the holder's PID and the model_dir it locks (device:inode), so a lock
-    file hard-linked with another folder's (`cp -al run snap`) is told apart: its link is broken
-    and this folder gets a lock of its own, unless the holder trains into this very folder.
+    file hard-linked with another folder's (`cp -al run snap`) is told apart: this folder gets a
+    lock file of its own, unless the holder trains into this very folder. A lock counts only
+    while the locked file is the one named .lock: one renamed over meanwhile is tried again.
     """
     path = os.path.join(model_dir, LOCK_FILE)
     folder = os.stat(model_dir)
     here = '%d:%d' % (folder.st_dev, folder.st_ino)
-    fd = _open_lock_file(path)
+    fd = _acquire(path, model_dir, here)
     try:
-        holder = _try_lock(fd)
-        if holder is not None and holder[1:] != [here] and os.fstat(fd).st_nlink > 1:
-            fd = _own_lock_file(path, fd)  # another folder's lock, shared through a hard link
-            holder = _try_lock(fd)
-        if holder is not None:
-            raise ModelDirLockedError(
-                '--model_dir %s is in use: process %s is training into it (lock file %s). Wait '
-                'for it to finish, stop it, or choose another --model_dir.'
-                % (model_dir, holder[0] if holder else 'unknown', path))
-        if os.fstat(fd).st_nlink > 1:  # not written through into another folder's lock file
-            fd = _own_lock_file(path, fd)
-            if _try_lock(fd) is not None:
-                raise ModelDirLockedError('--model_dir %s is in use (lock file %s). Try again.'
-                                          % (model_dir, path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, ('%d %s' % (os.getpid(), here)).encode('ascii'), 0)
         yield path
     finally:
         os.close(fd)  # closing drops the flock; a killed process's lock drops with it
+
+
+def _acquire(path, model_dir, here, attempts=10):
+    """A descriptor of model_dir's own lock file, locked; ModelDirLockedError when it is held."""
+    for _ in range(attempts):
+        fd = _open_lock_file(path)
+        try:
+            holder = _try_lock(fd)
+            if os.fstat(fd).st_nlink > 1 and (holder is None or holder[1:] != [here]):
+                fd = _own_lock_file(path, fd)  # another folder's, shared through a hard link
+                holder = None
+            if holder is not None:
+                raise ModelDirLockedError(
+                    '--model_dir %s is in use: process %s is training into it (lock file %s). '
+                    'Wait for it to finish, stop it, or choose another --model_dir.'
+                    % (model_dir, holder[0] if holder else 'unknown', path))
+            if _is_named(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the file was renamed over meanwhile: lock the one there now
+    raise ModelDirLockedError('--model_dir %s: its lock file %s kept being replaced. Try again.'
+                              % (model_dir, path))
+
+
+def _is_named(fd, path):
+    try:
+        named = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _open_lock_file(path):
@@ -91,13 +111,22 @@ def _try_lock(fd):
 
 
 def _own_lock_file(path, shared_fd):
-    """A new lock file renamed over path (the other names keep theirs); returns its fd."""
+    """A new lock file, locked before it is renamed over path (the other names keep theirs);
+    returns its descriptor and closes shared_fd."""
     fresh = temporaries.make_temp_file(os.path.dirname(os.path.abspath(path)), LOCK_FILE)
-    os.replace(fresh, path)
+    fd = os.open(fresh, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        os.replace(fresh, path)
+    except BaseException:
+        os.close(fd)
+        temporaries.remove_path(fresh)
+        raise
     os.close(shared_fd)
     logging.warning('%s was a hard link shared with another folder\'s lock file (a backup made '
                     'with cp -al?); this folder now has a lock file of its own.', path)
-    return _open_lock_file(path)
+    return fd
 
 
 class ModelDirError(UserError):

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from squeezenet_v1.errors import UserError, first_line
+from squeezenet_v1.files import literal_paths
 from squeezenet_v1.model_dir import checkpoints
 
 tf1 = tf.compat.v1
@@ -47,8 +48,10 @@ def find_checkpoint(path):
     """The checkpoint prefix `path` names: a prefix, one of its files, or a folder (its latest)."""
     prefix = _CHECKPOINT_SUFFIX.sub('', path)
     if os.path.isdir(path):
-        prefix = (tf1.train.latest_checkpoint(path)
-                  or checkpoints.latest_checkpoint(path))
+        with literal_paths.literal_path(os.path.join(path, 'checkpoint')) as state:
+            found = tf1.train.latest_checkpoint(os.path.dirname(state))
+        prefix = (os.path.join(path, os.path.basename(found)) if found
+                  else checkpoints.latest_checkpoint(path))
         if not prefix:
             raise ForeignCheckpointError('%s holds no checkpoint (no `checkpoint` state file '
                                          'naming one, no complete model.ckpt-N). Give the '
@@ -63,8 +66,9 @@ def find_checkpoint(path):
 def read_checkpoint(prefix):
     """{name: (shape, dtype name)} of every variable the checkpoint holds, read by TensorFlow."""
     try:
-        reader = tf1.train.load_checkpoint(prefix)
-        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+        with literal_paths.literal_path(prefix) as path:
+            reader = tf1.train.load_checkpoint(path)
+            shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except Exception as e:  # OpError, DataLossError, ValueError: a damaged or foreign file
         raise ForeignCheckpointError('%s cannot be read as a checkpoint (%s).'
                                      % (prefix, first_line(e)))
@@ -74,8 +78,9 @@ def read_checkpoint(prefix):
 def read_values(prefix, names):
     """{name: numpy value} of the named variables."""
     try:
-        reader = tf1.train.load_checkpoint(prefix)
-        return {name: reader.get_tensor(name) for name in names}
+        with literal_paths.literal_path(prefix) as path:
+            reader = tf1.train.load_checkpoint(path)
+            return {name: reader.get_tensor(name) for name in names}
     except Exception as e:
         raise ForeignCheckpointError('%s cannot be read: %s (a .data file truncated, or an '
                                      '.index of another checkpoint?).'
@@ -225,7 +230,13 @@ def converted_values(prefix, pairs, averages):
                  for target, source in sources.items()}
     step_names = [name for name, target in mapping.items() if target == 'global_step']
     if step_names:
-        converted['global_step'] = np.int64(read_values(prefix, step_names[:1])[step_names[0]])
+        step = read_values(prefix, step_names[:1])[step_names[0]]
+        if (np.ndim(step) != 0 or not np.issubdtype(np.asarray(step).dtype, np.integer)
+                or step < 0):
+            raise ForeignCheckpointError('%s holds %s = %s, not a step count (0 or more); it '
+                                         'is damaged.' % (prefix, step_names[0],
+                                                          np.array2string(np.asarray(step))[:40]))
+        converted['global_step'] = np.int64(step)
     else:
         converted['global_step'] = np.int64(0)
         said.append('%s holds no global_step; the converted checkpoint is at step 0.' % prefix)
@@ -311,6 +322,14 @@ def warm_start(path, map_specs, exclude, output_size):
             '--warm_start_from %s does not fit this model: %s. Exclude what changes with '
             '--warm_start_exclude (e.g. final_conv for another number of classes), or map the '
             'names with --warm_start_map.' % (prefix, '; '.join(problems[:4])))
+    values = read_values(prefix, list(sources.values()))
+    not_finite = sorted(name for name, source in sources.items()
+                        if values[source].dtype.kind == 'f' and not np.all(np.isfinite(
+                            values[source])))
+    if not_finite:
+        raise ForeignCheckpointError('--warm_start_from %s holds weights that are not finite '
+                                     '(NaN or Inf) in %s; a run would not learn from them. Use '
+                                     'an earlier checkpoint.' % (prefix, ', '.join(not_finite[:5])))
     return WarmStart(prefix, checkpoints.fingerprint(prefix), sources, fresh)
 
 

@@ -47,19 +47,21 @@ def available_bytes():
 
 def _rlimit_room():
     room = []
-    for limit in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+    # RLIMIT_AS bounds the whole address space (VmSize); RLIMIT_DATA, since Linux 4.7, the
+    # private writable memory (VmData), not the shared libraries TensorFlow maps.
+    for limit, field in ((resource.RLIMIT_AS, 'VmSize'), (resource.RLIMIT_DATA, 'VmData')):
         soft, _ = resource.getrlimit(limit)
         if soft != resource.RLIM_INFINITY:
-            room.append(max(0, soft - _mapped_bytes()))
+            room.append(max(0, soft - _mapped_bytes(field)))
     return room
 
 
-def _mapped_bytes():
-    """The process's virtual size (VmSize), which RLIMIT_AS bounds."""
+def _mapped_bytes(field='VmSize'):
+    """A size of this process's memory from /proc/self/status (VmSize, VmData)."""
     try:
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('VmSize:'):
+                if line.startswith(field + ':'):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
