@@ -14,6 +14,7 @@ from absl import flags
 
 from squeezenet_v1 import command_line
 from squeezenet_v1.data.cifar10 import IMAGE_SIZE, NUM_CLASSES
+from squeezenet_v1.files import atomic
 
 NUM_TRAIN_EXAMPLES = 5000
 NUM_TEST_EXAMPLES = 1000
@@ -54,8 +55,8 @@ def write_png_files(folder, count):
     for i in range(min(count, len(labels))):
         image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
         path = os.path.join(folder, '%04d_%s.png' % (i, LABEL_NAMES[labels[i]]))
-        with open(path, 'wb') as f:
-            f.write(tf.io.encode_png(image).numpy())
+        # A temporary renamed into place: never written through a link or into a FIFO.
+        atomic.write_bytes_atomic(path, tf.io.encode_png(image).numpy())
         paths.append(path)
     return paths
 
@@ -74,8 +75,7 @@ def write_class_folders(folder, count, classes):
             os.makedirs(os.path.join(folder, split, name), exist_ok=True)
             image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
             path = os.path.join(folder, split, name, '%04d.png' % i)
-            with open(path, 'wb') as f:
-                f.write(tf.io.encode_png(image).numpy())
+            atomic.write_bytes_atomic(path, tf.io.encode_png(image).numpy())
             paths.append(path)
     return paths
 
