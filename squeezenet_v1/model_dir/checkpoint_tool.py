@@ -77,6 +77,7 @@ def _convert(foreign, prefix, out_dir, pairs):
     if not os.path.isdir(parent):
         raise foreign.ForeignCheckpointError('the folder %s does not exist; create it first.'
                                              % parent)
+    temporaries.remove_stale_temporaries(parent)  # a killed conversion's staging folder
     staging = temporaries.make_temp_dir(parent, os.path.basename(os.path.abspath(out_dir)))
     try:
         written = foreign.write_checkpoint(values, staging)
