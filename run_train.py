@@ -6,6 +6,7 @@
 Resumes from the newest checkpoint in --model_dir; Ctrl-C or SIGTERM saves one and exits.
 """
 
+import os
 import sys
 
 from squeezenet_v1 import interrupts
@@ -26,6 +27,29 @@ run_flags.define_flags(FLAGS)  # every flag, its help, bounds and role: squeezen
 flags.adopt_module_key_flags(run_flags)
 
 
+HELP_FLAGS = ('-h', '-?', '--help', '--helpshort')
+
+
+def answer_help(argv):
+    """Prints this program's flags and exits 0 when argv asks for help (before any `--`).
+
+    absl's own --help lists the flags of the main module, which under a console script is the
+    generated launcher (so it listed none), and exits 1; --helpfull adds absl's flags.
+    """
+    own = argv[1:argv.index('--')] if '--' in argv else argv[1:]
+    full = '--helpfull' in own
+    if not full and not any(arg in HELP_FLAGS for arg in own):
+        return
+    program = os.path.basename(argv[0]) if argv else ''
+    typed = program if program.startswith('squeezenet-') else 'python run_train.py'
+    text = FLAGS.get_help() if full else FLAGS.module_help(run_flags).strip().split('\n', 1)[1]
+    print('usage: %s [--flag=value ...]\n\n%s\nflags:\n%s\n' % (typed, __doc__, text))
+    if not full:
+        print('absl\'s own flags (--verbosity, --flagfile, ...): --helpfull. Every flag, its '
+              'default and role: docs/flags.md.')
+    sys.exit(0)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
@@ -42,8 +66,10 @@ def main(argv):
 
 def console_main():
     """The `squeezenet-train` command: run_train.py as an installed console script."""
+    answer_help(sys.argv)
     app.run(main)
 
 
 if __name__ == '__main__':
+    answer_help(sys.argv)
     app.run(main)

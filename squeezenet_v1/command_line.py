@@ -24,11 +24,13 @@ class Command(object):
     """A command's name, usage line and flags (define them with flag_values=command.flags)."""
 
     def __init__(self, name, module, arguments, description):
-        """`name` prefixes its messages; usage: python -m `module` `arguments`."""
-        self.name, self.description = name, description
-        # Run as its console script (squeezenet-summarize ...), the usage names that.
+        """Usage: python -m `module` `arguments`; `name` is the command's short name."""
+        self.short_name, self.description = name, description
+        # Messages and usage name the command as it was typed: its console script
+        # (squeezenet-summarize ...) or python -m.
         program = os.path.basename(sys.argv[0]) if sys.argv else ''
         self.prog = program if program.startswith('squeezenet-') else 'python -m %s' % module
+        self.name = self.prog
         self.usage = '%s %s' % (self.prog, arguments)
         self.flags = flags.FlagValues()
 

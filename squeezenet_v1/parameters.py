@@ -4,11 +4,8 @@ import collections
 import sys
 
 import numpy as np
-import tensorflow as tf
 
 from squeezenet_v1 import command_line
-
-tf1 = tf.compat.v1
 
 FLOAT32_BYTES = 4
 
@@ -51,7 +48,9 @@ def format_parameter_report(report):
 
 def model_parameter_report(output_size=10, resize_dim=24):
     """Builds the model in a scratch graph and reports its trainable variables."""
+    import tensorflow as tf  # here, not above: --help answers without loading TensorFlow
     from squeezenet_v1.model import SqueezeNetModel
+    tf1 = tf.compat.v1
     with tf.Graph().as_default():
         model = SqueezeNetModel(32, resize_dim, output_size)
         inputs = tf1.placeholder(tf.float32, [None, resize_dim, resize_dim, 3])

@@ -536,7 +536,8 @@ def test_no_cluster_or_a_one_process_cluster_changes_nothing():
 def test_local_cluster_refuses_what_a_cluster_cannot_run(argv, message, capsys):
     assert local_cluster.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith('local_cluster: error: ') and message in err, err
+    assert err.startswith('python -m squeezenet_v1.cluster.local_cluster: error: '), err
+    assert message in err, err
 
 
 def test_local_cluster_gives_every_task_its_own_free_port():

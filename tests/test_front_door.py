@@ -20,6 +20,9 @@ import pytest
 
 from conftest import REPO, make_archive, write_binary_release
 from conftest import run_in_process as _run
+
+# Run in this process or with python -m, a command names itself as python -m.
+SYNTHETIC = 'python -m squeezenet_v1.data.synthetic'
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
 from squeezenet_v1.data import download
@@ -322,10 +325,10 @@ def _expected(mode, name, usable, extra):
 
 
 @pytest.mark.parametrize('args, message', [
-    ([], 'synthetic: error: missing arguments'),
+    ([], SYNTHETIC + ': error: missing arguments'),
     (['folder', '--count=many'], "flag --count=many: invalid literal for int()"),
     (['folder', '--count=-3'], 'flag --count=-3: -3 is not an integer in the range [1, 1000]'),
-    (['folder', 'other'], 'synthetic: error: unexpected arguments: other'),
+    (['folder', 'other'], SYNTHETIC + ': error: unexpected arguments: other'),
 ])
 def test_python_m_synthetic_usage(tmp_path, args, message, capsys):
     assert synthetic.main(args) == 2
@@ -338,13 +341,15 @@ def test_synthetic_into_a_file_is_a_message(tmp_path, capsys):
     target = tmp_path / 'a_file'
     target.write_text('x')
     assert synthetic.main([str(target / 'x')]) == 1
-    assert 'synthetic: error: cannot write into' in capsys.readouterr().err
+    assert SYNTHETIC + ': error: cannot write into' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('module, message', [
-    ('squeezenet_v1.evaluation.summarize', 'summarize: error: missing arguments'),
-    ('squeezenet_v1.data.synthetic', 'synthetic: error: missing arguments'),
-    ('squeezenet_v1.cluster.local_cluster', 'local_cluster: error: flags workers=0'),
+    ('squeezenet_v1.evaluation.summarize',
+     'python -m squeezenet_v1.evaluation.summarize: error: missing arguments'),
+    ('squeezenet_v1.data.synthetic', SYNTHETIC + ': error: missing arguments'),
+    ('squeezenet_v1.cluster.local_cluster',
+     'python -m squeezenet_v1.cluster.local_cluster: error: flags workers=0'),
 ])
 def test_every_small_command_answers_through_python_m(module, message):
     # The TensorFlow-free ones here; golden's and parameters' are in test_golden.py (slow) and
@@ -398,7 +403,8 @@ def test_parameters_prints_the_table_and_refuses_stray_arguments(capsys):
     assert parameters.main([]) == 0
     assert 'total                                         146,570' in capsys.readouterr().out
     assert parameters.main(['stray']) == 2
-    assert 'parameters: error: unexpected arguments: stray' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'python -m squeezenet_v1.parameters: error: unexpected arguments: stray' in err
 
 
 def test_every_command_is_a_console_script():

@@ -319,7 +319,7 @@ def test_json_over_a_file_golden_did_not_write_is_refused(tmp_path, capsys):
 def test_usage_errors_exit_2_before_any_work(args, message, capsys, tmp_path):
     assert golden_cli.main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith('golden: error: %s\n' % message)
+    assert err.startswith('python -m squeezenet_v1.golden: error: %s\n' % message)
     assert 'usage: python -m squeezenet_v1.golden record DIR | check DIR' in err
 
 

@@ -16,6 +16,9 @@ import pytest
 from conftest import REPO
 from squeezenet_v1.evaluation import summarize
 
+# Run in this process, the command names itself as python -m would.
+SUMMARIZE = 'python -m squeezenet_v1.evaluation.summarize'
+
 # (accuracy, loss) at steps 100, 200, 300 for seeds 1, 2, 3.
 RUNS = {
     'runA': (1, [(0.5, 1.5), (0.6, 1.0), (0.90, 0.3)]),
@@ -240,8 +243,8 @@ def test_a_truncated_last_line_is_warned_and_ignored(in_tmp, capsys):
         f.write(json.dumps(record(400, 0.9, 0.2, 2))[:40])
     status, out, err = run_main(capsys, 'runA', 'runB', 'runC')
     assert status == 0
-    assert err == ('summarize: warning: runB/eval_history.jsonl:4 is an incomplete last line '
-                   '(a crash while appending?); ignored.\n')
+    assert err == (SUMMARIZE + ': warning: runB/eval_history.jsonl:4 is an incomplete last '
+                   'line (a crash while appending?); ignored.\n')
     assert 'runB lacks' not in out and 'lack step 400' not in out
 
 
@@ -264,7 +267,7 @@ def test_a_malformed_line_is_an_error_naming_file_and_line(in_tmp, capsys, bad, 
     write_history('runA', [record(100, 0.5, 1.5, 1), bad, record(300, 0.9, 0.3, 1)])
     status, out, err = run_main(capsys, 'runA')
     assert status == 2 and out == ''
-    assert err.startswith('summarize: error: runA/eval_history.jsonl:2 %s' % problem)
+    assert err.startswith(SUMMARIZE + ': error: runA/eval_history.jsonl:2 %s' % problem)
 
 
 def test_a_malformed_last_line_with_its_newline_is_an_error(in_tmp, capsys):
@@ -341,7 +344,7 @@ def test_json_over_an_input_or_a_users_file_is_refused_and_changes_nothing(in_tm
                                                          'runA/flags.json')}
     status, out, err = run_main(capsys, 'runA', 'runB', 'runC', '--json', target)
     assert status == 2 and out == ''
-    assert err.startswith('summarize: error: --json %s ' % target)
+    assert err.startswith(SUMMARIZE + ': error: --json %s ' % target)
     assert {name: open(name, 'rb').read() for name in before} == before
 
 
@@ -358,7 +361,7 @@ def test_a_history_that_is_not_utf8_is_one_line(in_tmp, capsys):
     with open('runA/eval_history.jsonl', 'ab') as f:
         f.write(b'\xff\xfe{}\n')
     status, out, err = run_main(capsys, 'runA')
-    assert status == 2 and out == '' and err.startswith('summarize: error: cannot read ')
+    assert status == 2 and out == '' and err.startswith(SUMMARIZE + ': error: cannot read ')
 
 
 def test_a_reader_that_stops_early_is_no_traceback(in_tmp):

@@ -113,8 +113,8 @@ def main(args=None):
         for written in write_png_files(folder, COMMAND.flags.count):
             print(written)
     except OSError as e:
-        print('synthetic: error: cannot write into %s (%s). Name a folder you can write to.'
-              % (folder, e.strerror or e), file=sys.stderr)
+        print('%s: error: cannot write into %s (%s). Name a folder you can write to.'
+              % (COMMAND.name, folder, e.strerror or e), file=sys.stderr)
         return 1
     return 0
 

@@ -285,10 +285,10 @@ def main(args=None):
                 inputs=[history_path(run_dir) for run_dir in run_dirs])
         report = summarize(run_dirs)
     except (HistoryError, UserError) as e:
-        print('summarize: error: %s' % e, file=sys.stderr)
+        print('%s: error: %s' % (COMMAND.name, e), file=sys.stderr)
         return EXIT_ERROR
     for warning in report['warnings']:
-        print('summarize: warning: %s' % warning, file=sys.stderr)
+        print('%s: warning: %s' % (COMMAND.name, warning), file=sys.stderr)
     try:
         print('\n'.join(format_report(report)))
         sys.stdout.flush()
@@ -298,8 +298,8 @@ def main(args=None):
         try:
             atomic.write_json_atomic(json_path, report)
         except OSError as e:
-            print('summarize: error: cannot write --json %s (%s)' % (json_path, e.strerror or e),
-                  file=sys.stderr)
+            print('%s: error: cannot write --json %s (%s)'
+                  % (COMMAND.name, json_path, e.strerror or e), file=sys.stderr)
             return EXIT_ERROR
     return report['exit_code']
 

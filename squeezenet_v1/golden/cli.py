@@ -13,10 +13,8 @@ from squeezenet_v1 import command_line
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import output_files
 from squeezenet_v1.errors import UserError
-from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import known_differences
-from squeezenet_v1.golden import records
-from squeezenet_v1.golden.records import EXIT_ERROR, EXIT_HOLDS, REPORT_FORMAT
+from squeezenet_v1.golden import EXIT_ERROR, EXIT_HOLDS, REPORT_FORMAT
 
 COMMAND = command_line.Command(
     'golden', 'squeezenet_v1.golden', 'record DIR | check DIR [--exact] [--json=FILE]',
@@ -51,9 +49,12 @@ def main(args=None):
                 lambda path: output_files.is_json_of_format(path, REPORT_FORMAT),
                 inputs=[golden_dir])
         except UserError as e:
-            print('golden check: error: %s' % e, file=sys.stderr)
+            print('%s check: error: %s' % (COMMAND.name, e), file=sys.stderr)
             return EXIT_ERROR
     _quiet_tensorflow()
+    # TensorFlow loads only now: --help and a usage error answer without it.
+    from squeezenet_v1.golden import capture as golden_capture
+    from squeezenet_v1.golden import records
     try:
         if command == 'record':
             current = records.record(golden_dir)
@@ -71,12 +72,12 @@ def main(args=None):
             return EXIT_HOLDS
         result = records.check(golden_dir, exact=COMMAND.flags.exact)
     except KeyboardInterrupt:
-        print('golden %s: interrupted' % command, file=sys.stderr)
+        print('%s %s: interrupted' % (COMMAND.name, command), file=sys.stderr)
         return 130
     except Exception as e:  # one line, no traceback: the contract for other projects' CI
         told = isinstance(e, (records.GoldenRecordError, golden_capture.CaptureError))
         message = str(e) if told else '%s: %s' % (type(e).__name__, e)
-        print('golden %s: error: %s' % (command, message.strip().splitlines()[0]),
+        print('%s %s: error: %s' % (COMMAND.name, command, message.strip().splitlines()[0]),
               file=sys.stderr)
         if json_path:
             _write_json(json_path, {'format': REPORT_FORMAT, 'status': 'error',
@@ -94,8 +95,8 @@ def _write_json(path, report):
     try:
         atomic.write_json_atomic(path, report)
     except OSError as e:
-        print('golden check: error: cannot write --json %s (%s); name a file in a folder you '
-              'can write to.' % (path, e.strerror or e), file=sys.stderr)
+        print('%s check: error: cannot write --json %s (%s); name a file in a folder you '
+              'can write to.' % (COMMAND.name, path, e.strerror or e), file=sys.stderr)
         return False
     return True
 

@@ -34,15 +34,14 @@ from squeezenet_v1.files import temporaries
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import compare as golden_compare
 from squeezenet_v1.golden import known_differences
+from squeezenet_v1.golden import EXIT_DRIFT, EXIT_ERROR, EXIT_HOLDS, REPORT_FORMAT  # noqa: F401
 
 FORMAT = 'squeezenet_v1-golden/1'
-REPORT_FORMAT = 'squeezenet_v1-golden-report/1'  # what check --json writes, and alone replaces
 RECORD_FILE = 'golden.json'
 WEIGHTS_FILE = 'weights.npz'
 LISTING_FILES = {graph: 'graph_%s.txt' % graph for graph in golden_capture.GRAPHS}
 RECORD_NAMES = frozenset([RECORD_FILE, WEIGHTS_FILE] + list(LISTING_FILES.values()))
 OPTIONAL_NAMES = frozenset([known_differences.KNOWN_FILE])
-EXIT_HOLDS, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 _SUMMARY_KEYS = ('environment', 'settings', 'fingerprints', 'variables', 'checkpoint_variables',
                  'saver_round_trip', 'signature', 'numbers')
 _NUMBER_KEYS = ('loss', 'eval_logits', 'serving_probabilities', 'serving_classes')
