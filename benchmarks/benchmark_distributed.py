@@ -52,7 +52,7 @@ flags.DEFINE_string('output', os.path.join(REPO, 'benchmarks', 'results_distribu
 
 RUN_TRAIN = os.path.join(REPO, 'run_train.py')
 _LOG_TIME = re.compile(r'^[IWE]\d{4} (\d\d):(\d\d):(\d\d\.\d+) ')
-_STEP_LINE = re.compile(r'step (\d+), loss = ')
+_STEP_LINE = re.compile(r'step (\d+)/\d+ \(epoch')
 _LINK_BYTES_PER_SEC = 10e9 / 8  # 10 Gb/s
 _RUN_TIMEOUT_SECS = 300
 _MAX_PS = 8  # ps task counts the prediction considers

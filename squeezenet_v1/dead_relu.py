@@ -1,16 +1,49 @@
-"""The notebook's most likely first failure: a final ReLU that outputs zero for every image.
+"""The two ways a run's predictions go uniform, told apart by what the logits hold.
 
-The notebook applies ReLU to final_conv, whose outputs are the logits. Once all of them are zero
-for every image, softmax is uniform, the loss is exactly ln(classes) and no gradient reaches any
-weight: the run never learns. Training warns at its log steps; summarize flags such a run.
+The notebook applies ReLU to final_conv, whose outputs are the logits. A run's batch loss of
+exactly ln(classes) means every image's logits are equal across the classes, and then either:
+- DEAD: every final_conv output is zero. The ReLU has died: no gradient reaches any weight,
+  ever, so the run never learns. Training saves and stops (unless --keep_training_when_dead).
+- NO_SIGNAL: the logits are alive (not zero) but equal: the model gives every image the same
+  prediction, because the images as preprocessed carry nothing it has learned to tell apart.
+  Another seed cannot help; the data or its preprocessing is what to look at.
+Training tells them apart at its log steps, evaluation records which it saw, and summarize flags
+both by name.
 """
 
 import math
 
-# |loss - ln(classes)| below this: all-zero logits (float32 puts the mean loss within 1e-6).
+# |loss - ln(classes)| below this: equal logits (float32 puts the mean loss within 1e-6).
 TOLERANCE = 1e-4
+
+DEAD, NO_SIGNAL = 'dead_relu', 'no_signal'
+LABELS = {DEAD: 'DEAD ReLU', NO_SIGNAL: 'NO SIGNAL'}  # how summarize flags a run
 
 
 def is_dead_relu_loss(loss, num_classes):
-    """Whether `loss` is the loss of all-zero logits over `num_classes` classes."""
+    """Whether `loss` is the loss of equal (e.g. all-zero) logits over `num_classes` classes."""
     return num_classes > 1 and abs(loss - math.log(num_classes)) < TOLERANCE
+
+
+def diagnose(loss, logits, num_classes):
+    """DEAD, NO_SIGNAL or None for a mean `loss` and the numpy `logits` [images, classes]."""
+    if not is_dead_relu_loss(loss, num_classes):
+        return None
+    return NO_SIGNAL if logits.any() else DEAD
+
+
+def message(kind, num_classes, stopping=True):
+    """The line training logs for `kind`, said once per run."""
+    uniform = 'loss is ln(%d) = %.4f' % (num_classes, math.log(num_classes))
+    if kind == DEAD:
+        return ('%s and every final_conv output is zero: the final ReLU has died (the notebook '
+                'applies ReLU to its logits), so no gradient reaches any weight and the run '
+                'cannot learn. %s' % (uniform, (
+                    'Saved a checkpoint and stopped; start a new --model_dir with another --seed '
+                    '(--keep_training_when_dead trains on regardless).' if stopping else
+                    'Training on, as --keep_training_when_dead asks.')))
+    return ('%s with every class\'s logit equal but not zero: the model gives every image the '
+            'same prediction, so the images as preprocessed (per-image standardization removes '
+            'each one\'s brightness and contrast) carry nothing it has learned to tell apart. '
+            'Another --seed will not help: check that the classes differ in more than '
+            'brightness, and that the labels match the images.' % uniform)

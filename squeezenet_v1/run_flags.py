@@ -85,6 +85,10 @@ FLAGS_DECLARED = (
           loop=True, lower_bound=1),
     _flag(RUN, _INTEGER, 'save_summary_steps', 100, 'Write TensorBoard summaries this often.',
           loop=True, lower_bound=1),
+    _flag(RUN, _BOOL, 'keep_training_when_dead', False,
+          'Train on when every final_conv output is zero (the final ReLU has died and no '
+          'gradient flows); by default such a run saves a checkpoint and stops, exit status 3.',
+          loop=True),
     _flag(EXPERIMENT, _ENUM, 'precision', 'fp32',
           'fp32 (the notebook); bf16: oneDNN mixed precision on CPUs with AVX512-BF16 or AMX; '
           'fp16: CUDA mixed precision with loss scaling on a GPU. Training and evaluation alike.',
@@ -108,6 +112,10 @@ FLAGS_DECLARED = (
     _flag(MODE, _INTEGER, 'eval_timeout_secs', 600,
           'With --mode=continuous_eval: stop when no new checkpoint has appeared for this many '
           'seconds.', modes=('continuous_eval',), lower_bound=1),
+    _flag(MODE, _BOOL, 'per_class_every_eval', False,
+          'With --mode train_and_eval or continuous_eval: log the per-class accuracy table after '
+          'every evaluation (by default each is one line, and the table follows the last).',
+          modes=('train_and_eval', 'continuous_eval')),
     _flag(MODE, _STRING, 'checkpoint_path', None,
           'With --mode eval, predict or export: the checkpoint to use, e.g. '
           '<model_dir>/model.ckpt-1000 (default: the latest).',

@@ -35,6 +35,7 @@ from squeezenet_v1.training import trainer
 from squeezenet_v1.training.graph import op_determinism
 
 EXIT_ERROR = 1
+EXIT_DEAD_RUN = 3  # the final ReLU died: saved and stopped (loop.DeadRunError)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
@@ -43,7 +44,8 @@ class _SomeFilesFailed(Exception):
 
 
 def run(flags_obj):
-    """Runs --mode; returns 0, 1 for a reported error, or 128 + signal after an interruption."""
+    """Runs --mode; returns 0, 1 for a reported error, 3 for a run stopped dead, or 128 + signal
+    after an interruption."""
     mode = MODES[flags_obj.mode]
     run_log = run_records.RunLog(flags_obj.model_dir, flags_obj.mode, {
         name: getattr(flags_obj, name)
@@ -78,6 +80,8 @@ def _outcome(error, mode_name):
     if isinstance(error, _SomeFilesFailed):  # predict has logged the files
         return 'error', str(error), EXIT_ERROR
     logging.error('%s', error)
+    if isinstance(error, loop.DeadRunError):
+        return 'dead_relu', str(error), EXIT_DEAD_RUN
     if isinstance(error, loop.NonFiniteLossError):
         return 'non_finite_loss', str(error), EXIT_ERROR
     return 'error', str(error), EXIT_ERROR
@@ -127,24 +131,28 @@ def _train_and_eval(run, on_start):
     values = run.flags
     with evaluate.Evaluator(values.model_dir, run.test_source, values.eval_batch_size,
                             values.precision) as evaluator:
+        every_table = values.per_class_every_eval
         evaluated_here = []
-        _train(run, on_start,
-               after_save=lambda path: evaluated_here.append(evaluator.evaluate(path)))
-        _evaluate_if_new(evaluator, values.model_dir,
-                         [results['global_step'] for results in evaluated_here])
+        _train(run, on_start, after_save=lambda path: evaluated_here.append(
+            evaluator.evaluate(path, per_class_table=every_table)))
+        if not _evaluate_if_new(evaluator, values.model_dir,
+                                [results['global_step'] for results in evaluated_here]):
+            if evaluated_here and not every_table:  # one line each; the table once, at the end
+                evaluate.log_per_class_table(evaluated_here[-1])
 
 
 def _evaluate_if_new(evaluator, model_dir, steps_evaluated_here):
-    """Evaluates the latest checkpoint unless this run or an earlier one has."""
+    """Evaluates the latest checkpoint unless this run or an earlier one has; says whether."""
     latest = checkpoints.latest_checkpoint(model_dir)
     step = checkpoints.global_step_stored_in(latest)
     if step in steps_evaluated_here:
-        return  # its evaluation was just logged
+        return False  # its evaluation was just logged
     if step in evaluate.evaluated_steps(model_dir):
         logging.info('%s was evaluated already; its results are in %s.',
                      os.path.basename(latest), evaluate.EVAL_HISTORY_FILE)
-        return
+        return False
     evaluator.evaluate(latest)  # a cluster's last checkpoint, or one a --mode=train wrote
+    return True
 
 
 def _eval(run, on_start):
@@ -165,7 +173,8 @@ def _continuous_eval(run, on_start):
     on_start(_step_of(checkpoints.latest_checkpoint(values.model_dir)))
     continuous_eval.continuous_eval(values.model_dir, run.test_source, values.eval_batch_size,
                                     values.max_steps, values.eval_timeout_secs,
-                                    precision=values.precision)
+                                    precision=values.precision,
+                                    every_table=values.per_class_every_eval)
 
 
 def _predict(run, on_start):

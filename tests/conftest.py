@@ -5,6 +5,7 @@ import importlib.util
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -16,6 +17,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_TRAIN = os.path.join(REPO, 'run_train.py')
+
+# The training loop's progress line: step, max_steps, epoch, loss, batch accuracy, examples/sec,
+# sec/batch and the time left.
+PROGRESS_LINE = re.compile(
+    r'step (\d+)/(\d+) \(epoch (\d+\.\d)\), loss = (\d+\.\d{4}), batch accuracy = (\d\.\d{3}) '
+    r'\((\d+\.\d) examples/sec; (\d+\.\d{3}) sec/batch; (\d+(?::\d\d)+) left\)')
 
 ONNX_EXTRA = 'needs the onnx extra: pip install -e ".[onnx]"'
 # Looked up once, before any test hides a module: export writes model.onnx with tf2onnx and

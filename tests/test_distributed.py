@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from conftest import REPO, RUN_TRAIN, train_in_process
+from conftest import PROGRESS_LINE, REPO, RUN_TRAIN, train_in_process
 from conftest import run_in_process as _run
 from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.cluster import tf_config
@@ -40,8 +40,7 @@ from squeezenet_v1.cluster.local_cluster import cluster_spec, tf_config_json
 
 tf1 = tf.compat.v1
 
-STEP_LINE = re.compile(r'\[(\w+:\d)\] step (\d+), loss = [\d.]+, accuracy = [\d.]+ '
-                       r'\([\d.]+ examples/sec; [\d.]+ sec/batch\)')
+STEP_LINE = re.compile(r'\[(\w+:\d)\] ' + PROGRESS_LINE.pattern)
 TOOK = re.compile(r'\[(\w+:\d)\] finished at global_step (\d+): this worker took (\d+) of the '
                   r'steps')
 TASKS = ('ps:0', 'worker:0', 'worker:1')
@@ -121,7 +120,7 @@ def _cluster(tmp_path, workers=2):
 
 
 def _steps_logged(log, name):
-    return [int(step) for task, step in STEP_LINE.findall(log) if task == name]
+    return [int(m.group(2)) for m in STEP_LINE.finditer(log) if m.group(1) == name]
 
 
 def _no_traceback(*logs):
@@ -256,7 +255,7 @@ def test_tasks_end_with_their_launcher_however_it_is_stopped(tmp_path, signum):
     pids = []
     try:
         give_up = time.time() + 180
-        while not re.search(r'\[worker:0\] step \d+, loss', open(log_path).read()):
+        while not re.search(r'\[worker:0\] step \d+/\d+ \(epoch', open(log_path).read()):
             assert launcher.poll() is None and time.time() < give_up, open(log_path).read()[-3000:]
             time.sleep(0.2)
         pids = [int(p) for p in re.findall(r'local_cluster: started \S+ as process (\d+)',

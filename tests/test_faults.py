@@ -257,7 +257,7 @@ def test_second_trainer_on_the_same_model_dir_is_refused(tmp_path, caplog):
     first = _trainer(model_dir, str(tmp_path / 'first.txt'), '--max_steps=100000')
     try:
         give_up = time.time() + 120
-        while 'step 5,' not in open(str(tmp_path / 'first.txt')).read():
+        while 'step 5/' not in open(str(tmp_path / 'first.txt')).read():
             assert first.poll() is None and time.time() < give_up
             time.sleep(0.2)
         # The second trainer is this test's process: another process than the lock's holder.

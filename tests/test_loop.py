@@ -18,10 +18,21 @@ from squeezenet_v1.training import loop
 
 SETTINGS = loop.LoopSettings(batch_size=4, max_steps=12, learning_rate=0.001,
                              save_checkpoints_steps=5, keep_checkpoint_max=5,
-                             log_every_n_steps=5, save_summary_steps=5)
+                             log_every_n_steps=5, save_summary_steps=5,
+                             keep_training_when_dead=False)
 # How far global_step moves per run: one in a single process; three for a worker whose two
 # peers step between its own steps.
 KINDS = {'single process': (None, 1), 'cluster worker': ('worker:1', 3)}
+
+
+class _Logits(object):
+    """A batch's logits as the loop looks at them: alive (not all zero)."""
+
+    def any(self):
+        return True
+
+
+_LOGITS = _Logits()
 
 
 class _Clock(object):
@@ -33,7 +44,8 @@ class _Clock(object):
 
 
 _Model = collections.namedtuple('_Model', ['output_size'])
-_Training = collections.namedtuple('_Training', ['model', 'input_initializer', 'weights_finite'])
+_Training = collections.namedtuple('_Training', ['model', 'input_initializer', 'weights_finite',
+                                                 'examples_per_epoch'])
 
 
 class _Session(object):
@@ -62,7 +74,7 @@ class _ScriptedSteps(object):
         def run(step, write_summary):
             self.clock.now += 1.0
             after = min(step + self.stride, SETTINGS.max_steps)
-            results = ['train_op', self.losses.get(after, 1.5), 0.5, after]
+            results = ['train_op', self.losses.get(after, 1.5), 0.5, after, _LOGITS]
             self.last_step = after
             return results + ['summary'] if write_summary else results
         return run
@@ -107,9 +119,9 @@ def _drive(monkeypatch, kind, losses=None, on_save=None, after_save=None, clock=
     files = _Files(clock, steps, on_save)
     logged = []
     monkeypatch.setattr(loop.time, 'time', clock.time)
-    monkeypatch.setattr(loop, 'log_step', lambda step, loss, accuracy, batch_size, count,
-                        elapsed, output_size, task_name: logged.append((step, count, elapsed)))
-    training = _Training(_Model(10), None, 'weights_finite')
+    monkeypatch.setattr(loop, 'log_step', lambda step, progress, loss, accuracy, count,
+                        elapsed, task_name: logged.append((step, count, elapsed)))
+    training = _Training(_Model(10), None, 'weights_finite', 48)
     result = loop.train_loop(_Session(steps, infinite_from), training, SETTINGS, steps, files,
                              after_save)
     return result, steps, files, logged

@@ -85,7 +85,7 @@ def _stopped_then_resumed(tmp_path, stop_signal):
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         give_up = time.time() + 120
-        while 'step 133,' not in open(log_path).read():
+        while 'step 133/' not in open(log_path).read():
             assert proc.poll() is None and time.time() < give_up, open(log_path).read()[-3000:]
             time.sleep(0.02)
         proc.send_signal(stop_signal)
@@ -217,6 +217,11 @@ def test_continuous_eval_beside_a_trainer_evaluates_each_checkpoint_once(tmp_pat
     assert statuses == {'eval': 0, 'train': 0}, output['eval'][-3000:]
     assert [line['global_step'] for line in _history(model_dir)] == [20, 40, 60, 80, 100, 120]
     assert 'The checkpoint at --max_steps=120 is evaluated; stopping.' in output['eval']
+    # It says what it waits for; each evaluation is one line, the per-class table the last's.
+    assert 'Waiting for a checkpoint in %s (for up to 90 s' % model_dir in output['eval']
+    assert output['eval'].count(' red-horizontal ') == 1
+    assert output['eval'].index(' red-horizontal ') > output['eval'].index(
+        'Evaluation of model.ckpt-120')
 
     # Restarted, it skips what it has; with no new checkpoint it stops after its timeout.
     with caplog.at_level(logging.INFO, logger='absl'):
@@ -301,8 +306,9 @@ def test_continuous_eval_reads_each_checkpoint_once_while_it_waits(tmp_path, mon
         def __exit__(self, *exc):
             return False
 
-        def evaluate(self, path):
+        def evaluate(self, path, per_class_table=True):
             evaluated.append(os.path.basename(path))
+            return {'global_step': checkpoints.step_in_name(os.path.basename(path))}
 
     what_is_wrong = checkpoints.what_is_wrong
     monkeypatch.setattr(checkpoints, 'what_is_wrong', counted)

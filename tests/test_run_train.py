@@ -21,12 +21,12 @@ from absl import app
 from absl import flags
 from absl.testing import flagsaver
 
-from conftest import REPO, RUN_TRAIN, run_in_process, run_train
+from conftest import PROGRESS_LINE, REPO, RUN_TRAIN, run_in_process, run_train
 from squeezenet_v1 import SqueezeNetModel
+from squeezenet_v1 import runner
 
 tf1 = tf.compat.v1
-LOG_LINE = re.compile(r'step (\d+), loss = ([\d.]+), accuracy = ([\d.]+) '
-                      r'\(([\d.]+) examples/sec; ([\d.]+) sec/batch\)')
+LOG_LINE = PROGRESS_LINE
 
 
 def _run_here(caplog, *args):
@@ -44,9 +44,16 @@ def _checkpoint_values(checkpoint):
 
 def test_train_and_eval_learns_and_leaves_its_files(seeded_run):
     model_dir, stdout = seeded_run  # run_train.py --mode=train_and_eval, 300 steps
-    steps = [int(m.group(1)) for m in LOG_LINE.finditer(stdout)]
-    assert steps == [100, 200, 300]
-    assert 'final_conv ReLU output is zero' not in stdout
+    lines = list(LOG_LINE.finditer(stdout))
+    assert [int(m.group(1)) for m in lines] == [100, 200, 300]
+    # The target, the epoch (synthetic: 5,000 training images, batch 32) and the time left.
+    assert {int(m.group(2)) for m in lines} == {300}
+    assert [m.group(3) for m in lines] == ['0.6', '1.3', '1.9']
+    assert lines[-1].group(8) == '0:00'
+    assert 'final_conv output is zero' not in stdout and 'same prediction' not in stdout
+    # Each evaluation is one line; the per-class table follows the last one only.
+    assert stdout.count(' red-horizontal ') == 1
+    assert stdout.index(' red-horizontal ') > stdout.index('Evaluation of model.ckpt-300')
     with open(os.path.join(model_dir, 'eval_results.json')) as f:
         results = json.load(f)
     assert results['global_step'] == 300 and results['num_examples'] == 1000
@@ -276,10 +283,9 @@ def test_keep_checkpoint_max_0_keeps_every_checkpoint_as_tf1_did(tmp_path, caplo
         'model.ckpt-%d' % step for step in kept]
 
 
-def test_dead_final_relu_is_warned_about(tmp_path, caplog):
-    # A checkpoint whose final_conv can only output zeros: the notebook's ReLU on its logits
-    # has died, the loss sits at ln(10) and no gradient can revive it.
-    model_dir = tmp_path / 'run'
+def _final_conv_checkpoint(model_dir, bias):
+    """model_dir/model.ckpt-0 whose final_conv outputs `bias` for every image: -100 is a dead
+    ReLU (all zero, no gradient can revive it), +1 logits alive but equal for every class."""
     model_dir.mkdir()
     with tf.Graph().as_default():
         model = SqueezeNetModel(32, 24, 10)
@@ -287,13 +293,71 @@ def test_dead_final_relu_is_warned_about(tmp_path, caplog):
                               tf1.placeholder(tf.int32, [None]), is_training=True)
         final = {v.op.name: v for v in tf1.global_variables()}
         kill = [final['final_conv/kernel'].assign(tf.zeros([1, 1, 256, 10])),
-                final['final_conv/bias'].assign(tf.fill([10], -100.0))]
+                final['final_conv/bias'].assign(tf.fill([10], bias))]
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             sess.run(kill)
             tf1.train.Saver().save(sess, str(model_dir / 'model.ckpt'), global_step=0)
+
+
+def _ended(model_dir):
+    with open(str(model_dir / 'runs.jsonl')) as f:
+        return json.loads(f.read().splitlines()[-1])['ended']
+
+
+def test_a_dead_run_saves_and_stops_with_its_own_status(tmp_path, caplog):
+    model_dir = tmp_path / 'run'
+    _final_conv_checkpoint(model_dir, -100.0)
     status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train',
-                            '--model_dir=%s' % model_dir, '--max_steps=3', '--log_every_n_steps=1')
+                            '--model_dir=%s' % model_dir, '--max_steps=40',
+                            '--log_every_n_steps=2', '--save_checkpoints_steps=1000')
+    assert status == runner.EXIT_DEAD_RUN == 3, log[-3000:]
+    assert 'step 2/40 (epoch 0.0), loss = 2.3026' in log
+    assert log.count('every final_conv output is zero: the final ReLU has died') == 1, log
+    assert 'Saved a checkpoint and stopped' in log and 'step 4/40' not in log
+    assert tf1.train.latest_checkpoint(str(model_dir)).endswith('model.ckpt-2')
+    assert _ended(model_dir) == 'dead_relu'
+    assert _evaluated(caplog, model_dir)['uniform_predictions'] == 'dead_relu'
+
+
+def _evaluated(caplog, model_dir):
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=eval',
+                            '--model_dir=%s' % model_dir)
     assert status == 0, log[-3000:]
-    assert 'loss = 2.3026' in log
-    assert 'loss is ln(10) = 2.3026: every final_conv ReLU output is zero' in log
+    with open(str(model_dir / 'eval_results.json')) as f:
+        return json.load(f)
+
+
+def test_keep_training_when_dead_trains_on_and_says_so_once(tmp_path, caplog):
+    model_dir = tmp_path / 'run'
+    _final_conv_checkpoint(model_dir, -100.0)
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train',
+                            '--model_dir=%s' % model_dir, '--max_steps=4', '--log_every_n_steps=1',
+                            '--keep_training_when_dead')
+    assert status == 0, log[-3000:]
+    assert log.count('loss = 2.3026') == 4
+    assert log.count('the final ReLU has died') == 1 and 'Training on, as' in log
+    assert _ended(model_dir) == 'finished'
+
+
+def test_live_but_equal_logits_warn_once_that_the_data_carries_nothing(tmp_path, caplog):
+    model_dir = tmp_path / 'run'
+    _final_conv_checkpoint(model_dir, 1.0)
+    # A learning rate too small to move the weights keeps the logits equal at every log step.
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train',
+                            '--model_dir=%s' % model_dir, '--max_steps=3', '--log_every_n_steps=1',
+                            '--learning_rate=1e-30')
+    assert status == 0, log[-3000:]
+    assert log.count('loss = 2.3026') == 3
+    assert log.count('every class\'s logit equal but not zero') == 1, log
+    assert 'Another --seed will not help' in log and 'final ReLU has died' not in log
+    assert _evaluated(caplog, model_dir)['uniform_predictions'] == 'no_signal'
+
+
+def test_per_class_every_eval_logs_the_table_after_each_evaluation(tmp_path, caplog):
+    status, log = _run_here(caplog, '--dataset=synthetic', '--mode=train_and_eval',
+                            '--model_dir=%s' % (tmp_path / 'run'), '--max_steps=2',
+                            '--save_checkpoints_steps=1', '--per_class_every_eval')
+    assert status == 0, log[-3000:]
+    assert log.count('Evaluation of model.ckpt-') == 2
+    assert log.count(' red-horizontal ') == 2

@@ -122,11 +122,12 @@ def test_json_holds_what_the_table_shows(in_tmp, capsys):
     assert summarize.format_report(report) == out.splitlines()  # the table is made from the JSON
 
 
-def test_single_run_has_zero_std(in_tmp, capsys):
+def test_single_run_has_an_undefined_spread(in_tmp, capsys):
     seeded_runs(in_tmp, names=('runA',))
     status, out, _ = run_main(capsys, 'runA')
     assert status == 0
-    assert '300      1      0.9000 ± 0.0000  0.9000  0.9000  0.3000 ± 0.0000  0.3000  0.3000' \
+    assert out.startswith('1 run (seeds 1): ')
+    assert '300      1         0.9000 ± n/a  0.9000  0.9000     0.3000 ± n/a  0.3000  0.3000' \
         in out.splitlines()
 
 
@@ -219,9 +220,43 @@ def test_a_dead_relu_run_is_flagged_and_still_averaged(in_tmp, capsys):
     assert report['rows'][-1]['loss']['max'] == pytest.approx(dead)
     flagged = [line for line in out.splitlines() if line.endswith('DEAD ReLU')]
     assert flagged == ['runD     4   300    0.5000  0.6932  DEAD ReLU']
-    assert ('note: DEAD ReLU: runD ended with loss ln(number of classes), i.e. uniform '
-            'predictions; such a run does not learn and should be rerun with another --seed. '
-            'Such runs are included in the averages, not left out.') in out
+    assert ('note: DEAD ReLU: runD ended with every logit zero (loss ln(number of classes)): '
+            'the final ReLU died, such a run does not learn and should be rerun with another '
+            '--seed. Such runs are included in the averages, not left out.') in out
+
+
+def test_dead_and_no_signal_runs_are_told_apart_by_what_evaluation_saw(in_tmp, capsys):
+    seeded_runs(in_tmp, names=('runA',))
+    uniform = math.log(2)
+    write_history('runD', [record(step, 0.5, uniform, 4, uniform_predictions='dead_relu')
+                           for step in (100, 200, 300)])
+    write_history('runN', [record(step, 0.5, uniform, 5, uniform_predictions='no_signal')
+                           for step in (100, 200, 300)])
+    status, out, _ = run_main(capsys, 'runA', 'runD', 'runN', '--json', 's.json')
+    assert status == 0, out
+    report = json.load(open('s.json'))
+    assert [r['uniform_predictions'] for r in report['runs']] == [None, 'dead_relu', 'no_signal']
+    assert [line.split()[0] for line in out.splitlines() if line.endswith('DEAD ReLU')] == ['runD']
+    assert [line.split()[0] for line in out.splitlines() if line.endswith('NO SIGNAL')] == ['runN']
+    assert 'note: NO SIGNAL: runN ended giving every image the same prediction' in out
+    assert 'another --seed will not help' in out
+
+
+def test_one_run_has_no_spread_and_says_so(in_tmp, capsys):
+    seeded_runs(in_tmp, names=('runA',))
+    status, out, _ = run_main(capsys, 'runA', '--json', 's.json')
+    assert status == 0, out
+    assert '0.9000 ± n/a' in out and '± 0.0000' not in out
+    assert 'note: one run: its spread (std) is undefined' in out
+    assert json.load(open('s.json'))['rows'][-1]['accuracy']['std'] is None
+
+
+def test_an_unknown_uniform_predictions_value_is_one_line(in_tmp, capsys):
+    write_history('runA', [record(100, 0.5, 1.0, 1, uniform_predictions='zombie')])
+    status, _, err = run_main(capsys, 'runA')
+    assert status == 2
+    assert err.startswith(SUMMARIZE + ': error: runA/eval_history.jsonl:1 has a '
+                          'uniform_predictions that is none of null, dead_relu, no_signal')
 
 
 def test_an_old_history_without_flags_is_averaged_with_a_note(in_tmp, capsys):

@@ -117,8 +117,9 @@ class Replica(object):
                 return results
             # Asynchronous: an update of this worker's only when its ticket was granted, which
             # the loop is not told: it gets the single process's fetches.
-            self.own_steps += bool(results[4])
-            return results[:4] + results[5:]
+            granted = len(training.fetches)
+            self.own_steps += bool(results[granted])
+            return results[:granted] + results[granted + 1:]
         return counted_run
 
     def finished(self, sess, step):

@@ -25,23 +25,31 @@ class NoCheckpointAppearedError(UserError):
 
 
 def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
-                    poll_secs=POLL_SECS, precision='fp32'):
-    """Evaluates model_dir's checkpoints as they appear; returns the steps evaluated."""
+                    poll_secs=POLL_SECS, precision='fp32', every_table=False):
+    """Evaluates model_dir's checkpoints as they appear; returns the steps evaluated.
+
+    Each evaluation is one line; the per-class table follows the last one (or every one, with
+    `every_table`). Each wait for a checkpoint is said once, with what it waits for.
+    """
     done = evaluate.evaluated_steps(model_dir)
     if done:
         logging.info('%s already holds results for steps %s; they are not evaluated again.',
                      evaluate.EVAL_HISTORY_FILE, _steps(done))
-    evaluated = []
+    evaluated, last = [], None
     with evaluate.Evaluator(model_dir, source, batch_size, precision) as evaluator:
         last_news = time.time()
         unreadable = {}
+        said_waiting = False
         while not any(step >= max_steps for step in done):
             for name in _new_complete_checkpoints(model_dir, done, unreadable):
                 step = checkpoints.step_in_name(name)
-                if _evaluate_if_still_there(evaluator, os.path.join(model_dir, name)):
+                results = _evaluate_if_still_there(evaluator, os.path.join(model_dir, name),
+                                                   every_table or step >= max_steps)
+                if results:
                     evaluated.append(step)
+                    last = results
                 done.add(step)
-                last_news = time.time()
+                last_news, said_waiting = time.time(), False
                 if step >= max_steps:
                     break
             else:
@@ -49,7 +57,14 @@ def continuous_eval(model_dir, source, batch_size, max_steps, timeout_secs,
                 if waited >= timeout_secs:
                     _report_timeout(model_dir, timeout_secs, done)
                     break
+                if not said_waiting:
+                    logging.info('Waiting for a checkpoint in %s%s (for up to %d s: '
+                                 '--eval_timeout_secs).', model_dir,
+                                 ' after step %d' % max(done) if done else '', timeout_secs)
+                    said_waiting = True
                 interrupts.sleep(min(poll_secs, timeout_secs - waited))
+    if last and not every_table and last['global_step'] < max_steps:
+        evaluate.log_per_class_table(last)  # the last one's table, which was not logged
     if done and max(done) >= max_steps:
         logging.info('The checkpoint at --max_steps=%d is evaluated; stopping.', max_steps)
     return evaluated
@@ -88,16 +103,15 @@ def _stamp(model_dir, file_names):
     return tuple(stamp)
 
 
-def _evaluate_if_still_there(evaluator, checkpoint_path):
-    """Evaluates a checkpoint unless a rotating trainer removed it first; says which it was."""
+def _evaluate_if_still_there(evaluator, checkpoint_path, per_class_table):
+    """The checkpoint's results, or None when a rotating trainer removed it first."""
     try:
-        evaluator.evaluate(checkpoint_path)
-        return True
+        return evaluator.evaluate(checkpoint_path, per_class_table)
     except (checkpoints.NoCheckpointError, tf.errors.NotFoundError, tf.errors.DataLossError,
             FileNotFoundError):
         logging.warning('%s was removed before it could be evaluated (the trainer keeps '
                         '--keep_checkpoint_max); it is skipped.', checkpoint_path)
-        return False
+        return None
 
 
 def _report_timeout(model_dir, timeout_secs, done):

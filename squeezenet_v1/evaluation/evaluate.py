@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from squeezenet_v1 import dead_relu
 from squeezenet_v1 import machine
 from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.files import atomic
@@ -95,8 +96,10 @@ class Evaluator(object):
     def __exit__(self, *unused_exc_info):
         self.close()
 
-    def evaluate(self, checkpoint_path=None):
+    def evaluate(self, checkpoint_path=None, per_class_table=True):
         """Evaluates checkpoint_path (default: model_dir's newest), records and returns the results.
+
+        Logs one line, and the per-class table after it when `per_class_table`.
 
         The results dict holds global_step, accuracy, loss (mean cross-entropy), num_examples,
         per_class_accuracy (by class name), dataset, split, checkpoint, eval_precision (the
@@ -113,8 +116,8 @@ class Evaluator(object):
                      '(%.1f s)', results['checkpoint'], results['global_step'],
                      results['num_examples'], self.source.dataset, results['accuracy'],
                      results['loss'], results['eval_seconds'])
-        for name, accuracy in results['per_class_accuracy'].items():
-            logging.info('  %-20s %s', name, 'n/a' if accuracy is None else '%.4f' % accuracy)
+        if per_class_table:
+            log_per_class_table(results)
         try:
             self._record(results)
         except OSError as e:
@@ -141,10 +144,13 @@ class Evaluator(object):
                                % (labels.size, self.source.split, self.source.num_examples))
         correct = labels == predictions
         flags = run_records.recorded_flags(self.model_dir)
+        loss = mean_cross_entropy(logits, labels)
         return {
             'global_step': global_step,
             'accuracy': float(np.mean(correct)),
-            'loss': mean_cross_entropy(logits, labels),
+            'loss': loss,
+            # A dead final ReLU (every logit zero) or live logits equal for every image.
+            'uniform_predictions': dead_relu.diagnose(loss, logits, len(self.source.label_names)),
             'num_examples': int(labels.size),
             'per_class_accuracy': {
                 name: float(np.mean(correct[labels == k])) if np.any(labels == k) else None
@@ -175,6 +181,12 @@ class Evaluator(object):
             tf1.Summary.Value(tag='loss', simple_value=results['loss'])]),
             results['global_step'])
         self._writer.flush()
+
+
+def log_per_class_table(results):
+    """The accuracy of each class, one line each, in label order."""
+    for name, accuracy in results['per_class_accuracy'].items():
+        logging.info('  %-20s %s', name, 'n/a' if accuracy is None else '%.4f' % accuracy)
 
 
 def mean_cross_entropy(logits, labels):

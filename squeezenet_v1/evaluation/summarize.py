@@ -105,6 +105,8 @@ def _record_problem(record):
     for key in ('dataset', 'split', 'eval_precision', 'checkpoint'):
         if not isinstance(record.get(key, ''), (str, type(None))):
             return 'has a %s that is not text' % key
+    if record.get('uniform_predictions') not in (None,) + tuple(dead_relu.LABELS):
+        return 'has a uniform_predictions that is none of null, %s' % ', '.join(dead_relu.LABELS)
     return None
 
 
@@ -141,13 +143,19 @@ def _differences(runs):
 
 
 def _stats(values):
+    # The spread of one run is undefined: null, printed as such, never 0.
     return {'mean': statistics.fmean(values),
-            'std': statistics.stdev(values) if len(values) > 1 else 0.0,
+            'std': statistics.stdev(values) if len(values) > 1 else None,
             'min': min(values), 'max': max(values)}
 
 
-def _dead_relu(record):
-    return dead_relu.is_dead_relu_loss(record['loss'], len(record.get('per_class_accuracy') or {}))
+def _uniform_predictions(record):
+    """dead_relu.DEAD, NO_SIGNAL or None: what the evaluation saw, or for a history written
+    before it recorded that, DEAD when the loss is ln(classes)."""
+    if 'uniform_predictions' in record:
+        return record['uniform_predictions']
+    num_classes = len(record.get('per_class_accuracy') or {})
+    return dead_relu.DEAD if dead_relu.is_dead_relu_loss(record['loss'], num_classes) else None
 
 
 def _load_runs(run_dirs):
@@ -181,12 +189,21 @@ def summarize(run_dirs):
     notes += ['%s records no experiment flags (an older history): its %s are not checked.'
               % (run['name'], ', '.join('--' + f for f in _COMPARED_FLAGS))
               for run in runs if not run['last'].get('flags')]
-    dead = [run['name'] for run in runs if _dead_relu(run['last'])]
+    uniform = {run['name']: _uniform_predictions(run['last']) for run in runs}
+    dead = [name for name, kind in uniform.items() if kind == dead_relu.DEAD]
+    no_signal = [name for name, kind in uniform.items() if kind == dead_relu.NO_SIGNAL]
     if dead:
-        notes.append('DEAD ReLU: %s ended with loss ln(number of classes), i.e. uniform '
-                     'predictions; such a run does not learn and should be rerun with another '
-                     '--seed. Such runs are included in the averages, not left out.'
+        notes.append('DEAD ReLU: %s ended with every logit zero (loss ln(number of classes)): '
+                     'the final ReLU died, such a run does not learn and should be rerun with '
+                     'another --seed. Such runs are included in the averages, not left out.'
                      % ', '.join(dead))
+    if no_signal:
+        notes.append('NO SIGNAL: %s ended giving every image the same prediction with live '
+                     'logits: the data as preprocessed carries nothing the model learned to tell '
+                     'apart; another --seed will not help. Included in the averages.'
+                     % ', '.join(no_signal))
+    if len(runs) == 1:
+        notes.append('one run: its spread (std) is undefined; summarize runs of several seeds.')
     differences = _differences(runs)
     if not differences and not shared:
         differences = ['no global_step is shared by all runs; nothing to average.']
@@ -202,7 +219,8 @@ def summarize(run_dirs):
                   'steps': list(run['records']), 'missing_steps': run['missing'],
                   'final_step': run['last']['global_step'],
                   'final_accuracy': run['last']['accuracy'], 'final_loss': run['last']['loss'],
-                  'dead_relu': run['name'] in dead} for run in runs],
+                  'dead_relu': run['name'] in dead,
+                  'uniform_predictions': uniform[run['name']]} for run in runs],
         'rows': [], 'per_class_accuracy': None, 'notes': notes, 'warnings': warnings}
     if differences:
         return report
@@ -232,13 +250,15 @@ def format_report(report):
     seeds = ', '.join('?' if run['seed'] is None else str(run['seed']) for run in report['runs'])
     setting = ', '.join('%s %s' % (k, v) for k, v in report['setting'].items()
                         if k != '--dataset' or v != report['setting'].get('dataset'))
-    lines = ['%d runs (seeds %s)%s' % (len(report['runs']), seeds, setting and ': ' + setting)]
+    lines = ['%d run%s (seeds %s)%s' % (len(report['runs']), 's' * (len(report['runs']) > 1),
+                                         seeds, setting and ': ' + setting)]
     if report['differences']:
         lines += ['not averaged, the runs differ in more than --seed:']
         lines += ['  ' + line for line in report['differences']]
     else:
         def cells(stats):
-            return ['%.4f ± %.4f' % (stats['mean'], stats['std']), '%.4f' % stats['min'],
+            spread = 'n/a' if stats['std'] is None else '%.4f' % stats['std']
+            return ['%.4f ± %s' % (stats['mean'], spread), '%.4f' % stats['min'],
                     '%.4f' % stats['max']]
         lines += [''] + _table(
             [['step', 'runs', 'accuracy mean ± std', 'min', 'max', 'loss mean ± std', 'min',
@@ -252,7 +272,7 @@ def format_report(report):
     lines += ['', 'each run at its last evaluation:'] + _table([
         ['run', 'seed', 'step', 'accuracy', 'loss', '']] + [
         [run['run'], str(run['seed']), str(run['final_step']), '%.4f' % run['final_accuracy'],
-         '%.4f' % run['final_loss'], 'DEAD ReLU' if run['dead_relu'] else '']
+         '%.4f' % run['final_loss'], dead_relu.LABELS.get(run['uniform_predictions'], '')]
         for run in report['runs']])
     return lines + [''] * bool(report['notes']) + ['note: ' + note for note in report['notes']]
 

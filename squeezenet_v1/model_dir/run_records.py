@@ -71,7 +71,7 @@ class RunLog(object):
         self.started = True
 
     def finish(self, global_step, ended, message=None):
-        """Appends the line; `ended` is finished, signal, non_finite_loss or error."""
+        """Appends the line; `ended` is finished, signal, non_finite_loss, dead_relu or error."""
         if not self.started:
             return
         self.record.update({'finished': _now(), 'global_step_at_end': global_step,

@@ -19,8 +19,10 @@ tf1 = tf.compat.v1
 
 TrainingGraph = collections.namedtuple(
     'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
-                      'variables', 'init_op', 'report', 'first_step', 'input_initializer'])
-TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after it].
+                      'variables', 'init_op', 'report', 'first_step', 'input_initializer',
+                      'examples_per_epoch'])
+TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after it,
+logits] (the logits tell a dead final ReLU from a model that sees nothing: dead_relu.py).
 
 A seeded graph's input must be started with `loop.start_input(sess, training)` once global_step
 is restored; an unseeded one reads a one-shot iterator (`first_step`, `input_initializer`: None).
@@ -73,7 +75,7 @@ def build_training_graph(source, batch_size, learning_rate, seed=None, precision
                          replica=None):
     """The finalized training graph over `source`: model, input pipeline, summaries, saver.
 
-    `fetches` is what every step runs: [train_op, loss, accuracy, global_step after it].
+    `fetches` is what every step runs: [train_op, loss, accuracy, global_step after it, logits].
     `replica` (a cluster.replica.Replica) makes it one worker's copy of a cluster's graph: its
     `device` puts the variables on the parameter servers, `wrap_optimizer` wraps Adam, and
     `add_ops(model, variables)` adds the cluster's own ops before the graph is finalized.
@@ -116,6 +118,6 @@ def build_training_graph(source, batch_size, learning_rate, seed=None, precision
             replica.add_ops(model, variables)
     graph.finalize()  # nothing may add ops per step
     return TrainingGraph(graph, model,
-                         [model.train_op, model.loss, model.accuracy, step_after_train], summary_op,
-                         weights_finite, saver, variables, init_op, report, first_step,
-                         input_initializer)
+                         [model.train_op, model.loss, model.accuracy, step_after_train,
+                          model.logits], summary_op, weights_finite, saver, variables, init_op,
+                         report, first_step, input_initializer, source.num_examples)

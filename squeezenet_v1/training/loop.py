@@ -34,16 +34,21 @@ tf1 = tf.compat.v1
 
 LoopSettings = collections.namedtuple('LoopSettings', run_flags.LOOP_SETTINGS)
 LoopSettings.__doc__ = 'The flags the loop runs by (run_flags.py says what each means).'
+LoopSettings.__new__.__defaults__ = (False,)  # keep_training_when_dead
 
 
-StepResults = collections.namedtuple('StepResults',
-                                     ['train_op', 'loss', 'accuracy', 'global_step', 'summary'])
+StepResults = collections.namedtuple(
+    'StepResults', ['train_op', 'loss', 'accuracy', 'global_step', 'logits', 'summary'])
 StepResults.__new__.__defaults__ = (None,)  # a step that writes no summary fetches none
 StepResults.__doc__ = 'What one step fetches; global_step is the step reached after it.'
 
 
 class NonFiniteLossError(UserError):
     """Training produced a NaN or Inf; the last finite checkpoint is left as the latest."""
+
+
+class DeadRunError(UserError):
+    """The final ReLU died (every final_conv output zero): saved, and stopped."""
 
 
 class TrainingInterrupted(Exception):
@@ -136,19 +141,41 @@ def stop_requests(task_name=None, saves=True):
         yield received
 
 
-def log_step(step, loss_value, accuracy_value, batch_size, steps_run, elapsed, output_size,
-             task_name=None):
-    """The tutorial's line for `steps_run` steps in `elapsed` seconds; `task_name` prefixes a
-    cluster's. Warns first when the loss is that of all-zero logits (the dying final ReLU)."""
-    prefix = _prefix(task_name)
-    if dead_relu.is_dead_relu_loss(loss_value, output_size):
-        logging.warning(
-            '%sloss is ln(%d) = %.4f: every final_conv ReLU output is zero, so no gradient flows '
-            '(the notebook applies ReLU to its logits). The run will not learn; start a new '
-            '--model_dir with another --seed.', prefix, output_size, np.log(output_size))
-    logging.info('%sstep %d, loss = %.4f, accuracy = %.3f (%.1f examples/sec; %.3f sec/batch)',
-                 prefix, step, loss_value, accuracy_value, steps_run * batch_size / elapsed,
-                 elapsed / steps_run)
+class Progress(object):
+    """The log line's target, epoch and time left, from global_step and the wall clock.
+
+    The time left is the run's pace so far (saves and evaluations included, as they will be
+    again) over the steps still to go.
+    """
+
+    def __init__(self, first_step, max_steps, batch_size, examples_per_epoch):
+        self.first_step, self.max_steps = first_step, max_steps
+        self.batch_size, self.examples_per_epoch = batch_size, examples_per_epoch
+        self.started = time.time()
+
+    def epoch(self, step):
+        return step * self.batch_size / self.examples_per_epoch
+
+    def seconds_left(self, step):
+        done = step - self.first_step
+        return (time.time() - self.started) / done * (self.max_steps - step) if done > 0 else 0
+
+
+def clock(seconds):
+    """9:11, or 1:02:03 from an hour on."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return '%d:%02d:%02d' % (hours, minutes, secs) if hours else '%d:%02d' % (minutes, secs)
+
+
+def log_step(step, progress, loss_value, accuracy_value, steps_run, elapsed, task_name=None):
+    """The tutorial's line for `steps_run` steps in `elapsed` seconds, with the target, the epoch
+    and the time left; `task_name` prefixes a cluster's. The accuracy is the batch's."""
+    logging.info('%sstep %d/%d (epoch %.1f), loss = %.4f, batch accuracy = %.3f (%.1f '
+                 'examples/sec; %.3f sec/batch; %s left)', _prefix(task_name), step,
+                 progress.max_steps, progress.epoch(step), loss_value, accuracy_value,
+                 steps_run * progress.batch_size / elapsed, elapsed / steps_run,
+                 clock(progress.seconds_left(step)))
 
 
 def _crossed(step, last, period):
@@ -187,6 +214,8 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
     task_name, max_steps = stepper.task_name, settings.max_steps
     prefix = _prefix(task_name)
     logged = saved = summarized = step
+    progress = Progress(step, max_steps, settings.batch_size, training.examples_per_epoch)
+    diagnosed = set()  # each diagnosis of uniform predictions is said once
     with stop_requests(task_name, saves=chief_files is not None) as stop:
         run = stepper.make_run(sess, training, stop, summaries=chief_files is not None)
         interval_start, interval_steps = time.time(), 0
@@ -211,8 +240,19 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
                 chief_files.writer.add_summary(results.summary, step)
                 summarized = step
             if _crossed(step, logged, settings.log_every_n_steps) or step >= max_steps:
-                log_step(step, loss_value, accuracy_value, settings.batch_size, interval_steps,
-                         time.time() - interval_start, training.model.output_size, task_name)
+                log_step(step, progress, loss_value, accuracy_value, interval_steps,
+                         time.time() - interval_start, task_name)
+                diagnosis = dead_relu.diagnose(loss_value, results.logits,
+                                               training.model.output_size)
+                if diagnosis == dead_relu.DEAD and not settings.keep_training_when_dead:
+                    if chief_files and saved != step:
+                        _, saved = chief_files.save()
+                    raise DeadRunError('%sat step %d %s' % (prefix, step, dead_relu.message(
+                        diagnosis, training.model.output_size)))
+                if diagnosis and diagnosis not in diagnosed:
+                    diagnosed.add(diagnosis)
+                    logging.warning('%sat step %d %s', prefix, step, dead_relu.message(
+                        diagnosis, training.model.output_size, stopping=False))
                 # A finite loss can hide weights gone to Inf: found here, not only at a save.
                 if not sess.run(training.weights_finite):
                     raise NonFiniteLossError(
