@@ -63,6 +63,8 @@ def warm_start_record(warm):
 def resolve(flags_obj, mode):
     """The Run of `mode` (a runner.Mode) on `flags_obj`; raises the UserError of a failed check."""
     values = run_flags.values_of(flags_obj)
+    if not mode.uses_model_dir:  # --mode=download: the data set named, nothing else
+        return Run(values, None, values.dataset, None, None, None, None, None)
     task = tf_config.task_from_environment() if mode.trains else None
     if task and task.is_ps:  # it serves the variables; the workers read the data
         return Run(values, task, None, None, None, None, None, None)

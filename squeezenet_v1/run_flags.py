@@ -23,7 +23,7 @@ from squeezenet_v1.files import literal_paths
 
 EXPERIMENT, RUN, MODE = 'experiment', 'run', 'mode'
 
-MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval', 'predict', 'export')
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval', 'predict', 'export', 'download')
 DATASETS = ('cifar10', 'synthetic', 'cifar100', 'cifar100_coarse', 'folder')
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MAX_BATCH = 65536
@@ -44,7 +44,8 @@ _BOOL, _ENUM, _LIST = flags.DEFINE_bool, flags.DEFINE_enum, flags.DEFINE_list
 FLAGS_DECLARED = (
     _flag(RUN, _ENUM, 'mode', 'train_and_eval',
           'Train; evaluate a checkpoint; train and evaluate every checkpoint written; evaluate '
-          'each checkpoint as a trainer writes it; classify --images; or export.',
+          'each checkpoint as a trainer writes it; classify --images; export; or download the '
+          'data set into --data_dir and check it (no model_dir is made).',
           enum_values=list(MODES)),
     _flag(RUN, _STRING, 'data_dir', 'data/',
           'Folder holding the data set: CIFAR-10 or CIFAR-100, extracted or as the archive.',

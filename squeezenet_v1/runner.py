@@ -211,6 +211,22 @@ def _export(run, on_start):
         logging.warning('%s was not written: %s', name, reason)
 
 
+def _download(run, on_start):
+    """Fetches (or finds) the data set, checks both splits and says what they hold; it writes
+    nothing but the data (no model_dir, no runs.jsonl line)."""
+    values = run.flags
+    sources = [datasets.prepare_split(
+        run.dataset, split, values.data_dir, datasets.records_cache_dir(), download=True,
+        download_url=values.download_url, download_deadline_secs=values.download_deadline_secs)
+        for split in ('train', 'test')]
+    names = sources[0].label_names
+    where = ('made on the spot, nothing to download' if run.dataset == 'synthetic'
+             else 'in %s' % values.data_dir)
+    logging.info('%s (%s): %s; %d classes: %s. Ready to train.', run.dataset, where,
+                 ', '.join('%s %d images' % (s.split, s.num_examples) for s in sources),
+                 len(names), ', '.join(names[:10]) + (', ...' if len(names) > 10 else ''))
+
+
 Mode = collections.namedtuple('Mode', [
     'run',                     # run(Run, on_start)
     'trains', 'evaluates',     # reads the training split / the test split
@@ -219,7 +235,9 @@ Mode = collections.namedtuple('Mode', [
     'measures_on_test_split',  # uses the test split when there is one
     'checks_output',           # checks an output path before anything is written, or None
     'seeded',                  # --seed enables op determinism
+    'uses_model_dir',          # reads or writes --model_dir (download alone does not)
 ])
+Mode.__new__.__defaults__ = (True,)
 
 MODES = {
     'train': Mode(_train, True, False, False, False, False, None, True),
@@ -229,5 +247,7 @@ MODES = {
     'predict': Mode(_predict, False, False, True, True, False,
                     run_context.check_predictions_json, False),
     'export': Mode(_export, False, False, True, True, True, run_context.check_export_dir, False),
+    'download': Mode(_download, False, False, False, False, False, None, False,
+                     uses_model_dir=False),
 }
 assert set(MODES) == set(run_flags.MODES)

@@ -4,11 +4,12 @@ import functools
 import http.server
 import logging
 import os
+import re
 import threading
 
 import pytest
 
-from conftest import make_archive, write_binary_release
+from conftest import make_archive, run_in_process, write_binary_release
 from squeezenet_v1.data import cifar10
 from squeezenet_v1.data import datasets
 from squeezenet_v1.data import download
@@ -99,3 +100,37 @@ def test_download_from_a_file_url(tmp_path):
     target = download.download('file://' + str(source), str(tmp_path / 'copy.bin'),
                                download.file_md5(str(source)))
     assert open(target, 'rb').read() == b'abc' * 1000
+
+
+def test_mode_download_fetches_checks_and_says_what_it_holds(server, tmp_path, caplog,
+                                                             monkeypatch):
+    base, md5 = server
+    # The tiny archive served here has its own md5, which the official release's stands for.
+    monkeypatch.setattr(cifar10.BINARY, 'md5', md5)
+    model_dir, data_dir = tmp_path / 'never_made', tmp_path / 'data'
+    with caplog.at_level(logging.INFO, logger='absl'):
+        status = run_in_process('--mode=download', '--data_dir=%s' % data_dir,
+                                '--download_url=' + base + cifar10.BINARY.archive,
+                                '--model_dir=%s' % model_dir)
+    assert status == 0, caplog.text[-3000:]
+    assert os.path.isdir(str(data_dir / cifar10.BINARY_DIR))
+    assert not model_dir.exists()  # nothing trained, nothing recorded
+    assert re.search(r'cifar10 \(in %s\): train \d+ images, test \d+ images; 10 classes: '
+                     r'airplane, automobile, .*\. Ready to train\.' % re.escape(str(data_dir)),
+                     caplog.text), caplog.text[-2000:]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='absl'):  # found this time, not fetched again
+        assert run_in_process('--mode=download', '--data_dir=%s' % data_dir,
+                              '--download_url=http://127.0.0.1:9/nothing.tar.gz',
+                              '--model_dir=%s' % model_dir) == 0
+    assert 'Ready to train.' in caplog.text and not model_dir.exists()
+
+
+def test_mode_download_of_a_missing_set_with_no_server_is_one_line(tmp_path, caplog):
+    with caplog.at_level(logging.ERROR, logger='absl'):
+        status = run_in_process('--mode=download', '--data_dir=%s' % (tmp_path / 'data'),
+                                '--download_url=http://127.0.0.1:9/cifar-10-binary.tar.gz',
+                                '--download_deadline_secs=5',
+                                '--model_dir=%s' % (tmp_path / 'never_made'))
+    assert status == 1
+    assert 'cifar-10-binary.tar.gz' in caplog.text and not (tmp_path / 'never_made').exists()

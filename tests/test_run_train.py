@@ -142,7 +142,7 @@ def test_resume_keeps_adam_state(tmp_path):
     ('--learning_rate=nan', '--learning_rate must be a positive finite number'),
     ('--learning_rate=-1', '--learning_rate must be a positive finite number'),
     ('--seed=-1', 'flag --seed=-1: -1 is not an integer in the range [0, 2147483647]'),
-    ('--mode=fit', "value should be one of <train|eval|train_and_eval|continuous_eval|predict|export>"),
+    ('--mode=fit', "value should be one of <train|eval|train_and_eval|continuous_eval|predict|export|download>"),
     ('--precision=fp8', "value should be one of <fp32|bf16|fp16>"),
     ('--dataset=mnist',
      'value should be one of <cifar10|synthetic|cifar100|cifar100_coarse|folder>'),
