@@ -20,6 +20,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from squeezenet_v1 import run_flags  # noqa: E402
+from squeezenet_v1 import tensorflow_logs  # noqa: E402
 
 FLAGS = flags.FLAGS
 run_flags.define_flags(FLAGS)  # every flag, its help, bounds and role: squeezenet_v1/run_flags.py
@@ -56,6 +57,8 @@ def main(argv):
     # TensorFlow is imported after flags are checked, so a bad flag answers at once.
     logging.info('Loading TensorFlow for --mode=%s.', FLAGS.mode)
     try:
+        # Its start-up lines and notes are left out; --verbosity=1 shows them all.
+        tensorflow_logs.load_tensorflow(show_all=FLAGS.verbosity >= 1)
         from squeezenet_v1 import runner
         interrupts.answer_dropped()
     except interrupts.Interrupted as e:

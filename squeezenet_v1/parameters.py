@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from squeezenet_v1 import command_line
+from squeezenet_v1 import tensorflow_logs
 
 FLOAT32_BYTES = 4
 
@@ -70,6 +71,7 @@ def main(args=None):
             return 0
     except command_line.UsageError as e:
         return COMMAND.usage_error(e)
+    tensorflow_logs.load_tensorflow()
     print(format_parameter_report(model_parameter_report()))
     return 0
 

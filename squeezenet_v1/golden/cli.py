@@ -10,6 +10,7 @@ import warnings
 from absl import flags
 
 from squeezenet_v1 import command_line
+from squeezenet_v1 import tensorflow_logs
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import output_files
 from squeezenet_v1.errors import UserError
@@ -103,7 +104,7 @@ def _write_json(path, report):
 
 def _quiet_tensorflow():
     """TensorFlow's deprecation notices would bury the report: errors only, for the CLI."""
-    import tensorflow as tf
+    tf = tensorflow_logs.load_tensorflow()
     tf.get_logger().setLevel('ERROR')
     warnings.filterwarnings('ignore', module='tensorflow')
 

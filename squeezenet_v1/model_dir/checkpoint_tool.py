@@ -18,6 +18,7 @@ import sys
 from absl import flags
 
 from squeezenet_v1 import command_line
+from squeezenet_v1 import tensorflow_logs
 from squeezenet_v1.errors import UserError, first_line
 
 EXIT_LOADS, EXIT_DOES_NOT_LOAD = 0, 1
@@ -94,7 +95,7 @@ def _convert(foreign, prefix, out_dir, pairs):
 
 
 def _quiet_tensorflow():
-    import tensorflow as tf
+    tf = tensorflow_logs.load_tensorflow()
     tf.get_logger().setLevel('ERROR')
 
 

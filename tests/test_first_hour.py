@@ -1,0 +1,92 @@
+"""What a newcomer meets first: a log of the project's own lines, and TensorFlow's on request.
+
+The quick start's whole output is held against the shapes of the lines the project prints;
+TensorFlow's start-up lines and notes are filtered (squeezenet_v1/tensorflow_logs.py), and
+--verbosity=1 brings them back.
+"""
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import PROGRESS_LINE, run_train
+from squeezenet_v1 import tensorflow_logs
+
+# absl's prefix: severity, date, time, thread, file:line.
+ABSL_LINE = re.compile(r'^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ([\w.]+):\d+\] (.*)$')
+PROJECT_FILES = {'run_train.py', 'trainer.py', 'loop.py', 'evaluate.py', 'runner.py',
+                 'checkpoint_writer.py'}
+# What a train_and_eval run on the synthetic set says, line by line.
+PROJECT_LINES = [re.compile(pattern) for pattern in (
+    r'^Loading TensorFlow for --mode=train(_and_eval)?\.$',
+    r'^Starting from scratch: 146570 parameters \(586280 float32 bytes\)$',
+    '^' + PROGRESS_LINE.pattern + '$',
+    r'^Saved checkpoint \S+/model\.ckpt-\d+$',
+    r'^Evaluation of model\.ckpt-\d+ at step \d+ on 1000 synthetic images: accuracy = '
+    r'\d\.\d{4}, loss = \d+\.\d{4} \(\d+\.\d s\)$',
+    r'^  [a-z]+-(horizontal|vertical) +\d\.\d{4}$',
+)]
+
+
+def _unexplained(output):
+    """The lines of `output` that are not one of the project's own."""
+    lines = []
+    for line in output.splitlines():
+        absl = ABSL_LINE.match(line)
+        if not (absl and absl.group(2) in PROJECT_FILES
+                and any(shape.match(absl.group(3)) for shape in PROJECT_LINES)):
+            lines.append(line)
+    return lines
+
+
+def test_the_quick_start_prints_the_projects_lines_and_nothing_else(seeded_run):
+    _, output = seeded_run  # run_train.py --mode=train_and_eval on the synthetic set
+    assert _unexplained(output) == []
+    assert len(PROGRESS_LINE.findall(output)) == 3
+
+
+def test_verbosity_1_brings_tensorflows_lines_back(tmp_path):
+    quiet = run_train('--dataset=synthetic', '--mode=train', '--max_steps=1',
+                      '--model_dir=%s' % (tmp_path / 'quiet'))
+    loud = run_train('--dataset=synthetic', '--mode=train', '--max_steps=2', '--verbosity=1',
+                     '--model_dir=%s' % (tmp_path / 'quiet'))  # it resumes: "Restoring ..."
+    assert quiet.returncode == 0 and loud.returncode == 0, loud.stdout[-3000:]
+    assert [line for line in _unexplained(quiet.stdout)
+            if 'Saved checkpoint' not in line] == []
+    assert 'Restoring parameters from' in loud.stdout
+    assert len(loud.stdout.splitlines()) > len(quiet.stdout.splitlines()) + 1
+
+
+START_UP = ('WARNING: All log messages before absl::InitializeLog() is called are written to '
+            'STDERR\n'
+            'I0000 00:00:1796414549.536915    1944 port.cc:153] oneDNN custom operations are on. '
+            'You may see slightly different numerical results.\n'
+            'I0000 00:00:1796414549.537699    1944 cudart_stub.cc:31] Could not find cuda drivers '
+            'on your machine, GPU will not be used.\n'
+            'I0000 00:00:1796415378.337818    8767 cpu_feature_guard.cc:227] This TensorFlow '
+            'binary is optimized to use available CPU instructions.\n'
+            'To enable the following instructions: AVX2 AVX512F FMA, in other operations, '
+            'rebuild TensorFlow with the appropriate compiler flags.\n')
+
+
+def test_start_up_lines_are_dropped_and_what_matters_is_kept():
+    error = ('E0000 00:00:1796415380.389307    8767 cuda_platform.cc:52] failed call to cuInit\n')
+    warning = '/x/y.py:3: UserWarning: something new\n'
+    assert tensorflow_logs.kept_lines(START_UP) == ''
+    assert tensorflow_logs.kept_lines(START_UP + error + START_UP + warning) == error + warning
+    assert tensorflow_logs.kept_lines('Traceback (most recent call last):\n') == (
+        'Traceback (most recent call last):\n')
+
+
+_LINE = st.text(st.characters(blacklist_categories=['Cs'], blacklist_characters='\r\n\x0b\x0c'
+                              '\x1c\x1d\x1e\x85\u2028\u2029'), max_size=60)
+
+
+@given(st.lists(_LINE, max_size=8))
+def test_lines_that_are_no_tensorflow_start_up_line_are_all_kept(lines):
+    text = ''.join(line + '\n' for line in lines
+                   if not line.startswith('I') and line not in tensorflow_logs._START_UP_LINES)
+    assert tensorflow_logs.kept_lines(text) == text
+    # After a start-up line, too, once a line that is not its continuation comes.
+    assert tensorflow_logs.kept_lines(START_UP + '\n' + text) == '\n' + text
