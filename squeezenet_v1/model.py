@@ -181,6 +181,26 @@ class SqueezeNetModel(object):
             'final_conv')
         return self.get_logits(final_conv_layer)
 
+    def _check_setup_inputs(self, inputs, labels):
+        """A wrong input is one line naming what run_model_setup takes, before any op is built."""
+        if tf.executing_eagerly():
+            raise RuntimeError(
+                'run_model_setup builds a TF1 graph: call '
+                'tf.compat.v1.disable_eager_execution() first, or build it inside '
+                '`with tf.Graph().as_default():`.')
+        dim = self.resize_dim
+        takes = ('run_model_setup takes float32 images [batch, %d, %d, 3], preprocessed (cropped '
+                 'to %dx%d and standardized, as image_preprocessing gives them; a SavedModel '
+                 'export takes the raw uint8 [batch, %d, %d, 3]), and int32 labels [batch]'
+                 % (dim, dim, dim, dim, self.original_dim, self.original_dim))
+        inputs, labels = tf.convert_to_tensor(inputs), tf.convert_to_tensor(labels)
+        if not inputs.dtype.is_floating or not inputs.shape.is_compatible_with(
+                [None, dim, dim, 3]):
+            raise ValueError('%s; its images are %s.' % (takes, _describe(inputs)))
+        if labels.dtype != tf.int32 or not labels.shape.is_compatible_with([None]):
+            raise ValueError('%s; its labels are %s.' % (takes, _describe(labels)))
+        return inputs, labels
+
     # Set up and run model training
     def run_model_setup(self, inputs, labels, is_training=True, training=None):
         """Builds the forward pass, metrics and loss, and the train op when training.
@@ -191,6 +211,7 @@ class SqueezeNetModel(object):
         Sets `logits`, `probs`, `predictions`, `accuracy`, `loss`, `global_step` and `train_op`
         (None when is_training is False). `training` is a TrainingOptions.
         """
+        inputs, labels = self._check_setup_inputs(inputs, labels)
         training = training or TrainingOptions()
         self.global_step = tf1.train.get_or_create_global_step()
         logits = self.model_layers(inputs, is_training, training.dropout_seed)
@@ -217,6 +238,13 @@ class SqueezeNetModel(object):
             adam = training.optimizer or tf1.train.AdamOptimizer()
             self.train_op = adam.minimize(
                 self.loss, global_step=self.global_step, gate_gradients=training.gate_gradients)
+
+
+def _describe(tensor):
+    shape = tensor.shape
+    dims = '?' if shape.rank is None else ', '.join(
+        'None' if d is None else str(d) for d in shape.as_list())
+    return '%s [%s]' % (tensor.dtype.name, dims)
 
 
 def new_model(num_classes):

@@ -3,7 +3,8 @@
 Flags are declared once in squeezenet_v1/run_flags.py; docs/flags.md is their table, and the
 README and docs may mention only flags some command here defines. Module paths written in the
 docs (`squeezenet_v1/training/loop.py`, `squeezenet_v1.model_dir.checkpoints.restore`,
-`tests/test_loop.py`) must exist, so a move that forgets its docs fails here.
+`tests/test_loop.py`) must exist, so a move that forgets its docs fails here. Every Python
+snippet of the docs runs here as written (extracted from the Markdown, so a doc cannot drift).
 """
 
 import ast
@@ -11,6 +12,8 @@ import glob
 import importlib
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 from absl import flags
@@ -139,3 +142,76 @@ def test_readme_stays_short_and_gives_its_commands():
                     'pip install -e ".[test,onnx]" && python -m pytest tests',
                     'python -m pytest tests -m "not slow"'):
         assert command in text, command
+
+
+def python_snippets(path):
+    """[(line, code)]: the indented code blocks of a Markdown file that are Python (their first
+    line an import), their indentation removed."""
+    lines, snippets, number = _text(path).split('\n'), [], 0
+    while number < len(lines):
+        starts = lines[number].startswith('    ') and (number == 0 or not lines[number - 1].strip())
+        if not starts:
+            number += 1
+            continue
+        end = number
+        while end < len(lines) and (lines[end].startswith('    ') or (
+                not lines[end].strip() and end + 1 < len(lines)
+                and lines[end + 1].startswith('    '))):
+            end += 1
+        code = '\n'.join(line[4:] for line in lines[number:end])
+        if re.match(r'(import|from) [\w.]+', code):
+            snippets.append((number + 1, code))
+        number = end
+    return snippets
+
+
+_SNIPPETS = [(os.path.relpath(path, REPO), line, code) for path in DOCS
+             for line, code in python_snippets(path)]
+# After a snippet runs, the test functions it defines are called, as pytest would.
+_CALL_TESTS = ('\nfor _name, _value in list(globals().items()):\n'
+               '    if _name.startswith("test_") and callable(_value):\n'
+               '        _value()\n')
+
+
+def test_the_docs_hold_python_snippets():
+    assert {path for path, _, _ in _SNIPPETS} >= {'docs/model.md', 'docs/golden.md'}
+
+
+@pytest.mark.parametrize('path, line, code', [
+    # The golden check trains its steps and builds every graph: the slow tier's.
+    pytest.param(*snippet, marks=[pytest.mark.slow] if 'golden' in snippet[2] else [])
+    for snippet in _SNIPPETS], ids=['%s:%d' % snippet[:2] for snippet in _SNIPPETS])
+def test_every_python_snippet_in_the_docs_runs_as_written(path, line, code):
+    proc = subprocess.run([sys.executable, '-c', code + _CALL_TESTS], cwd=REPO,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, '%s:%d\n%s' % (path, line, proc.stderr[-3000:])
+
+
+@pytest.mark.parametrize('images, labels, named', [
+    (('uint8', [None, 32, 32, 3]), ('int32', [None]), 'its images are uint8 [None, 32, 32, 3]'),
+    (('float32', [None, 32, 32, 3]), ('int32', [None]), 'its images are float32 [None, 32, 32, 3]'),
+    (('float32', [None, 24, 24]), ('int32', [None]), 'its images are float32 [None, 24, 24]'),
+    (('float32', [None, 24, 24, 3]), ('int64', [None]), 'its labels are int64 [None]'),
+    (('float32', [8, 24, 24, 3]), ('int32', [8, 1]), 'its labels are int32 [8, 1]')])
+def test_a_wrong_input_to_run_model_setup_is_one_line_naming_what_it_takes(images, labels, named):
+    import tensorflow as tf
+    from squeezenet_v1 import SqueezeNetModel
+    with tf.Graph().as_default():
+        model = SqueezeNetModel(original_dim=32, resize_dim=24, output_size=10)
+        with pytest.raises(ValueError) as raised:
+            model.run_model_setup(tf.compat.v1.placeholder(getattr(tf, images[0]), images[1]),
+                                  tf.compat.v1.placeholder(getattr(tf, labels[0]), labels[1]))
+        assert tf.compat.v1.global_variables() == []  # refused before anything was built
+    message = str(raised.value)
+    assert '\n' not in message and message.endswith(named + '.'), message
+    assert message.startswith('run_model_setup takes float32 images [batch, 24, 24, 3]')
+
+
+def test_run_model_setup_in_eager_mode_says_how_to_build_a_graph():
+    import tensorflow as tf
+    from squeezenet_v1 import SqueezeNetModel
+    assert tf.executing_eagerly()
+    with pytest.raises(RuntimeError, match='disable_eager_execution'):
+        SqueezeNetModel(32, 24, 10).run_model_setup(tf.zeros([1, 24, 24, 3]),
+                                                    tf.zeros([1], tf.int32))
