@@ -5,12 +5,13 @@ TensorFlow's start-up lines and notes are filtered (squeezenet_v1/tensorflow_log
 --verbosity=1 brings them back.
 """
 
+import os
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import PROGRESS_LINE, run_train
+from conftest import PROGRESS_LINE, REPO, run_train
 from squeezenet_v1 import tensorflow_logs
 
 # absl's prefix: severity, date, time, thread, file:line.
@@ -90,3 +91,16 @@ def test_lines_that_are_no_tensorflow_start_up_line_are_all_kept(lines):
     assert tensorflow_logs.kept_lines(text) == text
     # After a start-up line, too, once a line that is not its continuation comes.
     assert tensorflow_logs.kept_lines(START_UP + '\n' + text) == '\n' + text
+
+
+def test_the_readme_shows_the_quick_starts_lines_as_they_are_printed():
+    readme = open(os.path.join(REPO, 'README.md'), encoding='utf-8').read()
+    block = readme.split('It logs these lines and no others', 1)[1].split('\n\n', 2)[1]
+    shown = [line[4:] for line in block.splitlines() if line.strip() != '...']
+    assert len(shown) >= 6, block
+    # The README leaves out what differs between machines: '…' is a number.
+    printed = [line.replace('… examples/sec', '1125.9 examples/sec').replace(
+        '… sec/batch', '0.028 sec/batch').replace('(… s)', '(0.2 s)') for line in shown]
+    for line in printed:
+        assert any(shape.match(line) for shape in PROJECT_LINES), line
+    assert any(PROGRESS_LINE.match(line) for line in printed)
