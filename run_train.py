@@ -1,7 +1,8 @@
 """Trains and evaluates the notebook's SqueezeNet on CIFAR-10 (or a synthetic stand-in).
 
     python run_train.py --dataset=synthetic --model_dir=/tmp/sq --max_steps=600
-    python run_train.py --data_dir=data/ --download --model_dir=/tmp/sq_cifar
+    python run_train.py --mode=download --data_dir=data/
+    python run_train.py --data_dir=data/ --model_dir=/tmp/sq_cifar
 
 Resumes from the newest checkpoint in --model_dir; Ctrl-C or SIGTERM saves one and exits.
 """
