@@ -215,3 +215,17 @@ def test_run_model_setup_in_eager_mode_says_how_to_build_a_graph():
     with pytest.raises(RuntimeError, match='disable_eager_execution'):
         SqueezeNetModel(32, 24, 10).run_model_setup(tf.zeros([1, 24, 24, 3]),
                                                     tf.zeros([1], tf.int32))
+
+
+def test_readme_and_your_files_agree_on_run_trains_exit_statuses():
+    from squeezenet_v1 import runner
+    statuses = {0, runner.EXIT_ERROR, runner.EXIT_DEAD_RUN, 130, 143}
+    readme = _text(os.path.join(REPO, 'README.md')).split('**Exit status**', 1)[1]
+    # The statuses it names, leaving out the example line (in backticks) and "128 + the signal".
+    readme = re.sub(r'`[^`]*`|128 \+', '', readme.split('\n\n', 1)[0])
+    said = {int(n) for n in re.findall(r'(?<![\w.=-])(\d{1,3})(?![\w.])', readme)}
+    assert said == statuses, readme
+    row = [line for line in _text(os.path.join(REPO, 'docs', 'your_files.md')).splitlines()
+           if line.startswith('| `run_train.py --mode=train`')][0]
+    last_cell = row.rstrip(' |').rsplit('|', 1)[1]
+    assert {int(n) for n in re.findall(r'\d+', last_cell)} == statuses, last_cell
