@@ -5,9 +5,12 @@ TensorFlow's start-up lines and notes are filtered (squeezenet_v1/tensorflow_log
 --verbosity=1 brings them back.
 """
 
+import logging
 import os
 import re
+import threading
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,7 +20,7 @@ from squeezenet_v1 import tensorflow_logs
 # absl's prefix: severity, date, time, thread, file:line.
 ABSL_LINE = re.compile(r'^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ([\w.]+):\d+\] (.*)$')
 PROJECT_FILES = {'run_train.py', 'trainer.py', 'loop.py', 'evaluate.py', 'runner.py',
-                 'checkpoint_writer.py'}
+                 'checkpoint_writer.py', 'waits.py'}
 # What a train_and_eval run on the synthetic set says, line by line.
 PROJECT_LINES = [re.compile(pattern) for pattern in (
     r'^Loading TensorFlow for --mode=train(_and_eval)?\.$',
@@ -27,6 +30,7 @@ PROJECT_LINES = [re.compile(pattern) for pattern in (
     r'^Evaluation of model\.ckpt-\d+ at step \d+ on 1000 synthetic images: accuracy = '
     r'\d\.\d{4}, loss = \d+\.\d{4} \(\d+\.\d s\)$',
     r'^  [a-z]+-(horizontal|vertical) +\d\.\d{4}$',
+    r'^Still [\w\' ]+ \(over 2 s\) \.\.\.$',  # waits.announced, on a slow disk or machine
 )]
 
 
@@ -104,3 +108,56 @@ def test_the_readme_shows_the_quick_starts_lines_as_they_are_printed():
     for line in printed:
         assert any(shape.match(line) for shape in PROJECT_LINES), line
     assert any(PROGRESS_LINE.match(line) for line in printed)
+
+
+def _dataset_options(graph):
+    """(the Options of each OptionsDataset node, the number of iterators) of a graph, its
+    functions (a one-shot iterator's _make_dataset) included."""
+    from tensorflow.core.framework import dataset_options_pb2
+    graph_def = graph.as_graph_def()
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    options = []
+    for node in nodes:
+        if node.op == 'OptionsDataset':
+            parsed = dataset_options_pb2.Options()
+            parsed.ParseFromString(node.attr['serialized_options'].s)
+            options.append(parsed)
+    iterators = sum(node.op in ('MakeIterator', 'OneShotIterator') for node in graph_def.node)
+    return options, iterators
+
+
+@pytest.mark.parametrize('seed', [None, 1], ids=['one-shot iterator', 'seeded iterator'])
+def test_no_input_pipeline_leaves_a_thread_for_session_close_to_wait_on(seed, tmp_path):
+    # tf.data's autotuning model thread sleeps up to 60 s between its rounds, and a Session's
+    # close joins it, often only at the end of its sleep (a lost wake-up in TensorFlow): the
+    # silent minute after the last line. With autotune off in every iterator's options, no such
+    # thread is started (tensorflow/core/data/root_dataset.cc), so close has none to wait on.
+    from squeezenet_v1.data import datasets
+    from squeezenet_v1.training.graph import build_training_graph
+    source = datasets.prepare_split('synthetic', 'train', 'unused', str(tmp_path))
+    options, iterators = _dataset_options(build_training_graph(source, 8, 0.001, seed).graph)
+    assert iterators == 1 and len(options) >= 1
+    for each in options:
+        assert each.autotune_options.HasField('enabled') and not each.autotune_options.enabled
+
+
+def test_a_wait_past_its_time_is_announced_once_and_a_short_one_not(caplog):
+    from squeezenet_v1 import waits
+    said = threading.Event()
+
+    class Said(logging.Handler):
+        def emit(self, record):
+            said.set()
+
+    handler = Said()
+    logging.getLogger('absl').addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger='absl'):
+            with waits.announced('writing something slow', after_secs=0.01):
+                assert said.wait(timeout=60)  # the block lasts until the line has come
+            with waits.announced('nothing slow', after_secs=3600):
+                pass
+    finally:
+        logging.getLogger('absl').removeHandler(handler)
+    assert caplog.text.count('Still writing something slow (over 0.01 s) ...') == 1
+    assert 'nothing slow' not in caplog.text

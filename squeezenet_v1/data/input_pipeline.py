@@ -23,6 +23,20 @@ tf1 = tf.compat.v1
 SHUFFLE_BUFFER = 10000
 
 
+def without_autotune_model(dataset):
+    """`dataset` without tf.data's autotuning model thread (options.autotune.enabled off).
+
+    That thread sleeps between optimizations for a period that doubles up to 60 s, and its
+    iterator's destructor, run by Session.close, joins it; TensorFlow runs the cancellation
+    callback that wakes it before it marks the cancellation done, so it often sleeps on to the
+    end of its period: 10-40 s after a run of a few minutes. AUTOTUNE map and prefetch keep
+    their defaults (map parallelism = the cores, the legacy prefetch autotuner).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def parse_record(record):
     """Splits one 3,073-byte record into (3,072 uint8 pixel values, int32 label)."""
     raw = tf.io.decode_raw(record, tf.uint8)
@@ -52,7 +66,7 @@ def make_dataset(record_files, model, is_training, batch_size, shuffle_buffer=SH
     # Training repeats forever, so every batch is full anyway; saying so gives the graph a
     # static batch size, which lets grappler fold the shape arithmetic (about 4% per step).
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_model(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def preprocess_batch(model, records):
@@ -134,7 +148,7 @@ def resumable_dataset(record_files, num_examples, model, batch_size, seed, first
     steps = tf.data.Dataset.range(first_step, tf.int64.max)
     dataset = tf.data.Dataset.zip((batches, steps)).map(
         lambda batch, step: (batch[0], batch[1], step))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_model(dataset.prefetch(tf.data.AUTOTUNE))
 
 
 def input_fn(record_files, model, is_training, batch_size):

@@ -19,6 +19,7 @@ from absl import logging
 
 from squeezenet_v1 import dead_relu
 from squeezenet_v1 import machine
+from squeezenet_v1 import waits
 from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.files import atomic
 from squeezenet_v1.files import reading
@@ -86,9 +87,10 @@ class Evaluator(object):
         self._writer = None
 
     def close(self):
-        self._sess.close()
-        if self._writer:
-            self._writer.close()
+        with waits.announced('closing the evaluation\'s TensorFlow session'):
+            self._sess.close()
+            if self._writer:
+                self._writer.close()
 
     def __enter__(self):
         return self

@@ -27,6 +27,7 @@ from absl import logging
 from squeezenet_v1 import dead_relu
 from squeezenet_v1 import interrupts
 from squeezenet_v1 import run_flags
+from squeezenet_v1 import waits
 from squeezenet_v1.errors import UserError
 from squeezenet_v1.model_dir import checkpoint_writer
 
@@ -106,15 +107,18 @@ class ChiefFiles(object):
         if not self.sess.run(training.weights_finite):
             raise NonFiniteLossError('weights are not finite at step %d; not saving them. %s'
                                      % (step, _last_finite_checkpoint(self)))
-        path, self.complete[:] = checkpoint_writer.save(
-            self.sess, training.saver, self.model_dir, step, self.complete,
-            self.keep_checkpoint_max)
+        with waits.announced('writing the checkpoint of step %d into %s (a slow disk?)'
+                             % (step, self.model_dir)):
+            path, self.complete[:] = checkpoint_writer.save(
+                self.sess, training.saver, self.model_dir, step, self.complete,
+                self.keep_checkpoint_max)
         logging.info('Saved checkpoint %s', path)
         return path, step
 
     def close(self):
         if self.writer:
-            self.writer.close()
+            with waits.announced('flushing the TensorBoard summaries into %s' % self.model_dir):
+                self.writer.close()
 
 
 @contextlib.contextmanager

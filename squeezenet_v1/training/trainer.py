@@ -7,6 +7,7 @@ chief alone, the same `ChiefFiles`.
 import tensorflow as tf
 from absl import logging
 
+from squeezenet_v1 import waits
 from squeezenet_v1.model_dir import checkpoints
 from squeezenet_v1.model_dir import foreign
 from squeezenet_v1.training import loop
@@ -39,12 +40,20 @@ def train(model_dir, source, settings, seed=None, precision='fp32', run_record=N
     with claimed_model_dir(model_dir, training, source, run_record, on_start) as (found,
                                                                                  resume):
         config = session_options.session_config(precision)
-        with training.graph.as_default(), tf1.Session(graph=training.graph, config=config) as sess:
-            restore_or_initialize(sess, training, resume, warm_start)
-            chief_files = loop.ChiefFiles(sess, training, model_dir, found.complete,
-                                          settings.keep_checkpoint_max, write_graph=not resume)
-            return loop.train_loop(sess, training, settings, loop.LocalSteps(), chief_files,
-                                   after_save)
+        with training.graph.as_default():
+            sess = tf1.Session(graph=training.graph, config=config)
+            try:
+                restore_or_initialize(sess, training, resume, warm_start)
+                chief_files = loop.ChiefFiles(sess, training, model_dir, found.complete,
+                                              settings.keep_checkpoint_max,
+                                              write_graph=not resume)
+                return loop.train_loop(sess, training, settings, loop.LocalSteps(), chief_files,
+                                       after_save)
+            finally:
+                # Nothing is left for close to wait on (input_pipeline.without_autotune_model);
+                # should TensorFlow still take its time, the user is told what the wait is.
+                with waits.announced('closing the training\'s TensorFlow session'):
+                    sess.close()
 
 
 def restore_or_initialize(sess, training, resume, warm_start=None):
