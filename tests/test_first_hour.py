@@ -30,7 +30,7 @@ PROJECT_LINES = [re.compile(pattern) for pattern in (
     r'^Evaluation of model\.ckpt-\d+ at step \d+ on 1000 synthetic images: accuracy = '
     r'\d\.\d{4}, loss = \d+\.\d{4} \(\d+\.\d s\)$',
     r'^  [a-z]+-(horizontal|vertical) +\d\.\d{4}$',
-    r'^Still [\w\' ]+ \(over 2 s\) \.\.\.$',  # waits.announced, on a slow disk or machine
+    r'^Still .+ \(over 2 s\) \.\.\.$',  # waits.announced, on a slow disk or machine
 )]
 
 
