@@ -361,3 +361,9 @@ def test_per_class_every_eval_logs_the_table_after_each_evaluation(tmp_path, cap
     assert status == 0, log[-3000:]
     assert log.count('Evaluation of model.ckpt-') == 2
     assert log.count(' red-horizontal ') == 2
+
+
+def test_eval_names_the_missing_checkpoint_before_the_missing_data(tmp_path, caplog):
+    status, log = _run_here(caplog, '--mode=eval', '--model_dir=%s' % (tmp_path / 'run'),
+                            '--data_dir=%s' % (tmp_path / 'no_data'))  # no CIFAR-10 either
+    assert status == 1 and 'no complete checkpoint in' in log and 'no CIFAR-10' not in log
