@@ -25,11 +25,18 @@ def is_dead_relu_loss(loss, num_classes):
     return num_classes > 1 and abs(loss - math.log(num_classes)) < TOLERANCE
 
 
-def diagnose(loss, logits, num_classes):
-    """DEAD, NO_SIGNAL or None for a mean `loss` and the numpy `logits` [images, classes]."""
-    if not is_dead_relu_loss(loss, num_classes):
-        return None
-    return NO_SIGNAL if logits.any() else DEAD
+def diagnose(loss, logits, num_classes, without_dropout=False):
+    """DEAD, NO_SIGNAL or None for a mean `loss` and the numpy `logits` [images, classes].
+
+    `without_dropout` (an evaluation's logits) also calls NO_SIGNAL live logits that are the
+    same for every image, at any loss: without dropout's noise, different images giving the
+    very same logits means the model sees no difference between them.
+    """
+    if is_dead_relu_loss(loss, num_classes):
+        return NO_SIGNAL if logits.any() else DEAD
+    if without_dropout and len(logits) > 1 and logits.any() and (logits == logits[:1]).all():
+        return NO_SIGNAL
+    return None
 
 
 def message(kind, num_classes, stopping=True):

@@ -407,3 +407,19 @@ def test_a_reader_that_stops_early_is_no_traceback(in_tmp):
                           % sys.executable, shell=True, cwd=str(in_tmp), capture_output=True,
                           text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.stdout.startswith('2 runs (seeds 1, 2)') and proc.stderr == '', proc.stderr
+
+
+def test_the_diagnosis_of_uniform_predictions():
+    import numpy as np
+    from squeezenet_v1 import dead_relu
+    uniform, learnt = math.log(10), 0.5
+    zeros, equal = np.zeros((4, 10), np.float32), np.ones((4, 10), np.float32)
+    same_rows = np.tile(np.arange(10, dtype=np.float32), (4, 1))
+    varied = np.random.RandomState(0).rand(4, 10).astype(np.float32)
+    assert dead_relu.diagnose(uniform, zeros, 10) == dead_relu.DEAD
+    assert dead_relu.diagnose(uniform, equal, 10) == dead_relu.NO_SIGNAL
+    assert dead_relu.diagnose(learnt, varied, 10) is None
+    # The same logits for every image: no signal in an evaluation, dropout's noise in training.
+    assert dead_relu.diagnose(learnt, same_rows, 10, without_dropout=True) == dead_relu.NO_SIGNAL
+    assert dead_relu.diagnose(learnt, same_rows, 10) is None
+    assert dead_relu.diagnose(learnt, varied, 10, without_dropout=True) is None

@@ -152,7 +152,8 @@ class Evaluator(object):
             'accuracy': float(np.mean(correct)),
             'loss': loss,
             # A dead final ReLU (every logit zero) or live logits equal for every image.
-            'uniform_predictions': dead_relu.diagnose(loss, logits, len(self.source.label_names)),
+            'uniform_predictions': dead_relu.diagnose(loss, logits, len(self.source.label_names),
+                                                      without_dropout=True),
             'num_examples': int(labels.size),
             'per_class_accuracy': {
                 name: float(np.mean(correct[labels == k])) if np.any(labels == k) else None
