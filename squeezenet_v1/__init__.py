@@ -9,6 +9,8 @@ __version__ = '0.1.0'
 # `tensorflow` wheel then logs "failed call to cuInit" at error level at every start, a line
 # a newcomer reads as a failure (tensorflow/tensorflow#37689), and only level 3 hides it. Our
 # commands report every error TensorFlow raises themselves, in one line.
+# tensorflow_logs.load_tensorflow(show_all=True) lowers a level set here, never the user's.
+TF_LOG_LEVEL_IS_OURS = 'TF_CPP_MIN_LOG_LEVEL' not in os.environ
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL',
                       '1' if os.path.exists('/proc/driver/nvidia/version') else '3')
 

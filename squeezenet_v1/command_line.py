@@ -21,13 +21,13 @@ class UsageError(Exception):
 
 
 class Command(object):
-    """A command's name, usage line and flags (define them with flag_values=command.flags)."""
+    """A command's name as typed, usage line and flags (define them with
+    flag_values=command.flags)."""
 
-    def __init__(self, name, module, arguments, description):
-        """Usage: python -m `module` `arguments`; `name` is the command's short name."""
-        self.short_name, self.description = name, description
-        # Messages and usage name the command as it was typed: its console script
-        # (squeezenet-summarize ...) or python -m.
+    def __init__(self, module, arguments, description):
+        """Usage: python -m `module` `arguments`. Messages name the command as it was typed: its
+        console script (squeezenet-summarize ...) or python -m."""
+        self.description = description
         program = os.path.basename(sys.argv[0]) if sys.argv else ''
         self.prog = program if program.startswith('squeezenet-') else 'python -m %s' % module
         self.name = self.prog

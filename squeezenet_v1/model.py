@@ -194,7 +194,7 @@ class SqueezeNetModel(object):
                  'export takes the raw uint8 [batch, %d, %d, 3]), and int32 labels [batch]'
                  % (dim, dim, dim, dim, self.original_dim, self.original_dim))
         inputs, labels = tf.convert_to_tensor(inputs), tf.convert_to_tensor(labels)
-        if not inputs.dtype.is_floating or not inputs.shape.is_compatible_with(
+        if inputs.dtype != tf.float32 or not inputs.shape.is_compatible_with(
                 [None, dim, dim, 3]):
             raise ValueError('%s; its images are %s.' % (takes, _describe(inputs)))
         if labels.dtype != tf.int32 or not labels.shape.is_compatible_with([None]):

@@ -60,7 +60,7 @@ def model_parameter_report(output_size=10, resize_dim=24):
 
 
 COMMAND = command_line.Command(
-    'parameters', 'squeezenet_v1.parameters', '',
+    'squeezenet_v1.parameters', '',
     'Prints the per-layer parameter table of the notebook\'s model for CIFAR-10.')
 
 

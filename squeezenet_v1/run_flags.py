@@ -115,7 +115,8 @@ FLAGS_DECLARED = (
           'seconds.', modes=('continuous_eval',), lower_bound=1),
     _flag(MODE, _BOOL, 'per_class_every_eval', False,
           'With --mode train_and_eval or continuous_eval: log the per-class accuracy table after '
-          'every evaluation (by default each is one line, and the table follows the last).',
+          'every evaluation (by default each is one line, and the table follows the last). '
+          '--mode=eval always logs it.',
           modes=('train_and_eval', 'continuous_eval')),
     _flag(MODE, _STRING, 'checkpoint_path', None,
           'With --mode eval, predict or export: the checkpoint to use, e.g. '

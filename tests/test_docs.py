@@ -64,9 +64,10 @@ def _known_flags():
     known = set(run_flags.FLAG_NAMES) | set(flags.FLAGS) | _OTHER_TOOLS
     for module in _COMMANDS:
         known |= set(importlib.import_module(module).COMMAND.flags)
-    harness = _text(os.path.join(REPO, 'benchmarks', 'benchmark_training.py'))
-    known |= set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", harness))
-    known |= set(re.findall(r"add_argument\(\s*'--([\w-]+)'", harness))
+    for script in glob.glob(os.path.join(REPO, 'benchmarks', '*.py')):
+        harness = _text(script)
+        known |= set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", harness))
+        known |= set(re.findall(r"add_argument\(\s*'--([\w-]+)'", harness))
     return known
 
 

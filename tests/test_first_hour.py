@@ -78,10 +78,28 @@ START_UP = ('WARNING: All log messages before absl::InitializeLog() is called ar
 def test_start_up_lines_are_dropped_and_what_matters_is_kept():
     error = ('E0000 00:00:1796415380.389307    8767 cuda_platform.cc:52] failed call to cuInit\n')
     warning = '/x/y.py:3: UserWarning: something new\n'
+    ours = 'I1204 20:17:32.261039 140450886011776 trainer.py:70] Starting from scratch\n'
     assert tensorflow_logs.kept_lines(START_UP) == ''
     assert tensorflow_logs.kept_lines(START_UP + error + START_UP + warning) == error + warning
-    assert tensorflow_logs.kept_lines('Traceback (most recent call last):\n') == (
+    # An unprefixed line after an INFO line is no continuation of it, and absl's Python lines
+    # (this project's) have the C++ shape with a .py file.
+    assert tensorflow_logs.kept_lines(START_UP + 'Traceback (most recent call last):\n') == (
         'Traceback (most recent call last):\n')
+    assert tensorflow_logs.kept_lines(START_UP + ours) == ours
+
+
+def test_what_tensorflow_writes_while_it_loads_is_filtered_as_it_comes(capfd):
+    with tensorflow_logs.held_stderr():
+        os.write(2, START_UP.encode() + b'F0000 00:00:1.2 7 check.cc:1] Check failed\npartial')
+    assert capfd.readouterr().err == 'F0000 00:00:1.2 7 check.cc:1] Check failed\npartial'
+    try:  # a failed import shows the lines held back too, after what it let through
+        with tensorflow_logs.held_stderr():
+            os.write(2, START_UP.encode() + b'ImportError follows\n')
+            raise ImportError('no')
+    except ImportError:
+        pass
+    err = capfd.readouterr().err
+    assert err.startswith('ImportError follows\n') and 'oneDNN custom operations' in err
 
 
 _LINE = st.text(st.characters(blacklist_categories=['Cs'], blacklist_characters='\r\n\x0b\x0c'
@@ -91,10 +109,11 @@ _LINE = st.text(st.characters(blacklist_categories=['Cs'], blacklist_characters=
 @given(st.lists(_LINE, max_size=8))
 def test_lines_that_are_no_tensorflow_start_up_line_are_all_kept(lines):
     text = ''.join(line + '\n' for line in lines
-                   if not line.startswith('I') and line not in tensorflow_logs._START_UP_LINES)
+                   if not tensorflow_logs._CPP_LINE.match(line)
+                   and not line.startswith(tensorflow_logs._CONTINUATION)
+                   and line not in tensorflow_logs._START_UP_LINES)
     assert tensorflow_logs.kept_lines(text) == text
-    # After a start-up line, too, once a line that is not its continuation comes.
-    assert tensorflow_logs.kept_lines(START_UP + '\n' + text) == '\n' + text
+    assert tensorflow_logs.kept_lines(START_UP + text) == text  # after the start-up lines too
 
 
 def test_the_readme_shows_the_quick_starts_lines_as_they_are_printed():

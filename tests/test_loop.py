@@ -12,6 +12,7 @@ import math
 import os
 import signal
 
+import numpy as np
 import pytest
 
 from squeezenet_v1.training import loop
@@ -25,14 +26,8 @@ SETTINGS = loop.LoopSettings(batch_size=4, max_steps=12, learning_rate=0.001,
 KINDS = {'single process': (None, 1), 'cluster worker': ('worker:1', 3)}
 
 
-class _Logits(object):
-    """A batch's logits as the loop looks at them: alive (not all zero)."""
-
-    def any(self):
-        return True
-
-
-_LOGITS = _Logits()
+# A batch's logits as the loop looks at them: alive and different for each class.
+_LOGITS = np.tile(np.arange(10, dtype=np.float32), (4, 1))
 
 
 class _Clock(object):
@@ -62,9 +57,12 @@ class _Session(object):
 class _ScriptedSteps(object):
     """The loop's `steps`: global_step moves `stride` a run, and each run takes 1 s."""
 
-    def __init__(self, task_name, stride, clock, losses=None):
+    batches_per_step = 1
+
+    def __init__(self, task_name, stride, clock, losses=None, logits=None):
         self.task_name, self.stride, self.clock = task_name, stride, clock
         self.losses = losses or {}
+        self.logits = _LOGITS if logits is None else logits
         self.finished_at = None
 
     def first_step(self, sess, training):
@@ -74,7 +72,7 @@ class _ScriptedSteps(object):
         def run(step, write_summary):
             self.clock.now += 1.0
             after = min(step + self.stride, SETTINGS.max_steps)
-            results = ['train_op', self.losses.get(after, 1.5), 0.5, after, _LOGITS]
+            results = ['train_op', self.losses.get(after, 1.5), 0.5, after, self.logits]
             self.last_step = after
             return results + ['summary'] if write_summary else results
         return run
@@ -112,11 +110,11 @@ class _Files(object):
 
 
 def _drive(monkeypatch, kind, losses=None, on_save=None, after_save=None, clock=None,
-           infinite_from=None):
+           infinite_from=None, logits=None, chief=True):
     clock = clock or _Clock()
     task_name, stride = KINDS[kind]
-    steps = _ScriptedSteps(task_name, stride, clock, losses)
-    files = _Files(clock, steps, on_save)
+    steps = _ScriptedSteps(task_name, stride, clock, losses, logits)
+    files = _Files(clock, steps, on_save) if chief else None
     logged = []
     monkeypatch.setattr(loop.time, 'time', clock.time)
     monkeypatch.setattr(loop, 'log_step', lambda step, progress, loss, accuracy, count,
@@ -202,3 +200,35 @@ def test_weights_gone_non_finite_under_a_finite_loss_stop_at_the_next_log_step(m
         _drive(monkeypatch, kind, infinite_from=1)
     assert 'weights are not finite at step %d' % first_log in str(raised.value)
     assert 'No checkpoint was saved' in str(raised.value)
+
+
+def test_progress_says_the_epoch_and_the_time_left_at_the_pace_so_far(monkeypatch):
+    now = [500.0]
+    monkeypatch.setattr(loop.time, 'monotonic', lambda: now[0])
+    progress = loop.Progress(first_step=100, max_steps=1100, batch_size=32,
+                             examples_per_epoch=3200)
+    now[0] += 60.0  # 100 steps a minute
+    assert progress.seconds_left(200) == pytest.approx(540.0)
+    assert loop.clock(progress.seconds_left(200)) == '9:00'
+    assert progress.epoch(200) == pytest.approx(2.0)
+    assert progress.seconds_left(100) == 0  # no step yet: no pace to go by
+    now[0] -= 3600.0  # a clock set back cannot make the time left negative
+    assert progress.seconds_left(200) == 0
+    assert loop.clock(3723) == '1:02:03' and loop.clock(0) == '0:00'
+    # A synchronous cluster's step averages a batch of each of its workers.
+    synchronous = loop.Progress(0, 100, 32, 3200, batches_per_step=2)
+    assert synchronous.epoch(50) == pytest.approx(1.0)
+
+
+def test_a_dead_run_saves_evaluates_and_stops_and_on_its_last_step_finishes(monkeypatch):
+    dead, zeros = math.log(10), np.zeros((4, 10), np.float32)
+    evaluations = []
+    with pytest.raises(loop.DeadRunError, match='Saved a checkpoint and stopped'):
+        _drive(monkeypatch, 'single process', losses={5: dead}, logits=zeros,
+               after_save=evaluations.append)
+    assert evaluations == ['prefix-5']  # saved at the dead step, and evaluated (train_and_eval)
+    with pytest.raises(loop.DeadRunError, match='the chief saves the checkpoints'):
+        _drive(monkeypatch, 'cluster worker', losses={6: dead}, logits=zeros, chief=False)
+    # Dead on the last step: the run has done what it was asked, and ends as finished.
+    step, _, files, _ = _drive(monkeypatch, 'single process', losses={12: dead}, logits=zeros)
+    assert step == 12 and files.complete[-1] == 'model.ckpt-12'

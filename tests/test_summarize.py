@@ -126,7 +126,7 @@ def test_single_run_has_an_undefined_spread(in_tmp, capsys):
     seeded_runs(in_tmp, names=('runA',))
     status, out, _ = run_main(capsys, 'runA')
     assert status == 0
-    assert out.startswith('1 run (seeds 1): ')
+    assert out.startswith('1 run (seed 1): ')
     assert '300      1         0.9000 ± n/a  0.9000  0.9000     0.3000 ± n/a  0.3000  0.3000' \
         in out.splitlines()
 

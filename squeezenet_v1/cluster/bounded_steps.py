@@ -51,7 +51,7 @@ class AsyncSteps(object):
 
     def __init__(self, replica, sess, training, stop, extra):
         base = list(training.fetches) + [replica.bounded.granted]
-        self._granted = len(training.fetches)  # where `granted` lies in the results
+        self.granted_index = len(training.fetches)  # where `granted` lies in the results
         self._plain = sess.make_callable(base)
         self._with_summary = sess.make_callable(base + extra) if extra else None
         self._replica, self._sess, self._stop = replica, sess, stop
@@ -61,7 +61,7 @@ class AsyncSteps(object):
         refused_at = None
         while True:
             results = (self._with_summary if write_summary else self._plain)()
-            if results[self._granted] or results[3] >= replica.max_steps:
+            if results[self.granted_index] or results[3] >= replica.max_steps:
                 return results
             if self._stop:
                 return None

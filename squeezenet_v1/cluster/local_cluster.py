@@ -34,7 +34,7 @@ _KILL_AFTER_TERM_SECS = 15
 
 
 COMMAND = command_line.Command(
-    'local_cluster', 'squeezenet_v1.cluster.local_cluster',
+    'squeezenet_v1.cluster.local_cluster',
     '[--ps=N] [--workers=N] [--chief] [--grace_secs=S] -- RUN_TRAIN_FLAGS',
     'Runs run_train.py as a cluster of ps tasks and workers on this machine, each with the '
     'run_train.py flags given after --.')

@@ -30,6 +30,8 @@ class Replica(object):
             cluster=tf1.train.ClusterSpec(task.cluster), worker_device=task.device(),
             ps_strategy=BalancedPs(len(task.ps_addresses), num_classes))
         self.sync = SyncReplicas(task) if sync_replicas else None
+        # A synchronous step averages one batch of each worker: an epoch goes that much faster.
+        self.batches_per_step = len(task.worker_names) if sync_replicas else 1
         self.bounded = None
         self.own_steps = 0
 
@@ -94,7 +96,7 @@ class Replica(object):
         return int(sess.run(self.global_step))
 
     def make_run(self, sess, training, stop, summaries):
-        """run(step, write_summary) -> [op, loss, accuracy, global_step after(, summary)]
+        """run(step, write_summary) -> [op, loss, accuracy, global_step after, logits(, summary)]
 
         One step of this worker; None when a stop was requested while it waited.
         """
@@ -107,7 +109,8 @@ class Replica(object):
             with_summary = make(sess, training.fetches + extra, stop) if summaries else None
             run = lambda step, write_summary: (with_summary if write_summary else plain)(step)
         else:
-            run = AsyncSteps(self, sess, training, stop, extra).run
+            async_steps = AsyncSteps(self, sess, training, stop, extra)
+            run = async_steps.run
 
         def counted_run(step, write_summary):
             bool(stop)  # between steps too: a refusal stops every task within a few seconds
@@ -117,7 +120,7 @@ class Replica(object):
                 return results
             # Asynchronous: an update of this worker's only when its ticket was granted, which
             # the loop is not told: it gets the single process's fetches.
-            granted = len(training.fetches)
+            granted = async_steps.granted_index
             self.own_steps += bool(results[granted])
             return results[:granted] + results[granted + 1:]
         return counted_run

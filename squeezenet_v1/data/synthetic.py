@@ -81,7 +81,7 @@ def write_class_folders(folder, count, classes):
 
 
 COMMAND = command_line.Command(
-    'synthetic', 'squeezenet_v1.data.synthetic', 'FOLDER [--count=N] [--class_folders]',
+    'squeezenet_v1.data.synthetic', 'FOLDER [--count=N] [--class_folders]',
     'Writes the first N synthetic test images as PNG files into FOLDER, to try --mode=predict '
     'on; with --class_folders, train/<class>/ and test/<class>/ folders to try '
     '--dataset=folder on.')

@@ -250,8 +250,9 @@ def format_report(report):
     seeds = ', '.join('?' if run['seed'] is None else str(run['seed']) for run in report['runs'])
     setting = ', '.join('%s %s' % (k, v) for k, v in report['setting'].items()
                         if k != '--dataset' or v != report['setting'].get('dataset'))
-    lines = ['%d run%s (seeds %s)%s' % (len(report['runs']), 's' * (len(report['runs']) > 1),
-                                         seeds, setting and ': ' + setting)]
+    plural = 's' * (len(report['runs']) > 1)
+    lines = ['%d run%s (seed%s %s)%s' % (len(report['runs']), plural, plural, seeds,
+                                         setting and ': ' + setting)]
     if report['differences']:
         lines += ['not averaged, the runs differ in more than --seed:']
         lines += ['  ' + line for line in report['differences']]
@@ -278,7 +279,7 @@ def format_report(report):
 
 
 COMMAND = command_line.Command(
-    'summarize', 'squeezenet_v1.evaluation.summarize', 'DIR [DIR ...] [--json=FILE]',
+    'squeezenet_v1.evaluation.summarize', 'DIR [DIR ...] [--json=FILE]',
     'Mean +- std (n-1), min and max of accuracy and loss over runs that differ only in --seed, '
     'at each global_step all were evaluated at. Each DIR is a model_dir holding %s, or that '
     'file. Exits 0 when summarized, 1 when the runs differ in more, 2 on a usage or input '

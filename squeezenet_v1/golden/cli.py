@@ -18,7 +18,7 @@ from squeezenet_v1.golden import known_differences
 from squeezenet_v1.golden import EXIT_ERROR, EXIT_HOLDS, REPORT_FORMAT
 
 COMMAND = command_line.Command(
-    'golden', 'squeezenet_v1.golden', 'record DIR | check DIR [--exact] [--json=FILE]',
+    'squeezenet_v1.golden', 'record DIR | check DIR [--exact] [--json=FILE]',
     'Record, or check against, a golden record of the SqueezeNet graphs and numbers on the '
     'running TensorFlow. record writes one into DIR (absent, empty, or a golden record); check '
     'compares the running TensorFlow with DIR and exits 0 when all holds, 1 on drift, 2 on a '

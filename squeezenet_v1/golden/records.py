@@ -34,7 +34,7 @@ from squeezenet_v1.files import temporaries
 from squeezenet_v1.golden import capture as golden_capture
 from squeezenet_v1.golden import compare as golden_compare
 from squeezenet_v1.golden import known_differences
-from squeezenet_v1.golden import EXIT_DRIFT, EXIT_ERROR, EXIT_HOLDS, REPORT_FORMAT  # noqa: F401
+from squeezenet_v1.golden import EXIT_DRIFT, EXIT_HOLDS, REPORT_FORMAT
 
 FORMAT = 'squeezenet_v1-golden/1'
 RECORD_FILE = 'golden.json'

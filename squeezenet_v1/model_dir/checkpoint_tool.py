@@ -24,7 +24,7 @@ from squeezenet_v1.errors import UserError, first_line
 EXIT_LOADS, EXIT_DOES_NOT_LOAD = 0, 1
 
 COMMAND = command_line.Command(
-    'checkpoint', 'squeezenet_v1.model_dir.checkpoint_tool',
+    'squeezenet_v1.model_dir.checkpoint_tool',
     'inspect CKPT | convert CKPT OUT_DIR [--map=OLD:NEW ...] [--moving_averages]',
     'Inspect a TF1 checkpoint against the SqueezeNet model, or convert it into the model\'s own '
     'names (a scope mapped, the moving averages taken) in a new folder. inspect exits 0 when the '

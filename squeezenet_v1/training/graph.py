@@ -21,8 +21,8 @@ TrainingGraph = collections.namedtuple(
     'TrainingGraph', ['graph', 'model', 'fetches', 'summary_op', 'weights_finite', 'saver',
                       'variables', 'init_op', 'report', 'first_step', 'input_initializer',
                       'examples_per_epoch'])
-TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after it,
-logits] (the logits tell a dead final ReLU from a model that sees nothing: dead_relu.py).
+TrainingGraph.__doc__ = """`fetches`, run every step: [train_op, loss, accuracy, global_step after
+it, logits] (the logits tell a dead final ReLU from a model that sees nothing: dead_relu.py).
 
 A seeded graph's input must be started with `loop.start_input(sess, training)` once global_step
 is restored; an unseeded one reads a one-shot iterator (`first_step`, `input_initializer`: None).

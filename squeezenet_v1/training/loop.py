@@ -35,7 +35,9 @@ tf1 = tf.compat.v1
 
 LoopSettings = collections.namedtuple('LoopSettings', run_flags.LOOP_SETTINGS)
 LoopSettings.__doc__ = 'The flags the loop runs by (run_flags.py says what each means).'
-LoopSettings.__new__.__defaults__ = (False,)  # keep_training_when_dead
+# keep_training_when_dead, the last loop flag declared, may be left out: callers written before
+# it (benchmarks, tests) keep working.
+LoopSettings.__new__.__defaults__ = (False,)
 
 
 StepResults = collections.namedtuple(
@@ -64,12 +66,14 @@ class LocalSteps(object):
     """How a single process runs its steps: one `Session.run` of the fetches each."""
 
     task_name = None
+    batches_per_step = 1
 
     def first_step(self, sess, training):
         return int(sess.run(training.model.global_step))
 
     def make_run(self, sess, training, stop, summaries):
-        """run(step, write_summary) -> [train_op, loss, accuracy, global_step after(, summary)]."""
+        """run(step, write_summary) -> [train_op, loss, accuracy, global_step after, logits(,
+        summary)]."""
         del stop  # one process never waits for another: the loop checks it between steps
         # Callables skip sess.run's per-call fetch parsing: less Python on every step.
         plain = sess.make_callable(training.fetches)
@@ -152,17 +156,21 @@ class Progress(object):
     again) over the steps still to go.
     """
 
-    def __init__(self, first_step, max_steps, batch_size, examples_per_epoch):
+    def __init__(self, first_step, max_steps, batch_size, examples_per_epoch, batches_per_step=1):
+        """`batches_per_step`: a synchronous cluster's step averages one batch of each worker."""
         self.first_step, self.max_steps = first_step, max_steps
         self.batch_size, self.examples_per_epoch = batch_size, examples_per_epoch
-        self.started = time.time()
+        self.images_per_step = batch_size * batches_per_step
+        self.started = time.monotonic()  # a wall clock set back would make the time left < 0
 
     def epoch(self, step):
-        return step * self.batch_size / self.examples_per_epoch
+        return step * self.images_per_step / self.examples_per_epoch
 
     def seconds_left(self, step):
         done = step - self.first_step
-        return (time.time() - self.started) / done * (self.max_steps - step) if done > 0 else 0
+        if done <= 0:
+            return 0
+        return max(0, time.monotonic() - self.started) / done * max(0, self.max_steps - step)
 
 
 def clock(seconds):
@@ -218,7 +226,8 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
     task_name, max_steps = stepper.task_name, settings.max_steps
     prefix = _prefix(task_name)
     logged = saved = summarized = step
-    progress = Progress(step, max_steps, settings.batch_size, training.examples_per_epoch)
+    progress = Progress(step, max_steps, settings.batch_size, training.examples_per_epoch,
+                        stepper.batches_per_step)
     diagnosed = set()  # each diagnosis of uniform predictions is said once
     with stop_requests(task_name, saves=chief_files is not None) as stop:
         run = stepper.make_run(sess, training, stop, summaries=chief_files is not None)
@@ -246,17 +255,9 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
             if _crossed(step, logged, settings.log_every_n_steps) or step >= max_steps:
                 log_step(step, progress, loss_value, accuracy_value, interval_steps,
                          time.time() - interval_start, task_name)
-                diagnosis = dead_relu.diagnose(loss_value, results.logits,
-                                               training.model.output_size)
-                if diagnosis == dead_relu.DEAD and not settings.keep_training_when_dead:
-                    if chief_files and saved != step:
-                        _, saved = chief_files.save()
-                    raise DeadRunError('%sat step %d %s' % (prefix, step, dead_relu.message(
-                        diagnosis, training.model.output_size)))
-                if diagnosis and diagnosis not in diagnosed:
-                    diagnosed.add(diagnosis)
-                    logging.warning('%sat step %d %s', prefix, step, dead_relu.message(
-                        diagnosis, training.model.output_size, stopping=False))
+                saved = _answer_uniform_predictions(results, step, settings, training,
+                                                    chief_files, after_save, saved, diagnosed,
+                                                    prefix)
                 # A finite loss can hide weights gone to Inf: found here, not only at a save.
                 if not sess.run(training.weights_finite):
                     raise NonFiniteLossError(
@@ -281,6 +282,33 @@ def _run_steps(sess, training, settings, stepper, chief_files, after_save, step)
             logging.info('%s%s arrived after the final step was saved: the run is finished.',
                          prefix, signal.Signals(stop[0]).name)
     return step
+
+
+def _answer_uniform_predictions(results, step, settings, training, chief_files, after_save,
+                                saved, diagnosed, prefix):
+    """Stops a dead run (DeadRunError) once its checkpoint is saved and evaluated; warns once
+    of live but equal logits, or of a dead run that trains on. Returns the step saved."""
+    num_classes = training.model.output_size
+    diagnosis = dead_relu.diagnose(results.loss, results.logits, num_classes)
+    if diagnosis == dead_relu.DEAD and not settings.keep_training_when_dead \
+            and step < settings.max_steps:
+        if chief_files is None:
+            outcome = dead_relu.STOPPED_FOR_THE_CHIEF
+        else:
+            outcome = dead_relu.STOPPED
+            if saved != step:
+                path, saved = chief_files.save()
+                if after_save:  # train_and_eval: its evaluation records the run as dead
+                    after_save(path)
+        raise DeadRunError('%sat step %d %s' % (prefix, step, dead_relu.message(
+            diagnosis, num_classes, outcome)))
+    if diagnosis and diagnosis not in diagnosed:
+        diagnosed.add(diagnosis)
+        outcome = dead_relu.TRAINING_ON if settings.keep_training_when_dead else \
+            dead_relu.LAST_STEP
+        logging.warning('%sat step %d %s', prefix, step, dead_relu.message(
+            diagnosis, num_classes, outcome))
+    return saved
 
 
 def _last_finite_checkpoint(chief_files):
