@@ -150,7 +150,7 @@ def stop_requests(task_name=None, saves=True):
 
 
 class Progress(object):
-    """The log line's target, epoch and time left, from global_step and the wall clock.
+    """The log line's target, epoch and time left, from global_step and a monotonic clock.
 
     The time left is the run's pace so far (saves and evaluations included, as they will be
     again) over the steps still to go.
