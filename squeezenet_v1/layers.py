@@ -70,7 +70,12 @@ def flatten(inputs, name=None):
     """Flattens all but the batch dimension, as TF1's layers API did."""
     with tf1.name_scope(name, 'flatten'):
         batch = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]
-        return tf.reshape(inputs, [batch, -1], name='Reshape')
+        flat = tf.reshape(inputs, [batch, -1], name='Reshape')
+        # As Keras' Flatten did under tf.layers: the static shape said, no op added, so the
+        # logits are [?, classes] as the notebook's were.
+        if inputs.shape[1:].is_fully_defined():
+            flat.set_shape([inputs.shape[0], inputs.shape[1:].num_elements()])
+        return flat
 
 
 def dropout(inputs, rate=0.5, training=False, seed=None, name=None, stateless_seed=None):

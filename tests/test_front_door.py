@@ -524,3 +524,17 @@ def test_download_deadline_holds_when_the_server_never_answers(tmp_path, monkeyp
     finally:
         listener.close()
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_synthetic_class_folders_hold_count_images_of_each_split(tmp_path, capsys):
+    folder = tmp_path / 'images'
+    assert synthetic.main([str(folder), '--count=40', '--class_folders', '--classes=4']) == 0
+    assert capsys.readouterr().out.startswith('80 images in ')
+    for split in ('train', 'test'):
+        classes = sorted(os.listdir(str(folder / split)))
+        assert classes == sorted(synthetic.LABEL_NAMES[:4])
+        assert sum(len(os.listdir(str(folder / split / c))) for c in classes) == 40
+    # --classes alone would be ignored: it is refused instead.
+    assert synthetic.main([str(tmp_path / 'other'), '--classes=2']) == 2
+    assert '--classes goes with --class_folders' in capsys.readouterr().err
+    assert not (tmp_path / 'other').exists()

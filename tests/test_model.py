@@ -69,6 +69,15 @@ def test_run_model_setup_sets_the_notebooks_attributes():
         assert model.global_step.op.name == 'global_step'
 
 
+def test_an_unknown_batch_keeps_the_class_dimension_as_tf_layers_did():
+    with tf.Graph().as_default():
+        model = SqueezeNetModel(32, 24, 10)
+        model.run_model_setup(tf1.placeholder(tf.float32, [None, 24, 24, 3]),
+                              tf1.placeholder(tf.int32, [None]), is_training=False)
+        assert model.logits.shape.as_list() == [None, 10]
+        assert model.probs.shape.as_list() == [None, 10]
+
+
 def test_eval_graph_has_no_optimizer_and_no_dropout():
     with tf.Graph().as_default() as graph:
         model = SqueezeNetModel(32, 24, 10)

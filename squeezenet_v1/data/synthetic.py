@@ -46,9 +46,16 @@ def make_split(split):
     return images, labels.astype(np.uint8)
 
 
+def _tensorflow():
+    """TensorFlow, for its PNG encoder; loaded only when images are written, its start-up lines
+    filtered as every command's are."""
+    from squeezenet_v1 import tensorflow_logs
+    return tensorflow_logs.load_tensorflow()
+
+
 def write_png_files(folder, count):
     """Writes the first `count` test images as PNG files named <index>_<label>.png."""
-    import tensorflow as tf  # only this helper needs it
+    tf = _tensorflow()
     os.makedirs(folder, exist_ok=True)
     images, labels = make_split('test')
     paths = []
@@ -62,15 +69,14 @@ def write_png_files(folder, count):
 
 
 def write_class_folders(folder, count, classes):
-    """FOLDER/train/<class>/ and FOLDER/test/<class>/ of the first `classes` classes, from the
-    first `count` images of each split: a data set for --dataset=folder."""
-    import tensorflow as tf
+    """FOLDER/train/<class>/ and FOLDER/test/<class>/: the first `count` images of each split
+    (all it has, if fewer) among the first `classes` classes, a data set for --dataset=folder."""
+    tf = _tensorflow()
     paths = []
     for split in ('train', 'test'):
         images, labels = make_split(split)
-        for i in range(min(count, len(labels))):
-            if labels[i] >= classes:
-                continue
+        chosen = [i for i in range(len(labels)) if labels[i] < classes][:count]
+        for i in chosen:
             name = LABEL_NAMES[labels[i]]
             os.makedirs(os.path.join(folder, split, name), exist_ok=True)
             image = images[i].reshape(3, IMAGE_SIZE, IMAGE_SIZE).transpose(1, 2, 0)
@@ -81,7 +87,7 @@ def write_class_folders(folder, count, classes):
 
 
 COMMAND = command_line.Command(
-    'squeezenet_v1.data.synthetic', 'FOLDER [--count=N] [--class_folders]',
+    'squeezenet_v1.data.synthetic', 'FOLDER [--count=N] [--class_folders [--classes=N]]',
     'Writes the first N synthetic test images as PNG files into FOLDER, to try --mode=predict '
     'on; with --class_folders, train/<class>/ and test/<class>/ folders to try '
     '--dataset=folder on.')
@@ -103,6 +109,9 @@ def main(args=None):
         return COMMAND.usage_error(e)
     if positionals is None:
         return 0
+    if COMMAND.flags['classes'].present and not COMMAND.flags.class_folders:
+        return COMMAND.usage_error('--classes goes with --class_folders (the PNG files for '
+                                   'predict are of every class)')
     folder = positionals[0]
     try:
         if COMMAND.flags.class_folders:
