@@ -213,7 +213,7 @@ def _export(run, on_start):
 
 def _download(run, on_start):
     """Fetches (or finds) the data set, checks both splits and says what they hold; it writes
-    nothing but the data (no model_dir, no runs.jsonl line)."""
+    the data and the records cache only (no model_dir, no runs.jsonl line)."""
     values = run.flags
     sources = [datasets.prepare_split(
         run.dataset, split, values.data_dir, datasets.records_cache_dir(), download=True,
