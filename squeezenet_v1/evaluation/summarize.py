@@ -272,7 +272,8 @@ def format_report(report):
             for name, value in per_class['mean'].items()])]
     lines += ['', 'each run at its last evaluation:'] + _table([
         ['run', 'seed', 'step', 'accuracy', 'loss', '']] + [
-        [run['run'], '?' if run['seed'] is None else str(run['seed']), str(run['final_step']), '%.4f' % run['final_accuracy'],
+        [run['run'], '?' if run['seed'] is None else str(run['seed']), str(run['final_step']),
+         '%.4f' % run['final_accuracy'],
          '%.4f' % run['final_loss'], dead_relu.LABELS.get(run['uniform_predictions'], '')]
         for run in report['runs']])
     return lines + [''] * bool(report['notes']) + ['note: ' + note for note in report['notes']]
