@@ -39,8 +39,10 @@ def answer_help(argv):
     generated launcher (so it listed none), and exits 1; --helpfull adds absl's flags.
     """
     own = argv[1:argv.index('--')] if '--' in argv else argv[1:]
-    full = '--helpfull' in own
-    if not full and not any(arg in HELP_FLAGS for arg in own):
+    asked = {arg.split('=', 1)[0] for arg in own
+             if arg.split('=', 1)[1:] not in (['false'], ['0'])}  # --help=1 asks, =false not
+    full = '--helpfull' in asked
+    if not full and not asked & set(HELP_FLAGS):
         return
     program = os.path.basename(argv[0]) if argv else ''
     typed = program if program.startswith('squeezenet-') else 'python run_train.py'
@@ -58,8 +60,13 @@ def main(argv):
     # TensorFlow is imported after flags are checked, so a bad flag answers at once.
     logging.info('Loading TensorFlow for --mode=%s.', FLAGS.mode)
     try:
-        # Its start-up lines and notes are left out; --verbosity=1 shows them all.
-        tensorflow_logs.load_tensorflow(show_all=FLAGS.verbosity >= 1)
+        try:
+            # Its start-up lines and notes are left out; --verbosity=1 shows them all.
+            tensorflow_logs.load_tensorflow(show_all=FLAGS.verbosity >= 1)
+        except ImportError as e:  # a broken or missing install: one line, not a traceback
+            logging.error('TensorFlow cannot be loaded (%s): `pip install -e .` installs it; '
+                          'nothing was written.', e)
+            sys.exit(1)
         from squeezenet_v1 import runner
         interrupts.answer_dropped()
     except interrupts.Interrupted as e:

@@ -1,7 +1,7 @@
 """The two ways a run's predictions go uniform, told apart by what the logits hold.
 
-The notebook applies ReLU to final_conv, whose outputs are the logits. A run's batch loss of
-exactly ln(classes) means every image's logits are equal across the classes, and then either:
+The notebook applies ReLU to final_conv, whose outputs are the logits. When a batch's loss is
+ln(classes) and every image's logits are equal across the classes, either:
 - DEAD: every final_conv output is zero. The ReLU has died: no gradient reaches any weight,
   ever, so the run never learns. Training saves and stops (unless --keep_training_when_dead).
 - NO_SIGNAL: the logits are alive (not zero) but equal: the model gives every image the same

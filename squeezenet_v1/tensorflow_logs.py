@@ -128,10 +128,13 @@ def _forward(read_end, destination, held_back):
 
 
 def _pass_on(lines, line, destination, held_back):
-    if lines.keep(line.decode('utf-8', 'replace')):
-        os.write(destination, line)
-    else:
+    if not lines.keep(line.decode('utf-8', 'replace')):
         held_back.append(line)
+        return
+    try:
+        os.write(destination, line)
+    except OSError:  # stderr's reader has gone (`2>&1 | head -1`): the pipe is still drained
+        pass
 
 
 class _StartUpLines(object):

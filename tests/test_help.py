@@ -98,3 +98,25 @@ def test_help_after_double_dash_is_an_argument_not_a_request(no_tensorflow):
     proc = subprocess.run([sys.executable, 'run_train.py', '--', '--help'], cwd=REPO,
                           env=no_tensorflow, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'Unexpected arguments: --help' in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize('arg, helps', [('--help=1', True), ('-h', True), ('--helpfull=true', True),
+                                        ('--help=false', False), ('--helpfull=0', False)])
+def test_help_given_a_value_is_answered_as_absl_reads_it(arg, helps, no_tensorflow, tmp_path):
+    # --mode=download of the synthetic set touches no model_dir: a run that is not help is quick
+    # to tell (here it fails at once, TensorFlow being unimportable).
+    proc = subprocess.run([sys.executable, 'run_train.py', arg, '--mode=download',
+                           '--dataset=synthetic', '--model_dir=%s' % (tmp_path / 'm')],
+                          cwd=REPO, env=no_tensorflow, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith('usage: python run_train.py ') == helps, proc.stdout[:200]
+    assert (proc.returncode == 0) == helps
+    assert not (tmp_path / 'm').exists()
+
+
+def test_a_missing_tensorflow_is_one_line_after_the_flags_are_checked(no_tensorflow, tmp_path):
+    proc = subprocess.run([sys.executable, 'run_train.py', '--mode=download', '--dataset=synthetic',
+                           '--model_dir=%s' % (tmp_path / 'm')], cwd=REPO, env=no_tensorflow,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert 'TensorFlow cannot be loaded (TensorFlow was imported, and this test forbids it): ' \
+           '`pip install -e .` installs it' in proc.stderr
